@@ -1,0 +1,424 @@
+"""Safe phase engine for one SUMO traffic signal (pure logic, no SUMO import).
+
+Controllers ask for a *green* (an index into :attr:`PhaseEngine.greens`); the
+engine decides what the signal actually shows, step by step:
+
+* a switch to a conflicting green always goes through yellow (and an optional
+  all-red clearance);
+* a green is held for at least ``min_green`` before a requested switch;
+* a green held for ``max_green`` is ended even without a request (when the
+  programme has two or more greens).
+
+Time model: :meth:`PhaseEngine.reset` returns the state to show for the first
+step; each :meth:`PhaseEngine.tick` means "one ``step_length`` has elapsed with
+the current state shown" and returns the state to show for the next step when
+it differs (``None`` otherwise).  A typical loop is::
+
+    traci.trafficlight.setRedYellowGreenState(tls, engine.reset())
+    while running:
+        engine.request(controller.act(obs))
+        traci.simulationStep()
+        if (new_state := engine.tick()) is not None:
+            traci.trafficlight.setRedYellowGreenState(tls, new_state)
+
+State characters follow SUMO: ``G``/``g`` green, ``y``/``Y`` yellow, ``r`` red,
+``s`` stop-then-go, ``u`` red-yellow, ``o``/``O`` off.  A *green phase* has at
+least one ``G``/``g`` and no ``y``/``Y``/``u``; every other phase (yellows,
+red-yellows, all-reds) is a transition phase.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import operator
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+__all__ = [
+    "GREEN_CHARS",
+    "YELLOW_CHARS",
+    "PhaseEngine",
+    "SignalTiming",
+    "TransitionOrigin",
+    "green_phase_indices",
+    "is_green_phase",
+]
+
+GREEN_CHARS = frozenset("Gg")
+YELLOW_CHARS = frozenset("yY")
+_TRANSITION_CHARS = frozenset("yYu")
+_VALID_CHARS = frozenset("GgyYrsuoO")
+# Tolerance when converting seconds to whole steps, so that e.g. 3.0 / 0.1
+# (= 30.000000000000004) is 30 steps and not 31.
+_EPS = 1e-9
+
+TransitionOrigin = Literal["none", "direct", "programme", "derived"]
+
+
+def _ceil_steps(seconds: float, step_length: float) -> int:
+    """Number of whole steps covering ``seconds`` (rounded up, never negative)."""
+    return max(0, math.ceil(seconds / step_length - _EPS))
+
+
+@dataclass(frozen=True)
+class SignalTiming:
+    """Safety timings applied by :class:`PhaseEngine` (all in seconds).
+
+    Attributes:
+        yellow: yellow time used when the engine derives a transition itself
+            (programme transitions keep the programme's yellow durations).
+        all_red: clearance after a derived yellow, during which the links that
+            just lost green are red and no new green is shown; 0 disables it.
+        min_green: minimum time a green is shown before a requested switch.
+        max_green: time after which a green is ended without a request
+            (``math.inf`` disables it).
+    """
+
+    yellow: float = 3.0
+    all_red: float = 0.0
+    min_green: float = 5.0
+    max_green: float = 60.0
+
+    def __post_init__(self) -> None:
+        for name in ("yellow", "all_red", "min_green", "max_green"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise ValueError(f"SignalTiming.{name} must be a number, got {value!r}")
+            if math.isnan(value) or value < 0:
+                raise ValueError(f"SignalTiming.{name} must be non-negative, got {value!r}")
+            if name != "max_green" and math.isinf(value):
+                raise ValueError(f"SignalTiming.{name} must be finite, got {value!r}")
+        if self.yellow <= 0:
+            raise ValueError(f"SignalTiming.yellow must be > 0, got {self.yellow!r}")
+        if self.max_green <= 0:
+            raise ValueError(f"SignalTiming.max_green must be > 0, got {self.max_green!r}")
+        if self.min_green > self.max_green:
+            raise ValueError(
+                f"SignalTiming.min_green ({self.min_green!r}) must be <= "
+                f"max_green ({self.max_green!r})"
+            )
+
+
+def is_green_phase(state: str) -> bool:
+    """True if ``state`` has a ``G``/``g`` link and no ``y``/``Y``/``u`` link."""
+    return any(c in GREEN_CHARS for c in state) and not any(c in _TRANSITION_CHARS for c in state)
+
+
+def green_phase_indices(states: Sequence[str]) -> tuple[int, ...]:
+    """Indices of the programme's green phases, skipping repeated green states.
+
+    When the same green state appears several times, only its first occurrence
+    is kept, so the result maps one-to-one onto :attr:`PhaseEngine.greens`.
+    """
+    seen: set[str] = set()
+    indices: list[int] = []
+    for i, state in enumerate(states):
+        if state not in seen and is_green_phase(state):
+            seen.add(state)
+            indices.append(i)
+    return tuple(indices)
+
+
+def _is_safe_path(path: Sequence[str]) -> bool:
+    """True if no link goes from green straight to a non-yellow, non-green char."""
+    for prev, cur in itertools.pairwise(path):
+        for a, b in zip(prev, cur, strict=True):
+            if a in GREEN_CHARS and b not in GREEN_CHARS and b not in YELLOW_CHARS:
+                return False
+    return True
+
+
+def _merge(segments: list[tuple[str, int]]) -> tuple[tuple[str, int], ...]:
+    """Drop zero-length segments and fuse consecutive identical states."""
+    merged: list[tuple[str, int]] = []
+    for state, steps in segments:
+        if steps <= 0:
+            continue
+        if merged and merged[-1][0] == state:
+            merged[-1] = (state, merged[-1][1] + steps)
+        else:
+            merged.append((state, steps))
+    return tuple(merged)
+
+
+class PhaseEngine:
+    """One signal's safe phase state machine.
+
+    Args:
+        states: the programme's phase states (SUMO ``state`` strings).
+        durations: the programme's phase durations in seconds (used for the
+            yellow / all-red phases of programme transitions).
+        timing: safety timings.
+        step_length: seconds advanced by one :meth:`tick`.
+
+    Actions are indices into :attr:`greens` (the distinct green states in order
+    of first appearance in the programme).  All durations are rounded up to
+    whole steps.
+
+    Raises:
+        ValueError: on an empty or malformed programme, or one with no green.
+    """
+
+    def __init__(
+        self,
+        states: Sequence[str],
+        durations: Sequence[float],
+        timing: SignalTiming,
+        step_length: float = 1.0,
+    ) -> None:
+        states = tuple(states)
+        durations = tuple(float(d) for d in durations)
+        if not states:
+            raise ValueError("signal programme has no phases")
+        if len(durations) != len(states):
+            raise ValueError(f"got {len(states)} phase states but {len(durations)} durations")
+        n_links = len(states[0])
+        for i, s in enumerate(states):
+            if len(s) != n_links:
+                raise ValueError(f"phase {i} state {s!r} has {len(s)} links, phase 0 has {n_links}")
+            bad = set(s) - _VALID_CHARS
+            if bad:
+                raise ValueError(f"phase {i} state {s!r} has invalid chars {sorted(bad)}")
+        for i, d in enumerate(durations):
+            if not math.isfinite(d) or d < 0:
+                raise ValueError(f"phase {i} duration must be finite and >= 0, got {d!r}")
+        if not (math.isfinite(step_length) and step_length > 0):
+            raise ValueError(f"step_length must be a positive number, got {step_length!r}")
+        green_idx = green_phase_indices(states)
+        if not green_idx:
+            raise ValueError(
+                "signal programme has no green phase (a phase with a 'G'/'g' link "
+                f"and no 'y'/'Y'/'u' link): {list(states)}"
+            )
+
+        self.programme_states: tuple[str, ...] = states
+        self.programme_durations: tuple[float, ...] = durations
+        self.timing = timing
+        self.step_length = float(step_length)
+        self.greens: tuple[str, ...] = tuple(states[i] for i in green_idx)
+        self.num_greens: int = len(self.greens)
+        self._min_steps = _ceil_steps(timing.min_green, self.step_length)
+        # A green is always shown for at least one step.
+        self._max_steps: float = (
+            math.inf
+            if math.isinf(timing.max_green)
+            else max(1, _ceil_steps(timing.max_green, self.step_length))
+        )
+
+        # Precompute every src -> dst plan so tick() only indexes tuples.
+        n = self.num_greens
+        self._plans: list[list[tuple[tuple[str, int], ...]]] = [[()] * n for _ in range(n)]
+        self._origins: list[list[TransitionOrigin]] = [["none"] * n for _ in range(n)]
+        for src in range(n):
+            for dst in range(n):
+                if src != dst:
+                    plan, origin = self._build_transition(src, dst)
+                    self._plans[src][dst] = plan
+                    self._origins[src][dst] = origin
+
+        # Mutable run state (set by reset).
+        self._green = 0  # green shown, or the target while in transition
+        self._green_steps = 0  # steps the current green has been shown
+        self._pending: int | None = None  # latched request (never == _green)
+        self._plan: tuple[tuple[str, int], ...] = ()
+        self._seg = -1  # index into _plan; -1 means a green is shown
+        self._seg_left = 0  # steps left in the current transition segment
+        self._state = self.greens[0]
+        self.reset(0)
+
+    # ------------------------------------------------------------------ setup
+
+    def _build_transition(
+        self, src: int, dst: int
+    ) -> tuple[tuple[tuple[str, int], ...], TransitionOrigin]:
+        """Plan for green ``src`` -> green ``dst`` as ((state, steps), ...)."""
+        plan = self._programme_transition(src, dst)
+        if plan is not None:
+            return plan, "programme"
+        return self._derived_transition(src, dst)
+
+    def _programme_transition(self, src: int, dst: int) -> tuple[tuple[str, int], ...] | None:
+        """The programme's own src -> (non-green phases) -> dst path, if safe."""
+        states, durations, step = self.programme_states, self.programme_durations, self.step_length
+        src_state, dst_state = self.greens[src], self.greens[dst]
+        n = len(states)
+        for i, s in enumerate(states):
+            if s != src_state:
+                continue
+            segments: list[tuple[str, int]] = []
+            for k in range(1, n):
+                j = (i + k) % n
+                phase = states[j]
+                if is_green_phase(phase):
+                    # Use it only if it leads straight into dst through >= 1
+                    # transition phase; a green -> green hop is derived instead.
+                    if phase == dst_state and segments:
+                        plan = _merge(segments)
+                        if plan and _is_safe_path([src_state, *(p for p, _ in plan), dst_state]):
+                            return plan
+                    break
+                steps = _ceil_steps(durations[j], step)
+                if any(c in YELLOW_CHARS for c in phase):
+                    steps = max(1, steps)  # never skip a programme yellow
+                segments.append((phase, steps))
+        return None
+
+    def _derived_transition(
+        self, src: int, dst: int
+    ) -> tuple[tuple[tuple[str, int], ...], TransitionOrigin]:
+        """Per-link yellow (+ optional all-red) from green ``src`` to green ``dst``."""
+        a, b = self.greens[src], self.greens[dst]
+        losing = [ca in GREEN_CHARS and cb not in GREEN_CHARS for ca, cb in zip(a, b, strict=True)]
+        if not any(losing):
+            return (), "direct"  # dst only adds greens: nothing to clear
+        # Links green in both keep their src char; links not green in src keep
+        # theirs (normally 'r'); only the losing links change.
+        yellow = "".join("y" if lose else c for lose, c in zip(losing, a, strict=True))
+        segments = [(yellow, max(1, _ceil_steps(self.timing.yellow, self.step_length)))]
+        if self.timing.all_red > 0:
+            clear = "".join("r" if lose else c for lose, c in zip(losing, a, strict=True))
+            segments.append((clear, max(1, _ceil_steps(self.timing.all_red, self.step_length))))
+        return _merge(segments), "derived"
+
+    def _check_green(self, green: int) -> int:
+        try:
+            g = operator.index(green)
+        except TypeError:
+            raise ValueError(f"green index must be an integer, got {green!r}") from None
+        if not 0 <= g < self.num_greens:
+            raise ValueError(f"green index {g} out of range [0, {self.num_greens})")
+        return g
+
+    # -------------------------------------------------------------- public API
+
+    def transition(self, src: int, dst: int) -> tuple[tuple[str, float], ...]:
+        """Intermediate ``(state, seconds)`` shown between green ``src`` and ``dst``.
+
+        Empty when ``src == dst`` or when ``dst`` only adds green links (direct
+        switch).  Seconds are whole multiples of ``step_length``.
+        """
+        s, d = self._check_green(src), self._check_green(dst)
+        return tuple((state, steps * self.step_length) for state, steps in self._plans[s][d])
+
+    def transition_origin(self, src: int, dst: int) -> TransitionOrigin:
+        """How the src -> dst transition was built.
+
+        ``"programme"`` (the programme's own phases), ``"derived"`` (yellow and
+        optional all-red built from the link states), ``"direct"`` (no link
+        loses green, no intermediate phase) or ``"none"`` (``src == dst``).
+        """
+        s, d = self._check_green(src), self._check_green(dst)
+        return self._origins[s][d]
+
+    def reset(self, green: int = 0) -> str:
+        """Show green ``green`` from now on (no transition) and clear requests."""
+        g = self._check_green(green)
+        self._green = g
+        self._green_steps = 0
+        self._pending = None
+        self._plan = ()
+        self._seg = -1
+        self._seg_left = 0
+        self._state = self.greens[g]
+        return self._state
+
+    def request(self, green: int) -> None:
+        """Ask for green ``green``; latched until served or replaced.
+
+        Requesting the green currently shown (or being moved to) cancels a
+        pending switch.  A request never interrupts a running transition.
+        """
+        g = self._check_green(green)
+        self._pending = None if g == self._green else g
+
+    def tick(self) -> str | None:
+        """Advance one step; return the new state if it changed, else ``None``."""
+        if self._seg < 0:
+            # A green is shown.
+            self._green_steps += 1
+            pending = self._pending
+            if pending is not None and self._green_steps >= self._min_steps:
+                return self._start(pending)
+            if self._green_steps >= self._max_steps and self.num_greens > 1:
+                return self._start((self._green + 1) % self.num_greens)
+            return None
+        # In a transition.
+        self._seg_left -= 1
+        if self._seg_left > 0:
+            return None
+        self._seg += 1
+        plan = self._plan
+        if self._seg < len(plan):
+            self._state, self._seg_left = plan[self._seg]
+            return self._state
+        # Transition done: the target green starts being shown now.
+        self._seg = -1
+        self._green_steps = 0
+        new = self.greens[self._green]
+        if new == self._state:
+            return None
+        self._state = new
+        return new
+
+    def _start(self, dst: int) -> str | None:
+        """Leave the current green for ``dst`` (called from tick)."""
+        plan = self._plans[self._green][dst]
+        self._green = dst
+        self._pending = None
+        self._green_steps = 0
+        if plan:
+            self._plan = plan
+            self._seg = 0
+            self._state, self._seg_left = plan[0]
+        else:
+            self._state = self.greens[dst]
+        return self._state
+
+    # ------------------------------------------------------------- properties
+
+    @property
+    def state(self) -> str:
+        """The state string currently shown."""
+        return self._state
+
+    @property
+    def current_green(self) -> int:
+        """Index of the green shown, or of the green being moved to."""
+        return self._green
+
+    @property
+    def pending(self) -> int | None:
+        """The latched, not yet served request (``None`` if none)."""
+        return self._pending
+
+    @property
+    def in_transition(self) -> bool:
+        """True while yellow / clearance phases are shown."""
+        return self._seg >= 0
+
+    @property
+    def time_in_green(self) -> float:
+        """Seconds the current green has been shown (0 during a transition)."""
+        return self._green_steps * self.step_length
+
+    @property
+    def can_switch(self) -> bool:
+        """True once min green has been shown (and not in a transition).
+
+        A request made now is served at the next :meth:`tick`.  (A request made
+        one step earlier is served at that same tick too: the tick that
+        completes min green also serves it.)
+        """
+        return self._seg < 0 and self._green_steps >= self._min_steps
+
+    @property
+    def min_green_steps(self) -> int:
+        """``min_green`` in whole steps (rounded up)."""
+        return self._min_steps
+
+    @property
+    def max_green_steps(self) -> float:
+        """``max_green`` in whole steps (rounded up; ``inf`` if disabled)."""
+        return self._max_steps
