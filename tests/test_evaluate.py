@@ -1,0 +1,95 @@
+"""Real SUMO runs: every built-in scenario, determinism, backends, gridlock, one libsumo."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+from conftest import write_scenario
+
+from twin_traffic.errors import ControllerError, SimulationError
+from twin_traffic.evaluate import RunSpec, run_episode
+from twin_traffic.metrics import METRICS
+from twin_traffic.scenario import builtin_scenarios, load_scenario
+from twin_traffic.sim import Simulation
+
+SHORT = 300.0  # seconds of simulated time per test run
+
+
+@pytest.mark.parametrize("name", list(builtin_scenarios()))
+def test_every_builtin_scenario_runs_under_fixed_time(name: str) -> None:
+    result = run_episode(RunSpec(name, end=SHORT))
+    metrics = result.metrics
+    assert set(metrics) == set(METRICS)
+    assert metrics["vehicles"] > 10 and metrics["throughput"] > 0
+    assert metrics["delay"] > 0 and metrics["co2_kg"] > 0
+    assert metrics["teleports"] == 0
+    assert list(result.queues.columns[1:]) == list(load_scenario(name).traffic_lights)
+    assert result.queues["time"].tolist() == [5.0 * (i + 1) for i in range(int(SHORT / 5))]
+    assert result.gridlock_at is None
+
+
+def test_same_spec_and_seed_give_identical_metrics() -> None:
+    first = run_episode(RunSpec("grid3x3", seed=3, end=SHORT))
+    again = run_episode(RunSpec("grid3x3", seed=3, end=SHORT))
+    other = run_episode(RunSpec("grid3x3", seed=4, end=SHORT))
+    assert first.metrics == again.metrics
+    assert first.trips.equals(again.trips)
+    assert first.metrics != other.metrics
+
+
+def test_emissions_are_optional_and_do_not_change_the_traffic() -> None:
+    with_emissions = run_episode(RunSpec("single", end=SHORT))
+    without = run_episode(RunSpec("single", end=SHORT, emissions=False))
+    assert without.metrics["delay"] == with_emissions.metrics["delay"]
+    assert math.isnan(without.metrics["co2_kg"]) and with_emissions.metrics["co2_kg"] > 0
+
+
+def test_traci_and_libsumo_give_the_same_metrics() -> None:
+    spec = RunSpec("mixed", seed=1, end=200, controller="actuated")
+    assert (
+        run_episode(spec).metrics
+        == run_episode(
+            RunSpec("mixed", seed=1, end=200, controller="actuated", backend="traci")
+        ).metrics
+    )
+
+
+def test_actuated_runs_sumo_actuated_programmes() -> None:
+    result = run_episode(RunSpec("arterial", controller="actuated", end=SHORT))
+    fixed = run_episode(RunSpec("arterial", end=SHORT))
+    assert result.metrics["vehicles"] == fixed.metrics["vehicles"]
+    assert result.metrics != fixed.metrics
+
+
+def test_unknown_controller_and_parameter() -> None:
+    with pytest.raises(ControllerError, match="unknown controller 'magic'; choose one of"):
+        run_episode(RunSpec("single", controller="magic", end=10))
+    with pytest.raises(ControllerError, match="controller 'actuated': bad parameters"):
+        run_episode(RunSpec("single", controller="actuated", params={"speed": 3}, end=10))
+
+
+def test_gridlock_is_reported(tmp_path: Path) -> None:
+    # Cars queue at a red that never ends: every vehicle stands still once the last stops.
+    config = write_scenario(tmp_path, [(f"v{i}", i) for i in range(5)], [(1000, "r")], end=200)
+    result = run_episode(RunSpec(str(config), gridlock_seconds=60))
+    assert result.gridlock_at is not None and 5 <= result.gridlock_at <= 30
+    assert run_episode(RunSpec(str(config), gridlock_seconds=500)).gridlock_at is None
+
+
+def test_moving_traffic_is_no_gridlock(road: Path) -> None:
+    assert run_episode(RunSpec(str(road), gridlock_seconds=20)).gridlock_at is None
+
+
+def test_two_libsumo_simulations_in_one_process_fail_clearly(road: Path) -> None:
+    scenario = load_scenario(road)
+    with (
+        Simulation(scenario, seed=0),
+        pytest.raises(SimulationError, match="libsumo runs one simulation per process"),
+    ):
+        Simulation(scenario, seed=1).start()
+    # The first one closed cleanly: a new one may start.
+    with Simulation(scenario, seed=2) as sim:
+        sim.step()
+        assert sim.time == 1.0

@@ -1,0 +1,140 @@
+"""``twin-traffic evaluate``: controllers × seeds on one scenario, compared."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.markup import escape
+
+from twin_traffic.cli.app import app, err, out
+from twin_traffic.cli.common import (
+    BackendChoice,
+    OutputFormat,
+    controller_params,
+    run_with_progress,
+)
+
+if TYPE_CHECKING:
+    from twin_traffic.executor import Outcome
+
+
+@app.command()
+def evaluate(
+    scenario: Annotated[str, typer.Argument(help="Built-in name, .sumocfg or .net.xml.")],
+    controller: Annotated[
+        list[str] | None,
+        typer.Option("--controller", "-c", help="Controller name; repeat to compare several."),
+    ] = None,
+    param: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--param",
+            "-p",
+            help="Controller parameter KEY=VALUE (or CONTROLLER.KEY=VALUE with several).",
+        ),
+    ] = None,
+    seeds: Annotated[
+        list[int] | None, typer.Option(help="SUMO seeds, e.g. --seeds 0 1 2 or --seeds 0-4.")
+    ] = None,
+    out_dir: Annotated[
+        Path | None, typer.Option("--out", help="Write one results folder per run here.")
+    ] = None,
+    output_format: Annotated[
+        OutputFormat, typer.Option("--format", help="table, or json on stdout for scripts.")
+    ] = OutputFormat.table,
+    gui: Annotated[bool, typer.Option(help="Watch the runs in sumo-gui.")] = False,
+    backend: Annotated[BackendChoice, typer.Option(help="Simulation backend.")] = (
+        BackendChoice.libsumo
+    ),
+    routes: Annotated[
+        list[Path] | None, typer.Option(help="Route files (with a .net.xml).")
+    ] = None,
+    begin: Annotated[float | None, typer.Option(help="Start time override, s.")] = None,
+    end: Annotated[float | None, typer.Option(help="End time override, s.")] = None,
+    workers: Annotated[int, typer.Option(min=1, help="Simulations run in parallel.")] = 1,
+    emissions: Annotated[
+        bool, typer.Option(help="Measure CO2 and fuel (costs ~20% of SUMO's time).")
+    ] = True,
+) -> None:
+    """Run controllers on a scenario over seeds and compare their congestion metrics.
+
+    Metrics (mean ± 95% CI over seeds): delay, travel_time, waiting_time, stops,
+    throughput, vehicles, unfinished, not_inserted, queue_mean, queue_max, teleports,
+    co2_kg, fuel_kg. See the README for their definitions.
+    """
+    from twin_traffic.evaluate import RunSpec
+    from twin_traffic.scenario import load_scenario
+
+    controllers = list(dict.fromkeys(controller or ["fixed"]))
+    seed_list = list(dict.fromkeys(seeds if seeds is not None else [0]))
+    params = controller_params(param or [], controllers)
+    route_names = tuple(str(r) for r in routes or ())
+    loaded = load_scenario(scenario, routes=route_names, begin=begin, end=end)
+    specs = [
+        RunSpec(
+            scenario=scenario if loaded.builtin else str(Path(scenario).resolve()),
+            controller=name,
+            params=params[name],
+            seed=seed,
+            routes=tuple(str(Path(r).resolve()) for r in route_names),
+            begin=begin,
+            end=end,
+            backend=backend.value,
+            gui=gui,
+            emissions=emissions,
+        )
+        for name in controllers
+        for seed in seed_list
+    ]
+    outcomes = run_with_progress(specs, workers)
+    failures = [o for o in outcomes if not o.ok]
+    for failure in failures:
+        err.print(f"[red]error:[/red] {escape(failure.error or '')}", highlight=False)
+    if out_dir is not None:
+        from twin_traffic.store import write_run
+
+        for outcome in outcomes:
+            if outcome.result is not None:
+                write_run(out_dir, outcome.result)
+        err.print(f"results written to {out_dir}", highlight=False)
+    _print_comparison(loaded.name, controllers, seed_list, outcomes, output_format)
+    if failures:
+        raise typer.Exit(1)
+
+
+def _print_comparison(
+    name: str,
+    controllers: list[str],
+    seeds: list[int],
+    outcomes: list[Outcome],
+    output_format: OutputFormat,
+) -> None:
+    from twin_traffic.metrics import METRICS, summarize_runs
+    from twin_traffic.report import comparison_json, comparison_table
+    from twin_traffic.store import json_safe
+
+    per_seed = {
+        c: [o.result.metrics for o in outcomes if o.result and o.spec.controller == c]
+        for c in controllers
+    }
+    per_seed = {c: runs for c, runs in per_seed.items() if runs}
+    summaries = {c: summarize_runs(runs) for c, runs in per_seed.items()}
+    if output_format is OutputFormat.json:
+        document = {
+            "scenario": name,
+            "seeds": seeds,
+            "units": METRICS,
+            "controllers": comparison_json(summaries, per_seed),
+            "failures": [{"run": o.spec.label, "error": o.error} for o in outcomes if not o.ok],
+        }
+        sys.stdout.write(json.dumps(json_safe(document), indent=2) + "\n")
+        return
+    if not summaries:
+        return
+    baseline = controllers[0] if controllers[0] in summaries else None
+    title = f"{name}: {len(seeds)} seed(s), mean ± 95% CI"
+    out.print(comparison_table(title, summaries, baseline if len(summaries) > 1 else None))

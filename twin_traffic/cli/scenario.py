@@ -1,0 +1,94 @@
+"""``twin-traffic scenario list | info | check``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from twin_traffic.cli.app import out, scenario_app
+from twin_traffic.errors import TwinTrafficError
+
+
+@scenario_app.command("list")
+def scenario_list() -> None:
+    """List the built-in scenarios."""
+    from twin_traffic.scenario import builtin_scenarios, load_scenario
+
+    table = Table(title="Built-in scenarios", title_justify="left")
+    for column in ("name", "signals", "window (s)", "routes"):
+        table.add_column(column)
+    for name in builtin_scenarios():
+        scenario = load_scenario(name)
+        table.add_row(
+            name,
+            str(len(scenario.traffic_lights)),
+            f"{scenario.begin:g}–{scenario.end:g}",
+            ", ".join(p.name for p in scenario.route_files),
+        )
+    out.print(table)
+
+
+@scenario_app.command("info")
+def scenario_info(
+    scenario: Annotated[str, typer.Argument(help="Built-in name, .sumocfg or .net.xml.")],
+    routes: Annotated[
+        list[Path] | None, typer.Option(help="Route files (with a .net.xml).")
+    ] = None,
+) -> None:
+    """Show a scenario's files, time window and signals."""
+    from twin_traffic.network import load_network
+    from twin_traffic.scenario import load_scenario
+
+    loaded = load_scenario(scenario, routes=routes or ())
+    network = load_network(loaded)
+    out.print(f"[bold]{loaded.name}[/bold]  window {loaded.begin:g}–{loaded.end:g} s")
+    for label, paths in (
+        ("config", [loaded.config_file] if loaded.config_file else []),
+        ("network", [loaded.net_file]),
+        ("routes", list(loaded.route_files)),
+        ("additional", list(loaded.additional_files)),
+    ):
+        for path in paths:
+            out.print(f"  {label:<10} {path}", highlight=False)
+    table = Table(title=f"{len(network.traffic_lights)} signals", title_justify="left")
+    for column in ("signal", "phases", "greens", "links", "approach lanes", "green states"):
+        table.add_column(column)
+    for light in network.traffic_lights.values():
+        greens = [light.phases[i].state for i in light.green_phases]
+        table.add_row(
+            light.id,
+            str(len(light.phases)),
+            str(len(greens)),
+            str(light.num_links),
+            str(len(light.incoming_lanes)),
+            " ".join(greens),
+        )
+    out.print(table)
+
+
+@scenario_app.command("check")
+def scenario_check(
+    scenario: Annotated[str, typer.Argument(help="Built-in name, .sumocfg or .net.xml.")],
+    routes: Annotated[
+        list[Path] | None, typer.Option(help="Route files (with a .net.xml).")
+    ] = None,
+) -> None:
+    """Validate a scenario without simulating it (exit code 1 and the reason if it fails)."""
+    from twin_traffic.network import load_network
+    from twin_traffic.scenario import load_scenario
+
+    loaded = load_scenario(scenario, routes=routes or ())
+    network = load_network(loaded)
+    for light in network.traffic_lights.values():
+        if not light.green_phases:
+            raise TwinTrafficError(
+                f"{loaded.net_file}: signal '{light.id}' has no green phase in programme "
+                f"'{light.program_id}'; give it at least one phase with a G or g"
+            )
+    out.print(
+        f"[green]ok[/green] {loaded.name}: {len(network.traffic_lights)} signals, "
+        f"{len(loaded.route_files)} route file(s), window {loaded.begin:g}–{loaded.end:g} s"
+    )

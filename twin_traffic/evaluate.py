@@ -1,0 +1,213 @@
+"""Run one episode of a scenario under a controller and score it on SUMO's outputs.
+
+A run is a pure function of its :class:`RunSpec`: scenario, controller, parameters and
+seed. Everything SUMO writes goes to a scratch folder that is read back into a
+:class:`RunResult` and removed.
+"""
+
+from __future__ import annotations
+
+import math
+import tempfile
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from twin_traffic.controllers import Controller, make_controller
+from twin_traffic.metrics import read_teleports, read_tripinfo, summarize_run
+from twin_traffic.network import Network, load_network
+from twin_traffic.scenario import Scenario, load_scenario
+from twin_traffic.sim import (
+    LAST_STEP_VEHICLE_HALTING_NUMBER,
+    Backend,
+    OutputFiles,
+    SimConfig,
+    Simulation,
+)
+
+ProgressCallback = Callable[[float, float], None]
+"""Called with (simulated seconds done, seconds in the window) as a run advances."""
+
+DEFAULT_GRIDLOCK_SECONDS = 300.0
+_EPS = 1e-6
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """Everything that determines a run's metrics.
+
+    Attributes:
+        scenario: a built-in name, a ``.sumocfg`` path, or a ``.net.xml`` path with ``routes``.
+        controller: a controller name (see ``twin_traffic.controllers.CONTROLLERS``).
+        params: the controller's parameters.
+        seed: SUMO's random seed.
+        routes: route files, with a ``.net.xml`` scenario.
+        begin: start time override, s.
+        end: end time override, s.
+        backend: ``libsumo`` or ``traci``; it does not change the metrics.
+        gui: watch the run in sumo-gui.
+        gridlock_seconds: report a gridlock once every vehicle in the network has stood
+            still for this long.
+        sample_interval: seconds between samples of the queues (and gridlock checks).
+        emissions: measure CO2 and fuel (SUMO's emissions device, ~20% of its run time).
+    """
+
+    scenario: str
+    controller: str = "fixed"
+    params: Mapping[str, Any] = field(default_factory=dict)
+    seed: int = 0
+    routes: tuple[str, ...] = ()
+    begin: float | None = None
+    end: float | None = None
+    backend: Backend = "libsumo"
+    gui: bool = False
+    gridlock_seconds: float = DEFAULT_GRIDLOCK_SECONDS
+    sample_interval: float = 5.0
+    emissions: bool = True
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict of the spec."""
+        data = asdict(self)
+        data["params"] = dict(self.params)
+        data["routes"] = list(self.routes)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> RunSpec:
+        """Inverse of :meth:`to_dict`."""
+        values = dict(data)
+        values["routes"] = tuple(values.get("routes", ()))
+        return cls(**values)
+
+    @property
+    def label(self) -> str:
+        """A short human-readable name: ``scenario/controller/seed``."""
+        scenario = Path(self.scenario).name.split(".")[0]
+        params = ",".join(f"{k}={v}" for k, v in sorted(self.params.items()))
+        controller = f"{self.controller}[{params}]" if params else self.controller
+        return f"{scenario}/{controller}/seed{self.seed}"
+
+
+@dataclass
+class RunResult:
+    """A finished run: its metrics and the tables they come from."""
+
+    spec: RunSpec
+    metrics: dict[str, float]
+    trips: pd.DataFrame
+    queues: pd.DataFrame
+    gridlock_at: float | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def run_episode(
+    spec: RunSpec,
+    progress: ProgressCallback | None = None,
+    scenario: Scenario | None = None,
+) -> RunResult:
+    """Simulate ``spec`` from begin to end and compute its metrics.
+
+    Args:
+        spec: what to run.
+        progress: optional callback, called about every simulated minute.
+        scenario: the already loaded scenario of ``spec`` (saves validating it again).
+
+    Raises:
+        TwinTrafficError: for a bad scenario, an unknown controller or a SUMO failure.
+    """
+    started = time.perf_counter()
+    if scenario is None:
+        scenario = load_scenario(spec.scenario, routes=spec.routes, begin=spec.begin, end=spec.end)
+    network = load_network(scenario)
+    controller = make_controller(spec.controller, spec.params)
+    timings = {"prepare": time.perf_counter() - started}
+    with tempfile.TemporaryDirectory(prefix="twin-traffic-") as scratch:
+        directory = Path(scratch)
+        outputs = OutputFiles(directory, emissions=spec.emissions)
+        additional = controller.additional_files(network, directory)
+        config = SimConfig(backend=spec.backend, gui=spec.gui)
+        sim = Simulation(scenario, spec.seed, outputs, config, additional_files=additional)
+        clock = time.perf_counter()
+        with sim:
+            timings["sumo_start"] = time.perf_counter() - clock
+            clock = time.perf_counter()
+            controller.reset(network, sim)
+            sample_times, queues, gridlock_at = _drive(sim, network, controller, spec, progress)
+            timings["simulate"] = time.perf_counter() - clock
+            clock = time.perf_counter()
+        trips = read_tripinfo(outputs.tripinfo)
+        teleports = read_teleports(outputs.statistics)
+    metrics = summarize_run(trips, queues, teleports)
+    timings["collect"] = time.perf_counter() - clock
+    queue_table = pd.DataFrame(queues, columns=list(network.signal_ids))
+    queue_table.insert(0, "time", sample_times)
+    return RunResult(spec, metrics, trips, queue_table, gridlock_at, timings)
+
+
+def _drive(
+    sim: Simulation,
+    network: Network,
+    controller: Controller,
+    spec: RunSpec,
+    progress: ProgressCallback | None,
+) -> tuple[np.ndarray, np.ndarray, float | None]:
+    """Advance SUMO to the end; sample queues and watch for gridlock every sample interval.
+
+    Between samples and decisions SUMO runs on its own (one ``simulationStep(until)``
+    call), so a controller that SUMO runs costs almost nothing in Python.
+
+    Returns:
+        sample times, queues per signal at those times ``(samples, signals)``, and the
+        time a gridlock began (``None`` without one).
+    """
+    lights = list(network.traffic_lights.values())
+    lanes = list(dict.fromkeys(lane for light in lights for lane in light.incoming_lanes))
+    signal_of_lane = np.array(
+        [
+            next(i for i, light in enumerate(lights) if lane in light.incoming_lanes)
+            for lane in lanes
+        ]
+    )
+    approach_halting = sim.lane_reader(lanes, [LAST_STEP_VEHICLE_HALTING_NUMBER])
+    network_halting = sim.edge_reader(sim.all_edges(), [LAST_STEP_VEHICLE_HALTING_NUMBER])
+
+    scenario = sim.scenario
+    interval = controller.decision_interval
+    next_decision = scenario.begin if interval is not None else math.inf
+    next_sample = scenario.begin + spec.sample_interval
+    next_report = scenario.begin
+    times: list[float] = []
+    queues: list[np.ndarray] = []
+    stuck_since: float | None = None
+    gridlock_at: float | None = None
+    while sim.running:
+        if interval is not None and sim.time >= next_decision - _EPS:
+            controller.act(sim)
+            next_decision += interval
+        sim.step(min(next_sample, next_decision, scenario.end))
+        if sim.time < next_sample - _EPS:
+            continue
+        next_sample += spec.sample_interval
+        times.append(sim.time)
+        # bincount, not a matrix product: a BLAS call would wake threads that spin beside SUMO.
+        halting = approach_halting.read()[:, 0]
+        queues.append(np.bincount(signal_of_lane, weights=halting, minlength=len(lights)))
+        vehicles = sim.vehicle_count()
+        if vehicles and network_halting.read()[:, 0].sum() >= vehicles:
+            stuck_since = sim.time if stuck_since is None else stuck_since
+            if gridlock_at is None and sim.time - stuck_since >= spec.gridlock_seconds:
+                gridlock_at = stuck_since
+        else:
+            stuck_since = None
+        if progress is not None and sim.time >= next_report:
+            progress(sim.time - scenario.begin, scenario.duration)
+            next_report += 60.0
+    if progress is not None:
+        progress(scenario.duration, scenario.duration)
+    queue_array = np.array(queues) if queues else np.zeros((0, len(lights)))
+    return np.array(times), queue_array, gridlock_at

@@ -1,0 +1,167 @@
+"""Static topology of a scenario's signals, read with sumolib without running SUMO.
+
+For every traffic light: the programme SUMO will run (the net's, or the last one an
+additional file loads), its phases, the lanes each link connects, and which phases are
+greens. Nothing here assumes greens and yellows alternate, nor that a programme lacks
+all-red phases: a green is any phase that shows green to some link and yellow to none.
+"""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+import sumolib
+
+from twin_traffic.scenario import Scenario
+
+GREEN_CHARS = frozenset("Gg")
+TRANSITION_CHARS = frozenset("yYu")
+
+
+@dataclass(frozen=True)
+class Phase:
+    """One phase of a signal programme, with SUMO's link-state string."""
+
+    state: str
+    duration: float
+    min_dur: float | None = None
+    max_dur: float | None = None
+
+    @property
+    def is_green(self) -> bool:
+        """True when some link has green and none is in a yellow/red-yellow transition."""
+        chars = set(self.state)
+        return bool(chars & GREEN_CHARS) and not chars & TRANSITION_CHARS
+
+
+@dataclass(frozen=True)
+class Link:
+    """A controlled connection: the signal's link ``index`` from ``in_lane`` to ``out_lane``."""
+
+    index: int
+    in_lane: str
+    out_lane: str
+
+
+@dataclass(frozen=True)
+class TrafficLight:
+    """A signal with its active programme and the lanes it controls."""
+
+    id: str
+    program_id: str
+    phases: tuple[Phase, ...]
+    links: tuple[Link, ...]
+
+    @property
+    def num_links(self) -> int:
+        """Length of the signal's state string."""
+        return len(self.phases[0].state)
+
+    @cached_property
+    def green_phases(self) -> tuple[int, ...]:
+        """Indices of the programme's distinct green phases, in programme order."""
+        seen: set[str] = set()
+        greens = []
+        for i, phase in enumerate(self.phases):
+            if phase.is_green and phase.state not in seen:
+                seen.add(phase.state)
+                greens.append(i)
+        return tuple(greens)
+
+    @cached_property
+    def incoming_lanes(self) -> tuple[str, ...]:
+        """Lanes entering the junction through a controlled link, without duplicates."""
+        return tuple(dict.fromkeys(link.in_lane for link in self.links))
+
+    @cached_property
+    def outgoing_lanes(self) -> tuple[str, ...]:
+        """Lanes leaving the junction through a controlled link, without duplicates."""
+        return tuple(dict.fromkeys(link.out_lane for link in self.links))
+
+    @cached_property
+    def movements(self) -> tuple[tuple[str, str], ...]:
+        """Distinct (incoming lane, outgoing lane) pairs the signal controls."""
+        return tuple(dict.fromkeys((link.in_lane, link.out_lane) for link in self.links))
+
+    def green_movements(self, phase_index: int) -> tuple[tuple[str, str], ...]:
+        """Movements that have green (``G`` or ``g``) in the given phase."""
+        state = self.phases[phase_index].state
+        pairs = (
+            (link.in_lane, link.out_lane) for link in self.links if state[link.index] in GREEN_CHARS
+        )
+        return tuple(dict.fromkeys(pairs))
+
+
+@dataclass(frozen=True)
+class Network:
+    """The controllable part of a scenario's network."""
+
+    net_file: Path
+    traffic_lights: dict[str, TrafficLight]
+    lane_lengths: dict[str, float]
+
+    @property
+    def signal_ids(self) -> tuple[str, ...]:
+        """Traffic-light ids in a stable order."""
+        return tuple(self.traffic_lights)
+
+
+def load_network(scenario: Scenario) -> Network:
+    """Read the scenario's signals and their programmes with sumolib."""
+    net = sumolib.net.readNet(str(scenario.net_file), withPrograms=True, withInternal=False)
+    overrides = _additional_programs(scenario.additional_files)
+    lights: dict[str, TrafficLight] = {}
+    for tls in sorted(net.getTrafficLights(), key=lambda t: t.getID()):
+        tls_id = tls.getID()
+        links = tuple(
+            sorted(
+                (
+                    Link(index, in_lane.getID(), out_lane.getID())
+                    for in_lane, out_lane, index in tls.getConnections()
+                ),
+                key=lambda link: (link.index, link.in_lane, link.out_lane),
+            )
+        )
+        if tls_id in overrides:
+            program_id, phases = overrides[tls_id]
+        else:
+            programs = tls.getPrograms()
+            program_id = list(programs)[-1]  # SUMO runs the last programme loaded
+            phases = tuple(
+                Phase(p.state, float(p.duration), _optional(p.minDur), _optional(p.maxDur))
+                for p in programs[program_id].getPhases()
+            )
+        lights[tls_id] = TrafficLight(tls_id, program_id, phases, links)
+    lanes = {
+        lane.getID(): float(lane.getLength()) for edge in net.getEdges() for lane in edge.getLanes()
+    }
+    return Network(scenario.net_file, lights, lanes)
+
+
+def _additional_programs(files: tuple[Path, ...]) -> dict[str, tuple[str, tuple[Phase, ...]]]:
+    """Programmes defined in additional files; SUMO runs the last one loaded per signal."""
+    programs: dict[str, tuple[str, tuple[Phase, ...]]] = {}
+    for path in files:
+        for logic in ET.parse(path).getroot().iter("tlLogic"):
+            phases = tuple(
+                Phase(
+                    p.get("state", ""),
+                    float(p.get("duration", "0")),
+                    _optional(p.get("minDur")),
+                    _optional(p.get("maxDur")),
+                )
+                for p in logic.iter("phase")
+            )
+            if phases:
+                programs[logic.get("id", "")] = (logic.get("programID", "0"), phases)
+    return programs
+
+
+def _optional(value: object) -> float | None:
+    if value is None or value == "":
+        return None
+    number = float(value)  # type: ignore[arg-type]
+    return None if number < 0 else number
