@@ -1,30 +1,36 @@
-"""Signal controllers, selectable by name with string parameters from the CLI."""
+"""Signal controllers, selectable by name with parameters from the CLI.
+
+Controllers are imported only when made, so a name's heavy dependencies (torch for a
+trained policy) load only when that controller is used.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import importlib
+from collections.abc import Mapping
 
-from twin_traffic.controllers.actuated import ActuatedController
 from twin_traffic.controllers.base import Controller
-from twin_traffic.controllers.fixed_time import FixedTimeController
 from twin_traffic.errors import ControllerError
 
 __all__ = ["CONTROLLERS", "Controller", "make_controller"]
 
-# Each factory takes the parameters given as --param key=value (strings or numbers).
-CONTROLLERS: dict[str, Callable[..., Controller]] = {
-    "fixed": FixedTimeController,
-    "actuated": ActuatedController,
+# name -> "module:Class"; the class takes the parameters given as --param key=value.
+CONTROLLERS: dict[str, str] = {
+    "fixed": "twin_traffic.controllers.fixed_time:FixedTimeController",
+    "actuated": "twin_traffic.controllers.actuated:ActuatedController",
 }
 
 
 def make_controller(name: str, params: Mapping[str, object] | None = None) -> Controller:
     """Build a controller by name; unknown names and parameters raise ControllerError."""
-    factory = CONTROLLERS.get(name)
-    if factory is None:
+    target = CONTROLLERS.get(name)
+    if target is None:
         known = ", ".join(sorted(CONTROLLERS))
         raise ControllerError(f"unknown controller '{name}'; choose one of: {known}")
+    module_name, _, class_name = target.partition(":")
+    factory = getattr(importlib.import_module(module_name), class_name)
     try:
-        return factory(**dict(params or {}))
+        controller: Controller = factory(**dict(params or {}))
     except TypeError as error:
         raise ControllerError(f"controller '{name}': bad parameters ({error})") from None
+    return controller
