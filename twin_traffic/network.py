@@ -16,9 +16,7 @@ from pathlib import Path
 import sumolib
 
 from twin_traffic.scenario import Scenario
-
-GREEN_CHARS = frozenset("Gg")
-TRANSITION_CHARS = frozenset("yYu")
+from twin_traffic.signals import GREEN_CHARS, green_phase_indices, is_green_phase
 
 
 @dataclass(frozen=True)
@@ -33,8 +31,7 @@ class Phase:
     @property
     def is_green(self) -> bool:
         """True when some link has green and none is in a yellow/red-yellow transition."""
-        chars = set(self.state)
-        return bool(chars & GREEN_CHARS) and not chars & TRANSITION_CHARS
+        return is_green_phase(self.state)
 
 
 @dataclass(frozen=True)
@@ -63,13 +60,7 @@ class TrafficLight:
     @cached_property
     def green_phases(self) -> tuple[int, ...]:
         """Indices of the programme's distinct green phases, in programme order."""
-        seen: set[str] = set()
-        greens = []
-        for i, phase in enumerate(self.phases):
-            if phase.is_green and phase.state not in seen:
-                seen.add(phase.state)
-                greens.append(i)
-        return tuple(greens)
+        return green_phase_indices([phase.state for phase in self.phases])
 
     @cached_property
     def incoming_lanes(self) -> tuple[str, ...]:
