@@ -9,7 +9,7 @@ all-red phases: a green is any phase that shows green to some link and yellow to
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
@@ -93,6 +93,9 @@ class Network:
     net_file: Path
     traffic_lights: dict[str, TrafficLight]
     lane_lengths: dict[str, float]
+    lane_speeds: dict[str, float]
+    # The scenario it was read from: controllers that measure demand (webster) run it.
+    scenario: Scenario | None = field(default=None, compare=False, repr=False)
 
     @property
     def signal_ids(self) -> tuple[str, ...]:
@@ -126,10 +129,10 @@ def load_network(scenario: Scenario) -> Network:
                 for p in programs[program_id].getPhases()
             )
         lights[tls_id] = TrafficLight(tls_id, program_id, phases, links)
-    lanes = {
-        lane.getID(): float(lane.getLength()) for edge in net.getEdges() for lane in edge.getLanes()
-    }
-    return Network(scenario.net_file, lights, lanes)
+    lanes = [lane for edge in net.getEdges() for lane in edge.getLanes()]
+    lengths = {lane.getID(): float(lane.getLength()) for lane in lanes}
+    speeds = {lane.getID(): float(lane.getSpeed()) for lane in lanes}
+    return Network(scenario.net_file, lights, lengths, speeds, scenario=scenario)
 
 
 def _additional_programs(files: tuple[Path, ...]) -> dict[str, tuple[str, tuple[Phase, ...]]]:

@@ -34,6 +34,7 @@ LAST_STEP_MEAN_SPEED = 0x11
 LAST_STEP_OCCUPANCY = 0x13
 LAST_STEP_VEHICLE_HALTING_NUMBER = 0x14
 VAR_WAITING_TIME = 0x7A
+VAR_INTERVAL_NUMBER = 0x25  # induction loop: vehicles counted in the current interval
 
 
 @dataclass(frozen=True)
@@ -262,6 +263,15 @@ class Simulation:
         """A reader of edge variables, returned as an array on demand."""
         return self._reader(self.api.edge, edges, variables)
 
+    def detector_reader(
+        self,
+        domain: Literal["lanearea", "inductionloop"],
+        ids: Sequence[str],
+        variables: Sequence[int],
+    ) -> Reader:
+        """A reader of lane-area detector or induction loop variables."""
+        return self._reader(getattr(self.api, domain), ids, variables)
+
     def _reader(self, domain: Any, ids: Sequence[str], variables: Sequence[int]) -> Reader:
         if self.config.effective_backend == "libsumo":
             return GetterReader(domain, tuple(ids), tuple(variables))
@@ -283,6 +293,7 @@ _GETTERS = {
     LAST_STEP_OCCUPANCY: "getLastStepOccupancy",
     LAST_STEP_VEHICLE_HALTING_NUMBER: "getLastStepHaltingNumber",
     VAR_WAITING_TIME: "getWaitingTime",
+    VAR_INTERVAL_NUMBER: "getIntervalVehicleNumber",
 }
 
 

@@ -1,0 +1,198 @@
+"""The Gymnasium and PettingZoo environments on real SUMO runs."""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from gymnasium.utils.env_checker import check_env
+from pettingzoo.test import parallel_api_test, parallel_seed_test
+
+from twin_traffic.envs import SignalEnv, SignalParallelEnv
+from twin_traffic.errors import SimulationError, TwinTrafficError
+from twin_traffic.features import OBSERVATIONS, REWARDS
+from twin_traffic.scenario import builtin_scenarios
+
+SCENARIOS = list(builtin_scenarios())
+GREEN = frozenset("Gg")
+
+
+@pytest.mark.parametrize("name", SCENARIOS)
+def test_gymnasium_env_checker_passes(name: str) -> None:
+    env = gym.make(f"twin_traffic/{name}-v0", end=120).unwrapped
+    check_env(env, skip_render_check=True)
+    env.close()
+
+
+@pytest.mark.parametrize("name", SCENARIOS)
+def test_pettingzoo_parallel_api_test_passes(name: str) -> None:
+    env = SignalParallelEnv(scenario=name, end=150)
+    parallel_api_test(env, num_cycles=40)
+    env.close()
+
+
+@pytest.mark.parametrize("name", ["mixed", "grid3x3"])
+def test_pettingzoo_seed_test_passes(name: str) -> None:
+    # Two environments run side by side, so they need TraCI (one libsumo per process).
+    parallel_seed_test(
+        lambda: SignalParallelEnv(scenario=name, end=100, backend="traci", padded=True),
+        num_cycles=25,
+    )
+
+
+def test_padded_env_shares_spaces_and_masks_actions_on_heterogeneous_signals() -> None:
+    env = SignalParallelEnv(scenario="mixed", padded=True, end=100)
+    spaces_seen = {id(env.observation_space(a)) for a in env.possible_agents}
+    assert len(spaces_seen) == 1
+    observations, infos = env.reset(seed=0)
+    masks = {agent: info["action_mask"] for agent, info in infos.items()}
+    assert sorted(int(m.sum()) for m in masks.values()) == [2, 3, 4]
+    width = env.observation_space(env.possible_agents[0]).shape[0]
+    assert all(obs.shape == (width,) for obs in observations.values())
+    # An action outside the mask keeps the current green instead of failing.
+    actions = dict.fromkeys(env.possible_agents, 3)
+    observations, rewards, _, _, _ = env.step(actions)
+    assert set(rewards) == set(env.possible_agents)
+    parallel_api_test(env, num_cycles=20)
+    env.close()
+
+
+def test_same_seed_same_episode_and_seed_reaches_sumo() -> None:
+    def rollout(seed: int) -> tuple[list[np.ndarray], list[float]]:
+        env = SignalEnv(scenario="grid3x3", end=200)
+        obs, info = env.reset(seed=seed)
+        assert info["seed"] == seed
+        env.action_space.seed(7)
+        observations, rewards = [obs], []
+        truncated = False
+        while not truncated:
+            obs, reward, _, truncated, _ = env.step(env.action_space.sample())
+            observations.append(obs)
+            rewards.append(reward)
+        env.close()
+        return observations, rewards
+
+    first, again, other = rollout(5), rollout(5), rollout(6)
+    assert all(np.array_equal(a, b) for a, b in zip(first[0], again[0], strict=True))
+    assert first[1] == again[1]
+    assert first[1] != other[1]
+    assert len(first[1]) == 40  # 200 s in 5 s decisions, ending by truncation
+
+
+def test_one_signal_discrete_others_keep_their_programmes() -> None:
+    env = SignalEnv(scenario="arterial", signals=["A2"], end=60)
+    assert isinstance(env.action_space, gym.spaces.Discrete)
+    env.reset(seed=0)
+    api = env.twin.sim.api  # type: ignore[union-attr]
+    for _ in range(4):
+        env.step(1)
+    assert api.trafficlight.getProgram("A2") == "online"
+    assert api.trafficlight.getProgram("A0") != "online"
+    env.close()
+
+
+def test_every_observation_and_reward_is_in_bounds() -> None:
+    env = SignalEnv(scenario="mixed", observation=tuple(OBSERVATIONS), reward="wait", end=400)
+    obs, _ = env.reset(seed=3)
+    env.action_space.seed(3)
+    for reward_name in REWARDS:
+        env.twin.observer.reward = reward_name
+        for _ in range(8):
+            obs, reward, _, _, info = env.step(env.action_space.sample())
+            assert env.observation_space.contains(obs)
+            assert -2.0 <= reward <= 2.0
+    assert info["vehicles"] > 0 and info["queue"] >= 0
+    assert obs.max() > 0  # traffic is seen
+    env.close()
+
+
+def test_demand_scale_changes_the_traffic() -> None:
+    def vehicles(scale: float) -> float:
+        env = SignalEnv(scenario="single", demand_scale=scale, end=300)
+        env.reset(seed=1)
+        info: dict[str, float] = {}
+        for _ in range(60):
+            info = env.step(0)[4]
+        env.close()
+        return info["vehicles"]
+
+    assert vehicles(2.0) > 1.5 * vehicles(1.0)
+
+
+def test_second_libsumo_env_in_one_process_fails_clearly() -> None:
+    first = SignalEnv(scenario="single", end=60)
+    first.reset(seed=0)
+    second = SignalEnv(scenario="single", end=60)
+    with pytest.raises(SimulationError, match="libsumo runs one simulation per process"):
+        second.reset(seed=0)
+    first.close()
+    second.close()
+
+
+def test_bad_names_are_clear_errors() -> None:
+    with pytest.raises(TwinTrafficError, match="unknown observation 'lidar'"):
+        SignalEnv(scenario="single", observation=("lidar",))
+    with pytest.raises(TwinTrafficError, match="unknown reward 'fun'"):
+        SignalEnv(scenario="single", reward="fun")
+    with pytest.raises(TwinTrafficError, match="no signal 'Z9'"):
+        SignalEnv(scenario="single", signals=["Z9"])
+
+
+@pytest.mark.parametrize("name", ["single", "mixed"])
+def test_sumo_signal_states_obey_the_safety_rules(name: str) -> None:
+    # One-second decisions with random requests; SUMO's own signal state is read every
+    # second and checked: yellow before red, min green before a switch, max green kept.
+    yellow, min_green, max_green = 3.0, 5.0, 20.0
+    env = SignalEnv(
+        scenario=name,
+        decision_interval=1.0,
+        yellow=yellow,
+        all_red=2.0,
+        min_green=min_green,
+        max_green=max_green,
+        end=900,
+    )
+    env.reset(seed=2)
+    env.action_space.seed(2)
+    api = env.twin.sim.api  # type: ignore[union-attr]
+    signals = env.signal_ids
+    history: dict[str, list[str]] = {tls: [] for tls in signals}
+    truncated = False
+    while not truncated:
+        # Keep a request for several seconds, as a policy would, so greens change often.
+        action = env.action_space.sample()
+        for _ in range(3):
+            *_, truncated, _ = env.step(action)
+            for tls in signals:
+                history[tls].append(api.trafficlight.getRedYellowGreenState(tls))
+            if truncated:
+                break
+    env.close()
+    for tls, states in history.items():
+        greens = set(env.twin.bank.engines[signals.index(tls)].greens)
+        switches = 0
+        for link in range(len(states[0])):
+            chars = [state[link] for state in states]
+            for t in range(1, len(chars)):
+                if chars[t - 1] in GREEN and chars[t] in "rs":
+                    pytest.fail(f"{tls} link {link}: green to red without yellow at t={t}")
+        runs = _green_runs(states, greens)
+        switches += len(runs)
+        for state, length, ended_by_switch in runs[1:-1]:
+            assert length <= max_green, f"{tls}: green {state} shown {length} s"
+            if ended_by_switch:
+                assert length >= min_green, f"{tls}: green {state} ended after {length} s"
+        assert switches > 3, f"{tls}: the test never switched greens"
+
+
+def _green_runs(states: list[str], greens: set[str]) -> list[tuple[str, int, bool]]:
+    """(green state, seconds shown, whether a different state followed) per run."""
+    runs: list[tuple[str, int, bool]] = []
+    for state in states:
+        if runs and runs[-1][0] == state:
+            runs[-1] = (state, runs[-1][1] + 1, False)
+        else:
+            if runs:
+                runs[-1] = (runs[-1][0], runs[-1][1], True)
+            runs.append((state, 1, False))
+    return [run for run in runs if run[0] in greens]

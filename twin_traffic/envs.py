@@ -1,0 +1,393 @@
+"""Gymnasium and PettingZoo environments for signal control on a SUMO twin.
+
+``SignalEnv`` (Gymnasium) controls one signal (``Discrete``) or several at once
+(``MultiDiscrete``); signals not controlled keep running their programmes.
+``SignalParallelEnv`` (PettingZoo parallel API) has one agent per signal, each with its
+own spaces; with ``padded=True`` every agent shares one observation and action space
+(zero-padded, with an ``action_mask`` in its info) so a single shared policy can drive
+heterogeneous signals.
+
+An action asks for a green: an index into the signal's distinct green phases (see
+``twin-traffic scenario info``). The phase engine serves it safely — yellow and
+optional all-red before a conflicting green, minimum green before a switch, maximum green
+forcing one — so no policy can break the safety rules. Observations and rewards are
+chosen by name (see :mod:`twin_traffic.features`; defaults ``phase, density, queue`` and
+``wait``). Each ``step`` covers ``decision_interval`` seconds; an episode ends by
+truncation at the scenario's end time. ``reset(seed=s)`` runs SUMO with seed ``s``;
+later resets without a seed draw SUMO's seed from the env's ``np_random``. Each step's
+``info`` carries ``time``, ``queue`` (halting vehicles on the controlled approaches),
+``waiting_time`` (their accumulated waiting, s) and ``vehicles`` (in the network).
+
+libsumo (the default backend) allows one simulation per process: a second env in the
+same process fails with a clear error; run environments in subprocesses
+(``SubprocVecEnv``) or use ``backend="traci"``.
+
+Registered ids: ``twin_traffic/<scenario>-v0`` for every built-in scenario, e.g.
+``gymnasium.make("twin_traffic.envs:twin_traffic/grid3x3-v0")``.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+from pettingzoo import ParallelEnv
+
+from twin_traffic.control import SignalBank
+from twin_traffic.errors import TwinTrafficError
+from twin_traffic.features import DEFAULT_OBSERVATION, DEFAULT_REWARD, Observer, Snapshot
+from twin_traffic.network import Network, load_network
+from twin_traffic.scenario import Scenario, builtin_scenarios, load_scenario
+from twin_traffic.signals import SignalTiming
+from twin_traffic.sim import Backend, SimConfig, Simulation
+
+_MAX_SEED = 2**31 - 1
+
+
+@dataclass(frozen=True)
+class EnvConfig:
+    """Everything that shapes an environment (shared by both APIs).
+
+    Attributes:
+        scenario: built-in name, ``.sumocfg`` or ``.net.xml`` (with ``routes``).
+        signals: ids of the signals to control (``None``: all of them).
+        observation: observation feature names, concatenated in this order.
+        reward: reward name.
+        decision_interval: seconds per step.
+        yellow: yellow time where the programme has none for a transition, s.
+        all_red: all-red clearance after a derived yellow, s (0: none).
+        min_green: minimum green before a switch, s.
+        max_green: maximum green before a forced switch, s.
+        sensor_range: reach of the approach detectors of the ``sensor`` observation, m.
+        demand_scale: SUMO's ``--scale`` for the demand; a ``(low, high)`` pair draws a
+            scale per episode from ``np_random`` (demand randomisation).
+        backend: ``libsumo`` or ``traci``.
+        gui: watch in sumo-gui (TraCI).
+        begin: start time override, s.
+        end: end time override, s.
+        routes: route files, with a ``.net.xml`` scenario.
+    """
+
+    scenario: str = "grid3x3"
+    signals: tuple[str, ...] | None = None
+    observation: tuple[str, ...] = DEFAULT_OBSERVATION
+    reward: str = DEFAULT_REWARD
+    decision_interval: float = 5.0
+    yellow: float = 3.0
+    all_red: float = 0.0
+    min_green: float = 5.0
+    max_green: float = 60.0
+    sensor_range: float = 50.0
+    demand_scale: float | tuple[float, float] = 1.0
+    backend: Backend = "libsumo"
+    gui: bool = False
+    begin: float | None = None
+    end: float | None = None
+    routes: tuple[str, ...] = ()
+
+    @property
+    def timing(self) -> SignalTiming:
+        """The phase engine's safety timings."""
+        return SignalTiming(self.yellow, self.all_red, self.min_green, self.max_green)
+
+
+class SignalTwin:
+    """The machinery both environment APIs share: one SUMO run at a time, the phase
+    engines of the controlled signals, and their observations and rewards."""
+
+    def __init__(self, config: EnvConfig) -> None:
+        self.config = config
+        self.scenario: Scenario = load_scenario(
+            config.scenario, routes=config.routes, begin=config.begin, end=config.end
+        )
+        self.network: Network = load_network(self.scenario)
+        signals = config.signals or self.network.signal_ids
+        unknown = [s for s in signals if s not in self.network.traffic_lights]
+        if unknown:
+            raise TwinTrafficError(
+                f"{self.scenario.net_file}: no signal {unknown[0]!r}; signals are: "
+                f"{', '.join(self.network.signal_ids)}"
+            )
+        self.signal_ids = tuple(signals)
+        timing = config.timing  # validates the timings
+        self.observer = Observer(
+            self.network,
+            self.signal_ids,
+            config.observation,
+            config.reward,
+            max_green=config.max_green,
+            sensor_range=config.sensor_range,
+            extra_needs=frozenset({"halting", "waiting"}),  # for each step's info
+        )
+        self.bank = SignalBank(self.network, self.signal_ids, timing)
+        self.layouts = self.observer.layouts
+        self._scratch = tempfile.TemporaryDirectory(prefix="twin-traffic-env-")
+        self._additional: list[Path] = []
+        if self.observer.needs_detectors:
+            path = Path(self._scratch.name) / "detectors.add.xml"
+            self._additional.append(self.observer.detector_file(path, self.network.lane_lengths))
+        self.sim: Simulation | None = None
+        self._last: Snapshot | None = None
+
+    def observation_bounds(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        """Bounds of signal ``index``'s observation vector."""
+        return self.observer.observation_bounds(self.layouts[index])
+
+    def start(self, seed: int, scale: float) -> list[np.ndarray]:
+        """(Re)start SUMO with ``seed`` and demand ``scale``; the first observations."""
+        self.close_sim()
+        extra = ("--scale", f"{scale:g}") if scale != 1.0 else ()
+        config = SimConfig(backend=self.config.backend, gui=self.config.gui, extra_args=extra)
+        self.sim = Simulation(self.scenario, seed, None, config, self._additional).start()
+        self.bank.step_length = self.sim.step_length
+        self.bank.start(self.sim)
+        self.observer.attach(self.sim)
+        self._last = self.observer.read(self.sim.time)
+        return self._observations(self._last)
+
+    def step(self, greens: Sequence[int]) -> tuple[list[np.ndarray], list[float], bool]:
+        """Request greens, run one decision interval; observations, rewards, truncated."""
+        sim = self.sim
+        if sim is None or self._last is None:
+            raise TwinTrafficError("call reset() before step()")
+        self.bank.request(greens)
+        self.bank.advance(sim, min(sim.time + self.config.decision_interval, self.scenario.end))
+        snapshot = self.observer.read(sim.time)
+        rewards = [self.observer.reward_of(layout, snapshot, self._last) for layout in self.layouts]
+        self._last = snapshot
+        return self._observations(snapshot), rewards, not sim.running
+
+    def info(self) -> dict[str, float]:
+        """The congestion figures of the last step."""
+        assert self.sim is not None and self._last is not None
+        approaches = np.concatenate([layout.in_lanes for layout in self.layouts])
+        return {
+            "time": self.sim.time,
+            "queue": float(self._last.halting[approaches].sum()),
+            "waiting_time": float(self._last.waiting[approaches].sum()),
+            "vehicles": float(self.sim.vehicle_count()),
+        }
+
+    def _observations(self, snapshot: Snapshot) -> list[np.ndarray]:
+        return [
+            self.observer.observe(layout, snapshot, engine)
+            for layout, engine in zip(self.layouts, self.bank.engines, strict=True)
+        ]
+
+    def close_sim(self) -> None:
+        """Stop the running simulation, if any."""
+        if self.sim is not None:
+            self.sim.close()
+            self.sim = None
+
+    def close(self) -> None:
+        """Stop SUMO and remove scratch files."""
+        self.close_sim()
+        self._scratch.cleanup()
+
+
+def _config(config: EnvConfig | None, overrides: Mapping[str, Any]) -> EnvConfig:
+    values = dict(overrides)
+    for key in ("signals", "observation", "routes"):
+        if isinstance(values.get(key), str):
+            values[key] = (values[key],)
+        elif values.get(key) is not None:
+            values[key] = tuple(values[key])
+    if isinstance(values.get("demand_scale"), list):
+        values["demand_scale"] = tuple(values["demand_scale"])
+    base = config or EnvConfig()
+    return EnvConfig(**{**base.__dict__, **values})
+
+
+def _draw_scale(scale: float | tuple[float, float], rng: np.random.Generator) -> float:
+    if isinstance(scale, tuple):
+        low, high = scale
+        return float(rng.uniform(low, high))
+    return float(scale)
+
+
+class SignalEnv(gym.Env[np.ndarray, Any]):
+    """Gymnasium env: one agent controls one signal or several at once.
+
+    Keyword arguments are :class:`EnvConfig` fields (or pass ``config=``). With one
+    controlled signal the action space is ``Discrete(greens)``, with several it is
+    ``MultiDiscrete`` and the observation concatenates the signals' vectors; the reward
+    is then the mean of the signals' rewards.
+    """
+
+    metadata = {"render_modes": []}  # noqa: RUF012  (Gymnasium's convention)
+
+    def __init__(self, config: EnvConfig | None = None, **overrides: Any) -> None:
+        self.config = _config(config, overrides)
+        self.twin = SignalTwin(self.config)
+        greens = self.twin.bank.num_greens
+        if len(greens) == 1:
+            self.action_space: spaces.Space[Any] = spaces.Discrete(greens[0])
+        else:
+            self.action_space = spaces.MultiDiscrete(list(greens))
+        bounds = [self.twin.observation_bounds(i) for i in range(len(greens))]
+        low = np.concatenate([b[0] for b in bounds])
+        high = np.concatenate([b[1] for b in bounds])
+        self.observation_space = spaces.Box(low, high, dtype=np.float32)
+
+    @property
+    def signal_ids(self) -> tuple[str, ...]:
+        """The controlled signals, in action order."""
+        return self.twin.signal_ids
+
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[np.ndarray, dict[str, Any]]:
+        """Start a new episode; ``seed`` is SUMO's seed (drawn when not given)."""
+        super().reset(seed=seed)
+        sumo_seed = seed if seed is not None else int(self.np_random.integers(_MAX_SEED))
+        scale = _draw_scale(self.config.demand_scale, self.np_random)
+        observations = self.twin.start(sumo_seed, scale)
+        return np.concatenate(observations), {**self.twin.info(), "seed": sumo_seed}
+
+    def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+        """Serve the requested green(s) for one decision interval."""
+        greens = [int(action)] if np.ndim(action) == 0 else [int(a) for a in action]
+        observations, rewards, truncated = self.twin.step(greens)
+        return (
+            np.concatenate(observations),
+            float(np.mean(rewards)),
+            False,
+            truncated,
+            self.twin.info(),
+        )
+
+    def close(self) -> None:
+        """Stop SUMO."""
+        self.twin.close_sim()
+
+
+class SignalParallelEnv(ParallelEnv[str, np.ndarray, int]):
+    """PettingZoo parallel env: one agent per signal.
+
+    Keyword arguments are :class:`EnvConfig` fields (or pass ``config=``), plus
+    ``padded``: give every agent the same observation and action space (zero-padded
+    observations, ``Discrete(max greens)`` actions and an ``action_mask`` in each info),
+    so one shared policy can drive every signal. An action outside a signal's mask keeps
+    its current green.
+    """
+
+    metadata = {"name": "twin_traffic_signals_v0", "render_modes": []}  # noqa: RUF012
+
+    def __init__(
+        self, config: EnvConfig | None = None, padded: bool = False, **overrides: Any
+    ) -> None:
+        self.config = _config(config, overrides)
+        self.padded = padded
+        self.twin = SignalTwin(self.config)
+        self.possible_agents = list(self.twin.signal_ids)
+        self.agents: list[str] = []
+        greens = self.twin.bank.num_greens
+        bounds = [self.twin.observation_bounds(i) for i in range(len(greens))]
+        self._sizes = [len(low) for low, _ in bounds]
+        self._greens = dict(zip(self.possible_agents, greens, strict=True))
+        if padded:
+            width, most = max(self._sizes), max(greens)
+            low = np.full(width, min(float(b[0].min()) for b in bounds), dtype=np.float32)
+            shared_obs = spaces.Box(low, np.ones(width, dtype=np.float32), dtype=np.float32)
+            shared_action = spaces.Discrete(most)
+            self._observation_spaces = dict.fromkeys(self.possible_agents, shared_obs)
+            self._action_spaces = dict.fromkeys(self.possible_agents, shared_action)
+            self._masks = {
+                agent: (np.arange(most) < n).astype(np.int8) for agent, n in self._greens.items()
+            }
+        else:
+            self._observation_spaces = {
+                agent: spaces.Box(low, high, dtype=np.float32)
+                for agent, (low, high) in zip(self.possible_agents, bounds, strict=True)
+            }
+            self._action_spaces = {
+                agent: spaces.Discrete(self._greens[agent]) for agent in self._greens
+            }
+        self._rng = np.random.default_rng()
+
+    def observation_space(self, agent: str) -> spaces.Box:
+        """The agent's observation space (the same object on every call)."""
+        return self._observation_spaces[agent]
+
+    def action_space(self, agent: str) -> spaces.Discrete:
+        """The agent's action space (the same object on every call)."""
+        return self._action_spaces[agent]
+
+    def reset(
+        self, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[dict[str, np.ndarray], dict[str, dict[str, Any]]]:
+        """Start a new episode; ``seed`` is SUMO's seed (drawn when not given)."""
+        if seed is not None:
+            self._rng = np.random.default_rng(seed)
+        sumo_seed = seed if seed is not None else int(self._rng.integers(_MAX_SEED))
+        scale = _draw_scale(self.config.demand_scale, self._rng)
+        observations = self.twin.start(sumo_seed, scale)
+        self.agents = list(self.possible_agents)
+        return self._pack(observations), self._infos()
+
+    def step(
+        self, actions: Mapping[str, int]
+    ) -> tuple[
+        dict[str, np.ndarray],
+        dict[str, float],
+        dict[str, bool],
+        dict[str, bool],
+        dict[str, dict[str, Any]],
+    ]:
+        """Serve each agent's requested green for one decision interval."""
+        greens = []
+        for index, agent in enumerate(self.possible_agents):
+            action = int(actions.get(agent, -1))
+            valid = 0 <= action < self._greens[agent]
+            greens.append(action if valid else self.twin.bank.engines[index].current_green)
+        observations, rewards, truncated = self.twin.step(greens)
+        agents = self.possible_agents
+        result = (
+            self._pack(observations),
+            dict(zip(agents, rewards, strict=True)),
+            dict.fromkeys(agents, False),
+            dict.fromkeys(agents, truncated),
+            self._infos(),
+        )
+        if truncated:
+            self.agents = []
+        return result
+
+    def _pack(self, observations: list[np.ndarray]) -> dict[str, np.ndarray]:
+        if not self.padded:
+            return dict(zip(self.possible_agents, observations, strict=True))
+        width = self._observation_spaces[self.possible_agents[0]].shape[0]
+        return {
+            agent: np.pad(obs, (0, width - len(obs)))
+            for agent, obs in zip(self.possible_agents, observations, strict=True)
+        }
+
+    def _infos(self) -> dict[str, dict[str, Any]]:
+        shared = self.twin.info()
+        if not self.padded:
+            return {agent: dict(shared) for agent in self.possible_agents}
+        return {
+            agent: {**shared, "action_mask": self._masks[agent]} for agent in self.possible_agents
+        }
+
+    def close(self) -> None:
+        """Stop SUMO."""
+        self.twin.close_sim()
+
+
+def register_builtin_envs() -> None:
+    """Register ``twin_traffic/<scenario>-v0`` for every built-in scenario."""
+    for name in builtin_scenarios():
+        env_id = f"twin_traffic/{name}-v0"
+        if env_id not in gym.registry:
+            gym.register(env_id, entry_point=SignalEnv, kwargs={"scenario": name})
+
+
+register_builtin_envs()

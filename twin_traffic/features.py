@@ -1,0 +1,383 @@
+"""Observations and rewards of signals, chosen by name, computed from lane-level state.
+
+Everything is gathered per lane (or per detector) into NumPy arrays once per decision:
+no per-vehicle Python on the decision path. Observations lie in [0, 1] (pressure in
+[-1, 1]); rewards are scaled to roughly [-1, 1] so that defaults suit any network.
+
+Observations (per signal, concatenated in the order given):
+
+=============  ====================================================================
+``phase``      one-hot of the current green, in-transition flag, time in green
+               / max green
+``density``    vehicles per incoming lane / the lane's capacity (length / 7.5 m)
+``queue``      halting vehicles per incoming lane / capacity
+``pressure``   per movement: incoming density minus outgoing density
+``speed``      mean speed per incoming lane / its speed limit (1 when empty)
+``sensor``     what detectors on the approaches measure, like a camera or loop
+               with limited range: per incoming lane, a lane-area detector covering
+               the last ``sensor_range`` metres (occupancy, halting / capacity)
+=============  ====================================================================
+
+Rewards (per signal; higher is better):
+
+==============  ===================================================================
+``wait``        decrease of the waiting time accumulated by vehicles on the
+                approaches, per second and per unit of approach capacity
+``queue``       minus halting vehicles on the approaches / their capacity
+``pressure``    minus |incoming − outgoing vehicles| / approach capacity
+``delay``       minus the approaches' delay rate: vehicles × (1 − speed / limit),
+                over capacity
+``throughput``  vehicles that crossed the stop lines in the interval, per second
+                and approach lane (loops at the stop lines count them)
+==============  ===================================================================
+"""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from twin_traffic.errors import TwinTrafficError
+from twin_traffic.network import Network
+from twin_traffic.signals import GREEN_CHARS, PhaseEngine
+from twin_traffic.sim import (
+    LAST_STEP_MEAN_SPEED,
+    LAST_STEP_OCCUPANCY,
+    LAST_STEP_VEHICLE_HALTING_NUMBER,
+    LAST_STEP_VEHICLE_NUMBER,
+    VAR_INTERVAL_NUMBER,
+    VAR_WAITING_TIME,
+    Reader,
+    Simulation,
+)
+
+VEHICLE_SPACE = 7.5  # metres a queued car takes: SUMO's default length 5 m + gap 2.5 m
+DEFAULT_OBSERVATION = ("phase", "density", "queue")
+DEFAULT_REWARD = "wait"
+DEFAULT_SENSOR_RANGE = 50.0
+
+# Lane variables, in the column order of Snapshot.lanes.
+_LANE_VARIABLES = {
+    "vehicles": LAST_STEP_VEHICLE_NUMBER,
+    "halting": LAST_STEP_VEHICLE_HALTING_NUMBER,
+    "speed": LAST_STEP_MEAN_SPEED,
+    "waiting": VAR_WAITING_TIME,
+}
+
+
+@dataclass(frozen=True)
+class SignalLayout:
+    """A signal's lanes and movements as indices into the observer's lane arrays."""
+
+    id: str
+    num_greens: int
+    in_lanes: np.ndarray
+    movement_in: np.ndarray
+    movement_out: np.ndarray
+    # green_movements[g, m]: movement m has green in green g.
+    green_movements: np.ndarray
+
+
+@dataclass
+class Snapshot:
+    """Lane (and detector) state after a step: arrays indexed like ``Observer.lanes``."""
+
+    time: float
+    vehicles: np.ndarray
+    halting: np.ndarray
+    speed: np.ndarray
+    waiting: np.ndarray
+    sensor_occupancy: np.ndarray
+    sensor_halting: np.ndarray
+    crossed: np.ndarray
+
+
+ObservationFn = Callable[["Observer", SignalLayout, Snapshot, PhaseEngine], np.ndarray]
+RewardFn = Callable[["Observer", SignalLayout, Snapshot, Snapshot], float]
+
+
+@dataclass(frozen=True)
+class ObservationFeature:
+    """A named observation block: its size, lower bound and how to compute it."""
+
+    size: Callable[[SignalLayout], int]
+    low: float
+    needs: frozenset[str]
+    compute: ObservationFn
+
+
+def _phase(obs: Observer, layout: SignalLayout, snap: Snapshot, engine: PhaseEngine) -> np.ndarray:
+    block = np.zeros(layout.num_greens + 2)
+    block[engine.current_green] = 1.0
+    block[-2] = float(engine.in_transition)
+    block[-1] = min(engine.time_in_green / obs.max_green, 1.0)
+    return block
+
+
+def _density(obs: Observer, layout: SignalLayout, snap: Snapshot, _: PhaseEngine) -> np.ndarray:
+    lanes = layout.in_lanes
+    return np.minimum(snap.vehicles[lanes] / obs.capacity[lanes], 1.0)
+
+
+def _queue(obs: Observer, layout: SignalLayout, snap: Snapshot, _: PhaseEngine) -> np.ndarray:
+    lanes = layout.in_lanes
+    return np.minimum(snap.halting[lanes] / obs.capacity[lanes], 1.0)
+
+
+def _pressure(obs: Observer, layout: SignalLayout, snap: Snapshot, _: PhaseEngine) -> np.ndarray:
+    density = np.minimum(snap.vehicles / obs.capacity, 1.0)
+    return density[layout.movement_in] - density[layout.movement_out]
+
+
+def _speed(obs: Observer, layout: SignalLayout, snap: Snapshot, _: PhaseEngine) -> np.ndarray:
+    lanes = layout.in_lanes
+    ratio = snap.speed[lanes] / obs.max_speed[lanes]
+    # SUMO reports the speed limit for an empty lane; clip the rest (speedFactor > 1).
+    return np.clip(np.where(snap.vehicles[lanes] > 0, ratio, 1.0), 0.0, 1.0)
+
+
+def _sensor(obs: Observer, layout: SignalLayout, snap: Snapshot, _: PhaseEngine) -> np.ndarray:
+    lanes = layout.in_lanes
+    occupancy = snap.sensor_occupancy[lanes] / 100.0
+    halting = np.minimum(snap.sensor_halting[lanes] / obs.sensor_capacity[lanes], 1.0)
+    return np.stack([occupancy, halting], axis=1).ravel()
+
+
+OBSERVATIONS: dict[str, ObservationFeature] = {
+    "phase": ObservationFeature(lambda s: s.num_greens + 2, 0.0, frozenset(), _phase),
+    "density": ObservationFeature(
+        lambda s: len(s.in_lanes), 0.0, frozenset({"vehicles"}), _density
+    ),
+    "queue": ObservationFeature(lambda s: len(s.in_lanes), 0.0, frozenset({"halting"}), _queue),
+    "pressure": ObservationFeature(
+        lambda s: len(s.movement_in), -1.0, frozenset({"vehicles"}), _pressure
+    ),
+    "speed": ObservationFeature(
+        lambda s: len(s.in_lanes), 0.0, frozenset({"speed", "vehicles"}), _speed
+    ),
+    "sensor": ObservationFeature(
+        lambda s: 2 * len(s.in_lanes), 0.0, frozenset({"sensor"}), _sensor
+    ),
+}
+
+
+def _approach_capacity(obs: Observer, layout: SignalLayout) -> float:
+    return float(obs.capacity[layout.in_lanes].sum())
+
+
+def _wait(obs: Observer, layout: SignalLayout, snap: Snapshot, before: Snapshot) -> float:
+    lanes = layout.in_lanes
+    change = snap.waiting[lanes].sum() - before.waiting[lanes].sum()
+    elapsed = max(snap.time - before.time, 1e-9)
+    return float(-change / (elapsed * _approach_capacity(obs, layout)))
+
+
+def _queue_reward(obs: Observer, layout: SignalLayout, snap: Snapshot, _: Snapshot) -> float:
+    return float(-snap.halting[layout.in_lanes].sum() / _approach_capacity(obs, layout))
+
+
+def _pressure_reward(obs: Observer, layout: SignalLayout, snap: Snapshot, _: Snapshot) -> float:
+    inflow = snap.vehicles[np.unique(layout.movement_in)].sum()
+    outflow = snap.vehicles[np.unique(layout.movement_out)].sum()
+    return float(-abs(inflow - outflow) / _approach_capacity(obs, layout))
+
+
+def _delay_reward(obs: Observer, layout: SignalLayout, snap: Snapshot, _: Snapshot) -> float:
+    lanes = layout.in_lanes
+    slowdown = np.clip(1.0 - snap.speed[lanes] / obs.max_speed[lanes], 0.0, 1.0)
+    return float(-(snap.vehicles[lanes] * slowdown).sum() / _approach_capacity(obs, layout))
+
+
+def _throughput(obs: Observer, layout: SignalLayout, snap: Snapshot, before: Snapshot) -> float:
+    lanes = layout.in_lanes
+    crossed = snap.crossed[lanes].sum() - before.crossed[lanes].sum()
+    elapsed = max(snap.time - before.time, 1e-9)
+    return float(crossed / (elapsed * len(lanes)))
+
+
+REWARDS: dict[str, tuple[frozenset[str], RewardFn]] = {
+    "wait": (frozenset({"waiting"}), _wait),
+    "queue": (frozenset({"halting"}), _queue_reward),
+    "pressure": (frozenset({"vehicles"}), _pressure_reward),
+    "delay": (frozenset({"vehicles", "speed"}), _delay_reward),
+    "throughput": (frozenset({"crossed"}), _throughput),
+}
+
+
+def check_feature_names(observation: Sequence[str], reward: str) -> None:
+    """Raise a clear error for unknown observation or reward names."""
+    for name in observation:
+        if name not in OBSERVATIONS:
+            raise TwinTrafficError(
+                f"unknown observation '{name}'; choose from: {', '.join(OBSERVATIONS)}"
+            )
+    if reward not in REWARDS:
+        raise TwinTrafficError(f"unknown reward '{reward}'; choose from: {', '.join(REWARDS)}")
+
+
+class Observer:
+    """Reads what the chosen features need about a set of signals, once per decision.
+
+    The lanes are the incoming and outgoing lanes of the signals; ``sensor`` and
+    ``throughput`` add detectors, written by :meth:`detector_file` and loaded with the
+    scenario. ``extra_needs`` names lane variables to read besides the features' own
+    (``vehicles``, ``halting``, ``speed``, ``waiting``).
+    """
+
+    def __init__(
+        self,
+        network: Network,
+        signal_ids: Sequence[str],
+        observation: Sequence[str] = DEFAULT_OBSERVATION,
+        reward: str = DEFAULT_REWARD,
+        max_green: float = 60.0,
+        sensor_range: float = DEFAULT_SENSOR_RANGE,
+        extra_needs: frozenset[str] = frozenset(),
+    ) -> None:
+        check_feature_names(observation, reward)
+        self.observation = tuple(observation)
+        self.reward = reward
+        self.max_green = max_green
+        self.sensor_range = sensor_range
+        lights = [network.traffic_lights[tls] for tls in signal_ids]
+        self.lanes = tuple(
+            dict.fromkeys(
+                lane for light in lights for lane in (*light.incoming_lanes, *light.outgoing_lanes)
+            )
+        )
+        index = {lane: i for i, lane in enumerate(self.lanes)}
+        lengths = np.array([network.lane_lengths[lane] for lane in self.lanes])
+        self.capacity = np.maximum(lengths / VEHICLE_SPACE, 1.0)
+        self.max_speed = np.array([network.lane_speeds[lane] for lane in self.lanes])
+        self.sensor_capacity = np.maximum(np.minimum(lengths, sensor_range) / VEHICLE_SPACE, 1.0)
+        self.layouts = tuple(_layout(light, index) for light in lights)
+        self.needs = frozenset().union(
+            *(OBSERVATIONS[name].needs for name in self.observation),
+            REWARDS[reward][0],
+            extra_needs,
+        )
+        self._lane_reader: Reader | None = None
+        self._sensor_reader: Reader | None = None
+        self._loop_reader: Reader | None = None
+        self._lane_columns = [name for name in _LANE_VARIABLES if name in self.needs]
+
+    # -- detectors -------------------------------------------------------------------------
+
+    @property
+    def needs_detectors(self) -> bool:
+        """True when the features read detectors that must be loaded with the scenario."""
+        return bool(self.needs & {"sensor", "crossed"})
+
+    @property
+    def approach_lanes(self) -> list[str]:
+        """The incoming lanes of the signals, in lane-array order."""
+        incoming = {int(i) for layout in self.layouts for i in layout.in_lanes}
+        return [lane for i, lane in enumerate(self.lanes) if i in incoming]
+
+    def detector_file(self, path: Path, lane_lengths: dict[str, float]) -> Path:
+        """Write lane-area detectors over the last ``sensor_range`` m of each approach lane
+        and induction loops at its stop line."""
+        root = ET.Element("additional")
+        for lane in self.approach_lanes:
+            length = lane_lengths[lane]
+            span = min(self.sensor_range, length - 0.1)
+            ET.SubElement(
+                root, "laneAreaDetector", id=f"tt_e2_{lane}", lane=lane,
+                pos=f"{length - span:.2f}", endPos=f"{length:.2f}", period="86400",
+                file="NUL",
+            )  # fmt: skip
+            ET.SubElement(
+                root, "inductionLoop", id=f"tt_e1_{lane}", lane=lane,
+                pos=f"{max(length - 1.0, 0.0):.2f}", period="86400", file="NUL",
+            )  # fmt: skip
+        ET.indent(root)
+        ET.ElementTree(root).write(path, encoding="utf-8", xml_declaration=True)
+        return path
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def attach(self, sim: Simulation) -> None:
+        """Prepare the readers on a started simulation."""
+        variables = [_LANE_VARIABLES[name] for name in self._lane_columns]
+        self._lane_reader = sim.lane_reader(self.lanes, variables) if variables else None
+        approaches = self.approach_lanes
+        self._approach_rows = np.array([self.lanes.index(lane) for lane in approaches], dtype=int)
+        self._sensor_reader = None
+        self._loop_reader = None
+        if "sensor" in self.needs:
+            self._sensor_reader = sim.detector_reader(
+                "lanearea",
+                [f"tt_e2_{lane}" for lane in approaches],
+                [LAST_STEP_OCCUPANCY, LAST_STEP_VEHICLE_HALTING_NUMBER],
+            )
+        if "crossed" in self.needs:
+            self._loop_reader = sim.detector_reader(
+                "inductionloop", [f"tt_e1_{lane}" for lane in approaches], [VAR_INTERVAL_NUMBER]
+            )
+
+    def read(self, time: float) -> Snapshot:
+        """The lane state now."""
+        n = len(self.lanes)
+        columns = {name: np.zeros(n) for name in _LANE_VARIABLES}
+        if self._lane_reader is not None:
+            values = self._lane_reader.read()
+            for position, name in enumerate(self._lane_columns):
+                columns[name] = values[:, position]
+        occupancy = halting = crossed = np.zeros(n)
+        if self._sensor_reader is not None:
+            sensor = self._sensor_reader.read()
+            occupancy, halting = np.zeros(n), np.zeros(n)
+            occupancy[self._approach_rows] = sensor[:, 0]
+            halting[self._approach_rows] = sensor[:, 1]
+        if self._loop_reader is not None:
+            crossed = np.zeros(n)
+            crossed[self._approach_rows] = self._loop_reader.read()[:, 0]
+        return Snapshot(time, sensor_occupancy=occupancy, sensor_halting=halting, crossed=crossed,
+                        **columns)  # fmt: skip
+
+    def observe(self, layout: SignalLayout, snap: Snapshot, engine: PhaseEngine) -> np.ndarray:
+        """One signal's observation vector (float32)."""
+        blocks = [
+            OBSERVATIONS[name].compute(self, layout, snap, engine) for name in self.observation
+        ]
+        return np.concatenate(blocks).astype(np.float32)
+
+    def observation_bounds(self, layout: SignalLayout) -> tuple[np.ndarray, np.ndarray]:
+        """Lower and upper bounds of a signal's observation vector."""
+        lows = [
+            np.full(OBSERVATIONS[name].size(layout), OBSERVATIONS[name].low, dtype=np.float32)
+            for name in self.observation
+        ]
+        low = np.concatenate(lows)
+        return low, np.ones_like(low)
+
+    def reward_of(self, layout: SignalLayout, snap: Snapshot, before: Snapshot) -> float:
+        """One signal's reward for the interval from ``before`` to ``snap``."""
+        return REWARDS[self.reward][1](self, layout, snap, before)
+
+
+def _layout(light: object, index: dict[str, int]) -> SignalLayout:
+    from twin_traffic.network import TrafficLight
+
+    assert isinstance(light, TrafficLight)
+    movements = light.movements
+    greens = [light.phases[i].state for i in light.green_phases]
+    green_movements = np.zeros((len(greens), len(movements)), dtype=bool)
+    position = {movement: m for m, movement in enumerate(movements)}
+    for link in light.links:
+        m = position[(link.in_lane, link.out_lane)]
+        for g, state in enumerate(greens):
+            if state[link.index] in GREEN_CHARS:
+                green_movements[g, m] = True
+    return SignalLayout(
+        id=light.id,
+        num_greens=len(greens),
+        in_lanes=np.array([index[lane] for lane in light.incoming_lanes], dtype=int),
+        movement_in=np.array([index[a] for a, _ in movements], dtype=int),
+        movement_out=np.array([index[b] for _, b in movements], dtype=int),
+        green_movements=green_movements,
+    )
