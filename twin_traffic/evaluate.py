@@ -189,7 +189,11 @@ def _drive(
         if interval is not None and sim.time >= next_decision - _EPS:
             controller.act(sim)
             next_decision += interval
-        sim.step(min(next_sample, next_decision, scenario.end))
+        until = min(next_sample, next_decision, scenario.end)
+        if interval is None:
+            sim.step(until)  # SUMO runs the controller's programmes
+        else:
+            controller.advance(sim, until)
         if sim.time < next_sample - _EPS:
             continue
         next_sample += spec.sample_interval

@@ -34,3 +34,8 @@ class Controller(Protocol):
     def act(self, sim: Simulation) -> None:
         """Take one decision (only called when ``decision_interval`` is set)."""
         ...
+
+    def advance(self, sim: Simulation, until: float) -> None:
+        """Run the simulation to time ``until`` under this controller's signals (only
+        called when ``decision_interval`` is set; otherwise SUMO runs the programmes)."""
+        ...
