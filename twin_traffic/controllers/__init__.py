@@ -18,6 +18,9 @@ __all__ = ["CONTROLLERS", "Controller", "make_controller"]
 CONTROLLERS: dict[str, str] = {
     "fixed": "twin_traffic.controllers.fixed_time:FixedTimeController",
     "actuated": "twin_traffic.controllers.actuated:ActuatedController",
+    "max-pressure": "twin_traffic.controllers.max_pressure:MaxPressureController",
+    "greedy": "twin_traffic.controllers.greedy:GreedyController",
+    "sotl": "twin_traffic.controllers.sotl:SotlController",
 }
 
 
