@@ -127,6 +127,7 @@ class SignalTwin:
         )
         self.bank = SignalBank(self.network, self.signal_ids, timing)
         self.layouts = self.observer.layouts
+        self._approaches = np.concatenate([layout.in_lanes for layout in self.layouts])
         self._scratch = tempfile.TemporaryDirectory(prefix="twin-traffic-env-")
         self._additional: list[Path] = []
         if self.observer.needs_detectors:
@@ -166,7 +167,7 @@ class SignalTwin:
     def info(self) -> dict[str, float]:
         """The congestion figures of the last step."""
         assert self.sim is not None and self._last is not None
-        approaches = np.concatenate([layout.in_lanes for layout in self.layouts])
+        approaches = self._approaches
         return {
             "time": self.sim.time,
             "queue": float(self._last.halting[approaches].sum()),

@@ -154,7 +154,7 @@ OBSERVATIONS: dict[str, ObservationFeature] = {
     ),
     "queue": ObservationFeature(lambda s: len(s.in_lanes), 0.0, frozenset({"halting"}), _queue),
     "pressure": ObservationFeature(
-        lambda s: len(s.movement_in), -1.0, frozenset({"vehicles"}), _pressure
+        lambda s: len(s.movement_in), -1.0, frozenset({"vehicles", "outgoing"}), _pressure
     ),
     "speed": ObservationFeature(
         lambda s: len(s.in_lanes), 0.0, frozenset({"speed", "vehicles"}), _speed
@@ -202,7 +202,7 @@ def _throughput(obs: Observer, layout: SignalLayout, snap: Snapshot, before: Sna
 REWARDS: dict[str, tuple[frozenset[str], RewardFn]] = {
     "wait": (frozenset({"waiting"}), _wait),
     "queue": (frozenset({"halting"}), _queue_reward),
-    "pressure": (frozenset({"vehicles"}), _pressure_reward),
+    "pressure": (frozenset({"vehicles", "outgoing"}), _pressure_reward),
     "delay": (frozenset({"vehicles", "speed"}), _delay_reward),
     "throughput": (frozenset({"crossed"}), _throughput),
 }
@@ -225,7 +225,8 @@ class Observer:
     The lanes are the incoming and outgoing lanes of the signals; ``sensor`` and
     ``throughput`` add detectors, written by :meth:`detector_file` and loaded with the
     scenario. ``extra_needs`` names lane variables to read besides the features' own
-    (``vehicles``, ``halting``, ``speed``, ``waiting``).
+    (``vehicles``, ``halting``, ``speed``, ``waiting``; ``outgoing`` reads vehicles on
+    the outgoing lanes too).
     """
 
     def __init__(
@@ -260,10 +261,9 @@ class Observer:
             REWARDS[reward][0],
             extra_needs,
         )
-        self._lane_reader: Reader | None = None
+        self._lane_readers: list[tuple[str, np.ndarray, Reader]] = []
         self._sensor_reader: Reader | None = None
         self._loop_reader: Reader | None = None
-        self._lane_columns = [name for name in _LANE_VARIABLES if name in self.needs]
 
     # -- detectors -------------------------------------------------------------------------
 
@@ -301,11 +301,22 @@ class Observer:
     # -- reading ---------------------------------------------------------------------------
 
     def attach(self, sim: Simulation) -> None:
-        """Prepare the readers on a started simulation."""
-        variables = [_LANE_VARIABLES[name] for name in self._lane_columns]
-        self._lane_reader = sim.lane_reader(self.lanes, variables) if variables else None
+        """Prepare the readers on a started simulation.
+
+        Each lane variable is read only where a feature uses it: on the approaches, and
+        vehicles also on the outgoing lanes when a pressure is computed.
+        """
         approaches = self.approach_lanes
         self._approach_rows = np.array([self.lanes.index(lane) for lane in approaches], dtype=int)
+        all_rows = np.arange(len(self.lanes))
+        self._lane_readers = []
+        for name, variable in _LANE_VARIABLES.items():
+            if name not in self.needs:
+                continue
+            everywhere = name == "vehicles" and "outgoing" in self.needs
+            rows = all_rows if everywhere else self._approach_rows
+            reader = sim.lane_reader([self.lanes[i] for i in rows], [variable])
+            self._lane_readers.append((name, rows, reader))
         self._sensor_reader = None
         self._loop_reader = None
         if "sensor" in self.needs:
@@ -320,13 +331,11 @@ class Observer:
             )
 
     def read(self, time: float) -> Snapshot:
-        """The lane state now."""
+        """The lane state now (zero where a variable is not read)."""
         n = len(self.lanes)
         columns = {name: np.zeros(n) for name in _LANE_VARIABLES}
-        if self._lane_reader is not None:
-            values = self._lane_reader.read()
-            for position, name in enumerate(self._lane_columns):
-                columns[name] = values[:, position]
+        for name, rows, reader in self._lane_readers:
+            columns[name][rows] = reader.read()[:, 0]
         occupancy = halting = crossed = np.zeros(n)
         if self._sensor_reader is not None:
             sensor = self._sensor_reader.read()

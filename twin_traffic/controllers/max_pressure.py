@@ -14,7 +14,7 @@ class MaxPressureController(GreenChooser):
     the phase engine's yellow and min/max green."""
 
     name = "max-pressure"
-    needs = frozenset({"vehicles"})
+    needs = frozenset({"vehicles", "outgoing"})
 
     def choose(self, layout: SignalLayout, snapshot: Snapshot, engine: PhaseEngine) -> int:
         """The green with the largest pressure."""
