@@ -1,0 +1,128 @@
+"""``twin-traffic scenario from-osm | sensors | counts | calibrate``: build and calibrate a twin."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from twin_traffic.cli.app import err, out, scenario_app
+
+
+@scenario_app.command("from-osm")
+def scenario_from_osm(
+    osm_file: Annotated[Path, typer.Argument(help="OpenStreetMap extract (.osm, XML).")],
+    out_dir: Annotated[Path, typer.Option("--out", help="Scenario folder to write.")],
+    name: Annotated[
+        str | None, typer.Option(help="Base name of the files (default: the OSM file's).")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the random starting demand.")] = 0,
+    end: Annotated[float, typer.Option(help="End of the simulated window, s.")] = 3600.0,
+    period: Annotated[
+        float, typer.Option(help="Mean seconds between departures (2.5 s = 1440 veh/h).")
+    ] = 2.5,
+    fringe_factor: Annotated[
+        float, typer.Option(help="How much likelier trips start/end at the network's edge.")
+    ] = 10.0,
+) -> None:
+    """Build a ready-to-run scenario from an OpenStreetMap extract.
+
+    netconvert makes a car network with one signal controller per signalised
+    intersection; randomTrips.py and duarouter give it a seeded starting demand.
+    """
+    from twin_traffic.osm import build_from_osm
+
+    built = build_from_osm(
+        osm_file, out_dir, name=name, seed=seed, end=end, period=period,
+        fringe_factor=fringe_factor,
+    )  # fmt: skip
+    scenario = built.scenario
+    out.print(
+        f"[green]ok[/green] {built.config}: {len(scenario.traffic_lights)} signals "
+        f"({', '.join(scenario.traffic_lights)}), {built.vehicles} vehicles, window "
+        f"{scenario.begin:g}–{scenario.end:g} s",
+        highlight=False,
+    )
+
+
+@scenario_app.command("sensors")
+def scenario_sensors(
+    scenario_dir: Annotated[Path, typer.Argument(help="Scenario folder (or its .sumocfg).")],
+) -> None:
+    """Place stop-line loops (E1) and approach detectors (E2) at every signal.
+
+    Writes sensors.add.xml into the scenario folder and lists it in the .sumocfg.
+    """
+    from twin_traffic.sensors import add_sensors
+
+    path, detectors = add_sensors(scenario_dir)
+    loops = sum(d.kind == "e1" for d in detectors)
+    out.print(
+        f"[green]ok[/green] {path}: {loops} induction loops (e1_LANE), "
+        f"{len(detectors) - loops} lane-area detectors (e2_LANE)",
+        highlight=False,
+    )
+
+
+@scenario_app.command("counts")
+def scenario_counts(
+    scenario: Annotated[str, typer.Argument(help="Scenario folder, .sumocfg or built-in name.")],
+    out_file: Annotated[Path, typer.Option("--out", help="Counts CSV to write.")],
+    interval: Annotated[float, typer.Option(help="Counting interval, s.")] = 900.0,
+    seed: Annotated[int, typer.Option(help="SUMO seed of the counting run.")] = 0,
+) -> None:
+    """Run a scenario and write what its induction loops count (location,begin,end,count)."""
+    from twin_traffic.sensors import record_counts
+
+    counts = record_counts(scenario, interval=interval, seed=seed, out=out_file)
+    locations = len({c.location for c in counts})
+    total = sum(c.count for c in counts)
+    out.print(
+        f"[green]ok[/green] {out_file}: {locations} loops × {len(counts) // locations} "
+        f"intervals, {total:,.0f} vehicles counted",
+        highlight=False,
+    )
+
+
+@scenario_app.command("calibrate")
+def scenario_calibrate(
+    scenario_dir: Annotated[Path, typer.Argument(help="Scenario folder (or its .sumocfg).")],
+    counts: Annotated[
+        Path, typer.Option(help="Counts CSV: location,begin,end,count (loop or edge id).")
+    ],
+    interval: Annotated[
+        float | None, typer.Option(help="Sum the counts into intervals of this many s first.")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the routes and the checking run.")] = 0,
+) -> None:
+    """Fit the scenario's demand to counts with routeSampler and report the GEH per count.
+
+    Writes NAME.calibrated.rou.xml (now the .sumocfg's routes), calibration.csv and
+    calibration.png. Accepted when at least 85% of the counts have GEH < 5.
+    """
+    from twin_traffic.calibrate import calibrate
+    from twin_traffic.counts import GEH_OK
+
+    result = calibrate(scenario_dir, counts, interval=interval, seed=seed)
+    table = Table(title=f"Fit to {counts.name}: observed vs simulated", title_justify="left")
+    for column in ("location", "interval (s)", "observed", "simulated", "GEH"):
+        table.add_column(column, justify="left" if column == "location" else "right")
+    for fit in result.fits:
+        style = "green" if fit.geh < GEH_OK else "red"
+        table.add_row(
+            fit.location,
+            f"{fit.begin:g}–{fit.end:g}",
+            f"{fit.observed:g}",
+            f"{fit.simulated:g}",
+            f"[{style}]{fit.geh:.2f}[/{style}]",
+        )
+    out.print(table)
+    verdict = "[green]accepted[/green]" if result.accepted else "[yellow]not accepted[/yellow]"
+    out.print(
+        f"{verdict}: {result.share_ok:.1%} of {len(result.fits)} counts with GEH < 5 "
+        f"(85% needed); {result.vehicles} vehicles in {result.route_file.name}",
+        highlight=False,
+    )
+    err.print(f"fit written to {result.report} and {result.plot}", highlight=False)

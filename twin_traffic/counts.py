@@ -1,0 +1,140 @@
+"""Traffic counts per location and time interval, as a city publishes them, and the GEH.
+
+The CSV format has one row per location and interval::
+
+    location,begin,end,count
+    e1_-100#3_0,0,900,142
+    104,0,900,95
+
+``location`` is a detector id (an induction loop of the scenario's ``sensors.add.xml``)
+or an edge id of the network; ``begin`` and ``end`` are seconds of simulated time
+(``end`` excluded); ``count`` is the number of vehicles that passed in the interval.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from twin_traffic.errors import ScenarioError
+
+COLUMNS = ("location", "begin", "end", "count")
+GEH_OK = 5.0
+"""The usual acceptance threshold: a count fits when its GEH is below 5."""
+
+
+@dataclass(frozen=True)
+class Count:
+    """Vehicles counted at one location during ``[begin, end)`` seconds."""
+
+    location: str
+    begin: float
+    end: float
+    count: float
+
+    @property
+    def hourly(self) -> float:
+        """The count as an hourly flow, veh/h (the GEH statistic is defined on those)."""
+        return self.count * 3600.0 / (self.end - self.begin)
+
+
+def geh(modelled: float, observed: float) -> float:
+    """GEH statistic of two hourly flows: sqrt(2 (M - C)^2 / (M + C)), 0 when both are 0."""
+    total = modelled + observed
+    return 0.0 if total <= 0 else math.sqrt(2.0 * (modelled - observed) ** 2 / total)
+
+
+def read_counts(path: str | Path) -> list[Count]:
+    """Read and check a counts CSV (see the module docstring for the format).
+
+    Raises:
+        ScenarioError: naming the file, the row and the fix.
+    """
+    source = Path(path)
+    try:
+        with source.open(newline="") as handle:
+            reader = csv.DictReader(handle)
+            header = [name.strip() for name in reader.fieldnames or []]
+            missing = [c for c in COLUMNS if c not in header]
+            if missing:
+                raise ScenarioError(
+                    f"{source}: missing column(s) {', '.join(missing)}; the header must be "
+                    f"{','.join(COLUMNS)}"
+                )
+            counts = [_row(source, n, row) for n, row in enumerate(reader, start=2)]
+    except OSError as error:
+        raise ScenarioError(f"{source}: cannot read the counts ({error.strerror})") from None
+    if not counts:
+        raise ScenarioError(f"{source}: no counts; add rows of {','.join(COLUMNS)}")
+    seen: set[tuple[str, float, float]] = set()
+    for item in counts:
+        key = (item.location, item.begin, item.end)
+        if key in seen:
+            raise ScenarioError(
+                f"{source}: location '{item.location}' is counted twice in "
+                f"[{item.begin:g}, {item.end:g}); keep one row per location and interval"
+            )
+        seen.add(key)
+    return counts
+
+
+def write_counts(counts: Iterable[Count], path: str | Path) -> Path:
+    """Write counts as CSV (see the module docstring for the format)."""
+    target = Path(path)
+    with target.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(COLUMNS)
+        for item in counts:
+            writer.writerow([item.location, f"{item.begin:g}", f"{item.end:g}", f"{item.count:g}"])
+    return target
+
+
+def rebin(counts: Iterable[Count], interval: float, source: Path) -> list[Count]:
+    """Sum counts into consecutive intervals of ``interval`` seconds starting at 0.
+
+    Raises:
+        ScenarioError: when a row straddles two intervals.
+    """
+    if interval <= 0:
+        raise ScenarioError(f"--interval {interval:g}: give a positive number of seconds")
+    sums: dict[tuple[str, int], float] = {}
+    for item in counts:
+        index = math.floor(item.begin / interval + 1e-9)
+        if item.end > (index + 1) * interval + 1e-6:
+            raise ScenarioError(
+                f"{source}: the row of '{item.location}' [{item.begin:g}, {item.end:g}) "
+                f"straddles two {interval:g} s intervals; choose an --interval that is a "
+                "multiple of the counting period"
+            )
+        key = (item.location, index)
+        sums[key] = sums.get(key, 0.0) + item.count
+    return [
+        Count(location, index * interval, (index + 1) * interval, total)
+        for (location, index), total in sorted(sums.items(), key=lambda kv: (kv[0][1], kv[0][0]))
+    ]
+
+
+def _row(source: Path, line: int, row: dict[str, str]) -> Count:
+    location = (row.get("location") or "").strip()
+    if not location:
+        raise ScenarioError(f"{source}, line {line}: empty location; name a detector or edge")
+    try:
+        begin, end, count = (float((row.get(c) or "").strip()) for c in COLUMNS[1:])
+    except ValueError:
+        raise ScenarioError(
+            f"{source}, line {line}: begin, end and count must be numbers (seconds and vehicles)"
+        ) from None
+    if begin < 0 or end <= begin:
+        raise ScenarioError(
+            f"{source}, line {line}: interval [{begin:g}, {end:g}) is empty or negative; "
+            "end must come after begin (seconds from the start of the simulation)"
+        )
+    if count < 0 or not math.isfinite(count):
+        raise ScenarioError(
+            f"{source}, line {line}: count {count:g} for '{location}' is not a number of "
+            "vehicles; counts must be 0 or more"
+        )
+    return Count(location, begin, end, count)
