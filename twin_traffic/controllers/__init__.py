@@ -21,6 +21,9 @@ CONTROLLERS: dict[str, str] = {
     "max-pressure": "twin_traffic.controllers.max_pressure:MaxPressureController",
     "greedy": "twin_traffic.controllers.greedy:GreedyController",
     "sotl": "twin_traffic.controllers.sotl:SotlController",
+    "webster": "twin_traffic.controllers.webster:WebsterController",
+    "plan": "twin_traffic.controllers.plan:PlanController",
+    "tuned": "twin_traffic.controllers.tuned:TunedController",
 }
 
 

@@ -1,0 +1,393 @@
+"""Webster's fixed-time plan: optimal cycle and green splits from the scenario's demand.
+
+Webster (1958), *Traffic signal settings*, Road Research Technical Paper 39:
+
+* the cycle that minimises delay is ``C0 = (1.5 L + 5) / (1 - Y)``, where ``L`` is the
+  time lost per cycle and ``Y = sum(y_i)`` the sum of the critical flow ratios
+  ``y_i = q_i / s_i`` of the green phases;
+* the effective green ``C - L`` is split between the phases in proportion to ``y_i``.
+
+Here ``q`` is measured per approach lane, ``s`` is a saturation flow per lane (default
+1800 veh/h, the HCM base rate), a phase's critical ratio is the largest of the lanes it
+serves, and ``L`` is the programme's own yellow and all-red time. The programme's phase
+sequence and transitions stay as they are; only green durations change.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import xml.etree.ElementTree as ET
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from twin_traffic.errors import ControllerError, SimulationError
+from twin_traffic.network import TrafficLight
+from twin_traffic.plans import (
+    Programme,
+    green_slots,
+    lost_time,
+    round_to_total,
+    with_greens,
+    write_plan,
+)
+from twin_traffic.signals import GREEN_CHARS
+
+if TYPE_CHECKING:
+    from twin_traffic.network import Network
+    from twin_traffic.scenario import Scenario
+    from twin_traffic.sim import Simulation
+
+PROGRAM_ID = "twin-traffic-webster"
+SECONDS_PER_HOUR = 3600.0
+
+
+# -- Webster's formulas (pure) -----------------------------------------------------------------
+
+
+def webster_cycle(lost_time: float, flow_ratio_sum: float) -> float:
+    """Webster's optimal cycle ``C0 = (1.5 L + 5) / (1 - Y)`` in seconds.
+
+    Args:
+        lost_time: ``L``, seconds lost per cycle.
+        flow_ratio_sum: ``Y``, the sum of the phases' critical flow ratios; below 1.
+    """
+    if not 0 <= flow_ratio_sum < 1:
+        raise ValueError(f"Y = {flow_ratio_sum:g}: Webster's cycle needs 0 <= Y < 1")
+    return (1.5 * lost_time + 5.0) / (1.0 - flow_ratio_sum)
+
+
+def webster_greens(cycle: float, lost_time: float, flow_ratios: Sequence[float]) -> list[float]:
+    """Effective greens ``g_i = (C - L) y_i / Y`` (equal shares when no phase has flow)."""
+    total = sum(flow_ratios)
+    effective = cycle - lost_time
+    if total <= 0:
+        return [effective / len(flow_ratios)] * len(flow_ratios)
+    return [effective * y / total for y in flow_ratios]
+
+
+@dataclass(frozen=True)
+class WebsterTiming:
+    """A signal's timing: cycle, green per green phase, and how it was bounded.
+
+    Attributes:
+        cycle: seconds, ``lost_time + sum(greens)``.
+        greens: seconds per green phase, in programme order.
+        lost_time: ``L``, seconds per cycle.
+        flow_ratios: critical ``y_i`` per green phase.
+        flow_ratio_sum: ``Y`` as measured (may exceed the cap).
+        oversaturated: ``Y`` exceeded the cap, so the cap was used for the cycle.
+    """
+
+    cycle: float
+    greens: tuple[float, ...]
+    lost_time: float
+    flow_ratios: tuple[float, ...]
+    flow_ratio_sum: float
+    oversaturated: bool
+
+
+def webster_timing(
+    flow_ratios: Sequence[float],
+    lost_time: float,
+    *,
+    min_cycle: float = 30.0,
+    max_cycle: float = 150.0,
+    min_green: float = 5.0,
+    max_flow_ratio: float = 0.9,
+) -> WebsterTiming:
+    """Webster's cycle and splits, bounded for practice.
+
+    ``Y`` is capped at ``max_flow_ratio`` (at ``Y >= 1`` the formula has no finite cycle;
+    an oversaturated junction gets the longest sensible cycle instead), the cycle is
+    clamped to ``[min_cycle, max_cycle]``, and every green gets at least ``min_green``,
+    taken from the others in proportion to their shares. If the minimum greens alone do
+    not fit the cycle, the cycle grows to ``lost_time + n * min_green``.
+    """
+    ratios = [max(0.0, float(y)) for y in flow_ratios]
+    measured = sum(ratios)
+    capped = min(measured, max_flow_ratio)
+    cycle = min(max(webster_cycle(lost_time, capped), min_cycle), max_cycle)
+    greens = _with_minimum(webster_greens(cycle, lost_time, ratios), ratios, min_green)
+    return WebsterTiming(
+        cycle=lost_time + sum(greens),
+        greens=tuple(greens),
+        lost_time=lost_time,
+        flow_ratios=tuple(ratios),
+        flow_ratio_sum=measured,
+        oversaturated=measured > max_flow_ratio,
+    )
+
+
+def _with_minimum(greens: list[float], ratios: list[float], min_green: float) -> list[float]:
+    effective = sum(greens)
+    if len(greens) * min_green >= effective:
+        return [min_green] * len(greens)
+    pinned: set[int] = set()
+    result = list(greens)
+    while True:
+        short = {i for i, g in enumerate(result) if g < min_green - 1e-9 and i not in pinned}
+        if not short:
+            return result
+        pinned |= short
+        free = [i for i in range(len(result)) if i not in pinned]
+        left = effective - min_green * len(pinned)
+        weights = [ratios[i] for i in free]
+        total = sum(weights)
+        for i in pinned:
+            result[i] = min_green
+        for i, w in zip(free, weights, strict=True):
+            result[i] = left * (w / total if total > 0 else 1 / len(free))
+
+
+def phase_flow_ratios(
+    light: TrafficLight, lane_flows: Mapping[str, float], saturation_flow: float
+) -> list[float]:
+    """Critical flow ratio ``y`` of each green phase (:func:`~twin_traffic.plans.green_slots`).
+
+    A lane's ratio is its flow over ``saturation_flow``; a lane served by several green
+    phases shares its ratio evenly between them (it needs the sum of their greens, not
+    each one's); a phase's ratio is the largest of its lanes'.
+    """
+    slots = green_slots(light.phases)
+    served: dict[str, list[int]] = {}
+    for k, slot in enumerate(slots):
+        state = light.phases[slot].state
+        for lane in dict.fromkeys(
+            link.in_lane for link in light.links if state[link.index] in GREEN_CHARS
+        ):
+            served.setdefault(lane, []).append(k)
+    ratios = [0.0] * len(slots)
+    for lane, phases in served.items():
+        share = lane_flows.get(lane, 0.0) / saturation_flow / len(phases)
+        for k in phases:
+            ratios[k] = max(ratios[k], share)
+    return ratios
+
+
+# -- demand ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LaneCounts:
+    """Vehicles that crossed each lane's end, per measurement interval.
+
+    Attributes:
+        intervals: ``(begin, end)`` of each interval, s.
+        counts: lane id -> vehicles per interval (same order as ``intervals``).
+    """
+
+    intervals: tuple[tuple[float, float], ...]
+    counts: dict[str, tuple[float, ...]]
+
+    def design_flows(self, lanes: Sequence[str]) -> dict[str, float]:
+        """Flows (veh/h) of ``lanes`` in the interval where their total is highest.
+
+        Webster's method times a signal for its design flow, the busiest period, not the
+        average. Intervals shorter than half the longest one (a run's tail) are skipped
+        unless nothing else was measured.
+        """
+        lengths = [end - begin for begin, end in self.intervals]
+        longest = max(lengths, default=0.0)
+        usable = [i for i, n in enumerate(lengths) if n >= longest / 2 and n > 0]
+        if not usable:
+            return dict.fromkeys(lanes, 0.0)
+
+        def rate(lane: str, i: int) -> float:
+            return self.counts.get(lane, (0.0,) * len(lengths))[i] * SECONDS_PER_HOUR / lengths[i]
+
+        peak = max(usable, key=lambda i: (sum(rate(lane, i) for lane in lanes), -i))
+        return {lane: rate(lane, peak) for lane in lanes}
+
+
+def read_lane_counts(path: Path) -> LaneCounts:
+    """Read SUMO lane-based mean data (``<laneData>`` output): the ``left`` count per lane.
+
+    ``left`` counts vehicles that left a lane over its end, so on an approach lane it is the
+    traffic served through the stop line.
+    """
+    try:
+        root = ET.parse(path).getroot()
+    except (OSError, ET.ParseError):
+        raise ControllerError(
+            f"{path}: cannot read the lane flows; give a SUMO <laneData> output file"
+        ) from None
+    intervals: list[tuple[float, float]] = []
+    counts: dict[str, list[float]] = {}
+    for k, interval in enumerate(root.iter("interval")):
+        intervals.append((float(interval.get("begin", "0")), float(interval.get("end", "0"))))
+        for lane in interval.iter("lane"):
+            row = counts.setdefault(lane.get("id", ""), [])
+            row.extend([0.0] * (k - len(row)))
+            row.append(float(lane.get("left", "0")))
+    if not intervals or not counts:
+        raise ControllerError(
+            f"{path}: no <interval> with <lane> counts; give a SUMO <laneData> output file "
+            '(an additional with <laneData id="..." file="..."/>)'
+        )
+    width = len(intervals)
+    return LaneCounts(
+        tuple(intervals),
+        {lane: tuple(row + [0.0] * (width - len(row))) for lane, row in counts.items()},
+    )
+
+
+def measure_lane_counts(
+    scenario: Scenario, seed: int, period: float, directory: Path
+) -> LaneCounts:
+    """Run the scenario under its own programmes in the ``sumo`` binary and count lane flows.
+
+    A separate process, so it works beside a libsumo simulation in this one.
+    """
+    from twin_traffic.sim import sumo_binary
+
+    output = directory / "webster-lane-flows.xml"
+    probe = directory / "webster-lane-flows.add.xml"
+    probe.write_text(
+        f'<additional>\n  <laneData id="twin-traffic-flows" file="{output}" '
+        f'period="{period:g}" excludeEmpty="true"/>\n</additional>\n',
+        encoding="utf-8",
+    )
+    command = [
+        str(sumo_binary()),
+        *scenario.sumo_args([probe]),
+        "--seed", str(seed),
+        "--no-step-log", "true",
+        "--no-warnings", "true",
+        "--duration-log.disable", "true",
+    ]  # fmt: skip
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        lines = [line for line in done.stderr.splitlines() if line.strip()]
+        detail = lines[-1] if lines else f"exit code {done.returncode}"
+        source = scenario.config_file or scenario.net_file
+        raise SimulationError(f"{source}: measuring flows for webster failed: {detail}")
+    return read_lane_counts(output)
+
+
+# -- the controller ----------------------------------------------------------------------------
+
+
+class WebsterController:
+    """Fixed-time plans with Webster's cycle and splits, run by SUMO itself.
+
+    Demand comes from a run of the scenario's own fixed-time plans in a separate ``sumo``
+    process (``flows="measured"``, seed ``flow_seed``), or from a SUMO ``<laneData>``
+    output file (``flows=PATH``, e.g. counts from a city's detectors mapped to lanes). Each
+    signal is timed for its busiest ``flow_period``. Served flows are what a fixed plan can
+    pass: at an oversaturated approach they understate demand, and ``Y`` then reaches the
+    cap anyway.
+
+    Args:
+        saturation_flow: veh/h per lane at a green (HCM base: 1800; 1900 for ideal lanes).
+        min_cycle: shortest cycle, s.
+        max_cycle: longest cycle, s.
+        min_green: shortest green of any phase, s.
+        max_flow_ratio: cap on ``Y``; above it the junction is treated as oversaturated.
+        flows: ``measured``, or a ``<laneData>`` output file.
+        flow_seed: seed of the measuring run.
+        flow_period: seconds per measurement interval; the busiest one is the design flow
+            (900 s = the HCM peak 15 minutes; the window length gives the mean).
+    """
+
+    name = "webster"
+    decision_interval: float | None = None
+
+    def __init__(
+        self,
+        saturation_flow: float = 1800.0,
+        min_cycle: float = 30.0,
+        max_cycle: float = 150.0,
+        min_green: float = 5.0,
+        max_flow_ratio: float = 0.9,
+        flows: str | Path = "measured",
+        flow_seed: int = 0,
+        flow_period: float = 900.0,
+    ) -> None:
+        self.saturation_flow = float(saturation_flow)
+        self.min_cycle = float(min_cycle)
+        self.max_cycle = float(max_cycle)
+        self.min_green = float(min_green)
+        self.max_flow_ratio = float(max_flow_ratio)
+        self.flow_seed = int(flow_seed)
+        self.flow_period = float(flow_period)
+        checks = (
+            (self.saturation_flow > 0, "saturation_flow must be positive (veh/h per lane)"),
+            (0 < self.min_cycle <= self.max_cycle, "need 0 < min_cycle <= max_cycle (s)"),
+            (self.min_green > 0, "min_green must be positive (s)"),
+            (0 < self.max_flow_ratio < 1, "max_flow_ratio must lie strictly between 0 and 1"),
+            (self.flow_period > 0, "flow_period must be positive (s)"),
+        )
+        for ok, message in checks:
+            if not ok:
+                raise ControllerError(f"webster: {message}")
+        self.flows: Path | None = None
+        if str(flows) != "measured":
+            self.flows = Path(flows).expanduser().resolve()
+            if not self.flows.is_file():
+                raise ControllerError(
+                    f"{self.flows}: lane flow file not found; pass flows=measured or a SUMO "
+                    "<laneData> output file"
+                )
+        self.timings: dict[str, WebsterTiming] = {}
+
+    def plan(self, network: Network, directory: Path) -> list[Programme]:
+        """Webster's programme for every signal of ``network`` (``timings`` holds the figures)."""
+        if self.flows is not None:
+            counts = read_lane_counts(self.flows)
+        else:
+            if network.scenario is None:
+                raise ControllerError(
+                    "webster: the network was loaded without its scenario, so there is no "
+                    "demand to measure; load it with twin_traffic.network.load_network"
+                )
+            counts = measure_lane_counts(
+                network.scenario, self.flow_seed, self.flow_period, directory
+            )
+        programmes = []
+        self.timings = {}
+        for light in network.traffic_lights.values():
+            flows = counts.design_flows(light.incoming_lanes)
+            ratios = phase_flow_ratios(light, flows, self.saturation_flow)
+            timing = webster_timing(
+                ratios,
+                lost_time(light.phases),
+                min_cycle=self.min_cycle,
+                max_cycle=self.max_cycle,
+                min_green=self.min_green,
+                max_flow_ratio=self.max_flow_ratio,
+            )
+            self.timings[light.id] = timing
+            # Whole seconds: what a signal controller in the street is programmed with.
+            greens = round_to_total(timing.greens, round(sum(timing.greens)))
+            programmes.append(with_greens(light, greens, PROGRAM_ID))
+        return programmes
+
+    def additional_files(self, network: Network, directory: Path) -> list[Path]:
+        """Measure demand, time every signal and write the plan as ``webster.add.xml``."""
+        programmes = self.plan(network, directory)
+        summary = ", ".join(
+            f"{tls}: C={t.cycle:.0f} s, Y={t.flow_ratio_sum:.2f}" for tls, t in self.timings.items()
+        )
+        path = directory / "webster.add.xml"
+        return [write_plan(programmes, path, comment=f"Webster plan ({summary})")]
+
+    def reset(self, network: Network, sim: Simulation) -> None:
+        """Nothing to do: SUMO runs the plan."""
+
+    def act(self, sim: Simulation) -> None:
+        """Never called: SUMO runs the plan."""
+
+
+__all__ = [
+    "LaneCounts",
+    "WebsterController",
+    "WebsterTiming",
+    "measure_lane_counts",
+    "phase_flow_ratios",
+    "read_lane_counts",
+    "webster_cycle",
+    "webster_greens",
+    "webster_timing",
+]
