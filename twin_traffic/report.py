@@ -44,6 +44,8 @@ def comparison_table(
     for name in others:
         table.add_column(f"{name} vs {baseline}", justify="right")
     for metric, unit in METRICS.items():
+        if all(math.isnan(summaries[name][metric].mean) for name in names):
+            continue  # not measured in these runs (e.g. emissions switched off)
         row = [metric, unit]
         row += [format_estimate(summaries[name][metric]) for name in names]
         for name in others:

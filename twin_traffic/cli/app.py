@@ -31,7 +31,11 @@ err = Console(stderr=True, soft_wrap=True)
 
 # Options that take several values after one flag (``--seeds 0 1 2``); click wants the
 # flag repeated, so the command line is rewritten before parsing.
-MULTI_VALUE_OPTIONS = {"--seeds": re.compile(r"^\d+(-\d+)?$")}
+_SEED_LIST = re.compile(r"^\d+(-\d+)?$")
+MULTI_VALUE_OPTIONS = {
+    option: _SEED_LIST
+    for option in ("--seeds", "--eval-seeds", "--compare-seeds", "--holdout-seeds")
+}
 
 
 def expand_multi_value_options(argv: list[str]) -> list[str]:

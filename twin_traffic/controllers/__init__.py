@@ -21,6 +21,7 @@ CONTROLLERS: dict[str, str] = {
     "max-pressure": "twin_traffic.controllers.max_pressure:MaxPressureController",
     "greedy": "twin_traffic.controllers.greedy:GreedyController",
     "sotl": "twin_traffic.controllers.sotl:SotlController",
+    "policy": "twin_traffic.controllers.policy:PolicyController",
     "webster": "twin_traffic.controllers.webster:WebsterController",
     "plan": "twin_traffic.controllers.plan:PlanController",
     "tuned": "twin_traffic.controllers.tuned:TunedController",

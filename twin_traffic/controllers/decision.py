@@ -56,9 +56,13 @@ class GreenChooser(ABC):
         ids = network.signal_ids
         self.bank = SignalBank(network, ids, self.timing, sim.step_length)
         self.bank.start(sim)
-        self.observer = Observer(network, ids, observation=(), reward="queue",
-                                 extra_needs=self.needs)  # fmt: skip
+        self.observer = self.observer_for(network)
         self.observer.attach(sim)
+
+    def observer_for(self, network: Network) -> Observer:
+        """What the controller reads: the lane variables it ``needs``."""
+        return Observer(network, network.signal_ids, observation=(), reward="queue",
+                        extra_needs=self.needs)  # fmt: skip
 
     def act(self, sim: Simulation) -> None:
         """Read the lanes once and request each signal's chosen green."""

@@ -1,0 +1,91 @@
+"""Training on a real SUMO scenario: save, reload, evaluate, resume, reproduce."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from twin_traffic.errors import ControllerError, TwinTrafficError
+from twin_traffic.evaluate import RunSpec, run_episode
+from twin_traffic.train import Recipe, default_recipe, load_recipe, train
+
+END = 200.0  # 40 decisions per episode
+
+
+def small_recipe() -> Recipe:
+    recipe = load_recipe(default_recipe("ppo"))
+    return replace(
+        recipe,
+        timesteps=512,
+        simulations=1,
+        eval_every=256,
+        eval_seeds=(100,),
+        checkpoint_every=256,
+        env={**recipe.env, "end": END},
+        hyperparameters={**recipe.hyperparameters, "n_steps": 64, "batch_size": 64, "n_epochs": 2},
+    )
+
+
+def test_train_evaluate_reload_resume_and_reproduce(tmp_path: Path) -> None:
+    recipe = small_recipe()
+    first = train("single", recipe, tmp_path / "a", seed=3, progress_bar=False)
+    folder = first.folder
+    for name in ("best.zip", "final.zip", "agent.json", "baselines.json", "learning_curve.png"):
+        assert (folder / name).is_file(), name
+    assert sorted(p.name for p in (folder / "checkpoints").iterdir()) == [
+        "model_256_steps.zip", "model_512_steps.zip",
+    ]  # fmt: skip
+    steps = [row["timesteps"] for row in first.evaluations]
+    assert steps[:2] == [256, 512]
+    assert set(first.baselines) == {"fixed", "max-pressure"}
+
+    # Reloaded as a controller, the best model scores what training recorded for it.
+    reloaded = run_episode(
+        RunSpec("single", controller="policy", params={"model": str(first.best_model)},
+                seed=100, end=END, emissions=False)
+    )  # fmt: skip
+    assert reloaded.metrics["delay"] == pytest.approx(
+        min(row["delay"] for row in first.evaluations), abs=1e-3
+    )
+
+    # The same seed trains the same agent.
+    second = train("single", recipe, tmp_path / "b", seed=3, progress_bar=False)
+    assert second.evaluations == first.evaluations
+
+    # Resuming continues from the last checkpoint up to the new total.
+    resumed = train("single", replace(recipe, timesteps=768), folder, seed=3, resume=True,
+                    progress_bar=False)  # fmt: skip
+    assert [row["timesteps"] for row in resumed.evaluations][: len(steps)] == steps
+    assert resumed.evaluations[-1]["timesteps"] == 768
+    assert (folder / "checkpoints" / "model_768_steps.zip").is_file()
+
+
+def test_resume_without_checkpoint_and_bad_recipes(tmp_path: Path) -> None:
+    with pytest.raises(TwinTrafficError, match="no checkpoint to resume from"):
+        train("single", small_recipe(), tmp_path / "empty", resume=True, progress_bar=False)
+    bad = tmp_path / "bad.toml"
+    bad.write_text('algo = "ppo"\nlearning_rate = 0.1\n')
+    with pytest.raises(TwinTrafficError, match="unknown key 'learning_rate'"):
+        load_recipe(bad)
+    bad.write_text('algo = "sac"\n')
+    with pytest.raises(TwinTrafficError, match="algo must be one of ppo, a2c, dqn"):
+        load_recipe(bad)
+
+
+def test_policy_controller_needs_a_model(tmp_path: Path) -> None:
+    missing = {"model": str(tmp_path / "x.zip")}
+    with pytest.raises(ControllerError, match="no trained model there"):
+        run_episode(RunSpec("single", controller="policy", params=missing, end=10))
+
+
+@pytest.mark.parametrize("algo", ["a2c", "dqn"])
+def test_other_algorithms_train(algo: str, tmp_path: Path) -> None:
+    recipe = load_recipe(default_recipe(algo))
+    recipe = replace(recipe, timesteps=256, simulations=1, eval_every=256, eval_seeds=(100,),
+                     checkpoint_every=256, env={**recipe.env, "end": END})  # fmt: skip
+    if algo == "dqn":
+        recipe = replace(recipe, hyperparameters={**recipe.hyperparameters, "learning_starts": 64})
+    result = train("mixed", recipe, tmp_path / algo, progress_bar=False)
+    assert result.best_model.is_file() and result.evaluations

@@ -1,0 +1,137 @@
+"""A trained RL agent as a controller: the policy picks each signal's green."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from twin_traffic.controllers.decision import GreenChooser
+from twin_traffic.errors import ControllerError
+from twin_traffic.features import Observer, SignalLayout, Snapshot
+from twin_traffic.signals import PhaseEngine
+
+if TYPE_CHECKING:
+    from twin_traffic.network import Network
+    from twin_traffic.sim import Simulation
+
+AGENT_FILE = "agent.json"
+"""Written beside a trained model: its algorithm and the environment it learned in."""
+
+
+def load_model(path: Path) -> tuple[Any, dict[str, Any]]:
+    """A saved stable-baselines3 model and the description of its training env."""
+    description_file = path.parent / AGENT_FILE
+    if not path.is_file():
+        raise ControllerError(f"{path}: no trained model there; train one with twin-traffic train")
+    if not description_file.is_file():
+        raise ControllerError(
+            f"{description_file}: missing; a model trained by twin-traffic has it beside the .zip"
+        )
+    description: dict[str, Any] = json.loads(description_file.read_text())
+    import torch
+
+    torch.set_num_threads(1)  # one process per simulation already fills the cores
+    from twin_traffic.train import ALGORITHMS  # stable-baselines3, only when a policy is used
+
+    algorithm = ALGORITHMS[description["algo"]]
+    return algorithm.load(str(path), device="cpu"), description
+
+
+class PolicyController(GreenChooser):
+    """Runs a model trained with ``twin-traffic train`` on any scenario whose signals fit
+    it, with the same observations, decision interval and safety timings it learned with.
+
+    Args:
+        model: path of the ``.zip`` (e.g. ``runs/NAME/best.zip``).
+        deterministic: take the most likely action (else sample).
+    """
+
+    name = "policy"
+
+    def __init__(self, model: str, deterministic: bool = True) -> None:
+        self.model_path = Path(str(model))
+        self.model, self.description = load_model(self.model_path)
+        env = self.description["env"]
+        super().__init__(
+            decision_interval=env["decision_interval"],
+            min_green=env["min_green"],
+            max_green=env["max_green"],
+            yellow=env["yellow"],
+            all_red=env["all_red"],
+        )
+        self.deterministic = bool(deterministic)
+        self.observation = tuple(env["observation"])
+        self.sensor_range = float(env["sensor_range"])
+        self.width = int(self.model.observation_space.shape[0])
+        self.actions = int(self.model.action_space.n)
+
+    def observer_for(self, network: Network) -> Observer:
+        """The observations the policy was trained on."""
+        return Observer(
+            network,
+            network.signal_ids,
+            self.observation,
+            reward="queue",
+            max_green=self.timing.max_green,
+            sensor_range=self.sensor_range,
+        )
+
+    def additional_files(self, network: Network, directory: Path) -> list[Path]:
+        """Detectors, when the policy observes through them."""
+        observer = self.observer_for(network)
+        if not observer.needs_detectors:
+            return []
+        return [
+            observer.detector_file(directory / "policy-detectors.add.xml", network.lane_lengths)
+        ]
+
+    def reset(self, network: Network, sim: Simulation) -> None:
+        """Take the signals over and check they fit the policy."""
+        super().reset(network, sim)
+        self.observer = self.observer_for(network)
+        self.observer.attach(sim)
+        assert self.bank is not None
+        for layout, engine in zip(self.observer.layouts, self.bank.engines, strict=True):
+            size = len(self.observer.observation_bounds(layout)[0])
+            if size > self.width or engine.num_greens > self.actions:
+                raise ControllerError(
+                    f"{self.model_path}: signal {layout.id} does not fit this policy "
+                    f"({size} observations and {engine.num_greens} greens, the policy takes "
+                    f"{self.width} and {self.actions}); train it on this network"
+                )
+
+    def act(self, sim: Simulation) -> None:
+        """Ask the policy for every signal's green at once."""
+        assert self.bank is not None and self.observer is not None
+        snapshot = self.observer.read(sim.time)
+        layouts, engines = self.observer.layouts, self.bank.engines
+        observations = np.zeros((len(layouts), self.width), dtype=np.float32)
+        masks = np.zeros((len(layouts), self.actions), dtype=bool)
+        for row, (layout, engine) in enumerate(zip(layouts, engines, strict=True)):
+            vector = self.observer.observe(layout, snapshot, engine)
+            observations[row, : len(vector)] = vector
+            masks[row, : engine.num_greens] = True
+        actions = self.predict(observations, masks)
+        self.bank.request(
+            [
+                int(a) if a < engine.num_greens else engine.current_green
+                for a, engine in zip(actions, engines, strict=True)
+            ]
+        )
+
+    def predict(self, observations: np.ndarray, masks: np.ndarray) -> np.ndarray:
+        """The policy's actions for a batch of signals."""
+        if self.description["algo"] == "ppo":
+            actions, _ = self.model.predict(
+                observations, deterministic=self.deterministic, action_masks=masks
+            )
+        else:
+            actions, _ = self.model.predict(observations, deterministic=self.deterministic)
+        return np.asarray(actions).reshape(-1)
+
+    def choose(self, layout: SignalLayout, snapshot: Snapshot, engine: PhaseEngine) -> int:
+        """Unused: :meth:`act` asks the policy for all signals in one batch."""
+        raise NotImplementedError

@@ -1,0 +1,360 @@
+"""Train RL signal agents with stable-baselines3, judged on held-out seeds.
+
+A recipe (TOML, see ``agents/``) gives the algorithm, its hyperparameters, the
+environment (observations, reward, decision interval, safety timings, demand
+randomisation) and the training schedule. Multi-signal networks train one shared policy:
+every signal of every simulation is one slot of a :class:`SignalVecEnv`. During
+training the policy is evaluated every ``eval_every`` steps on held-out seeds (never used
+for training) by the same runner that scores every controller, in worker processes; the
+best model is kept as ``best.zip``. A run folder holds::
+
+    agent.json           algorithm, environment and recipe (read by the policy controller)
+    baselines.json       fixed-time and max-pressure on the held-out seeds
+    evaluations.csv      held-out delay of the policy over training
+    learning_curve.png   that curve against the baselines
+    best.zip final.zip   the best and the last model
+    checkpoints/         periodic checkpoints (--resume continues from the last)
+    tb/                  TensorBoard logs
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import shutil
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from sb3_contrib import MaskablePPO
+from stable_baselines3 import A2C, DQN
+from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.callbacks import BaseCallback, CheckpointCallback
+from stable_baselines3.common.vec_env import VecMonitor
+
+from twin_traffic.controllers.policy import AGENT_FILE
+from twin_traffic.envs import EnvConfig
+from twin_traffic.errors import TwinTrafficError
+from twin_traffic.evaluate import RunSpec
+from twin_traffic.executor import run_specs
+from twin_traffic.metrics import summarize_seeds
+from twin_traffic.vec_env import SignalVecEnv
+
+ALGORITHMS: dict[str, type[BaseAlgorithm]] = {"ppo": MaskablePPO, "a2c": A2C, "dqn": DQN}
+BASELINES = ("fixed", "max-pressure")
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """How to train an agent.
+
+    Attributes:
+        algo: ``ppo`` (MaskablePPO), ``a2c`` or ``dqn``.
+        env: :class:`~twin_traffic.envs.EnvConfig` fields (observation, reward, timings,
+            demand_scale, end …); the scenario comes from the command line.
+        hyperparameters: keyword arguments of the algorithm.
+        policy: ``policy_kwargs`` of the algorithm (e.g. ``net_arch``).
+        timesteps: environment steps summed over all slots.
+        simulations: SUMO runs in parallel.
+        eval_every: steps between evaluations on held-out seeds.
+        eval_seeds: the held-out seeds.
+        checkpoint_every: steps between checkpoints.
+    """
+
+    algo: str = "ppo"
+    env: Mapping[str, Any] = field(default_factory=dict)
+    hyperparameters: Mapping[str, Any] = field(default_factory=dict)
+    policy: Mapping[str, Any] = field(default_factory=dict)
+    timesteps: int = 100_000
+    simulations: int = 2
+    eval_every: int = 20_000
+    eval_seeds: tuple[int, ...] = (100, 101, 102)
+    checkpoint_every: int = 20_000
+
+
+def recipes_dir() -> Path:
+    """The folder of the shipped recipes (``agents/`` in the repository)."""
+    import importlib.resources
+
+    try:
+        return Path(str(importlib.resources.files("twin_traffic.agents")))
+    except ModuleNotFoundError:
+        return Path(__file__).resolve().parent.parent / "agents"
+
+
+def default_recipe(algo: str) -> Path:
+    """The shipped recipe of an algorithm."""
+    if algo not in ALGORITHMS:
+        raise TwinTrafficError(
+            f"unknown algorithm '{algo}'; choose one of: {', '.join(ALGORITHMS)}"
+        )
+    return recipes_dir() / f"{algo}-shared.toml"
+
+
+def load_recipe(path: Path) -> Recipe:
+    """Read and check a recipe file; errors name the file and the key."""
+    try:
+        data = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise TwinTrafficError(f"{path}: recipe not found; see agents/ for examples") from None
+    except tomllib.TOMLDecodeError as error:
+        raise TwinTrafficError(f"{path}: not valid TOML ({error})") from None
+    known = {f.name for f in fields(Recipe)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise TwinTrafficError(f"{path}: unknown key '{unknown[0]}'; recipes take {sorted(known)}")
+    env_fields = {f.name for f in fields(EnvConfig)} - {"scenario", "backend", "gui", "routes"}
+    bad_env = sorted(set(data.get("env", {})) - env_fields)
+    if bad_env:
+        raise TwinTrafficError(f"{path}: [env] has unknown key '{bad_env[0]}'")
+    if data.get("algo", "ppo") not in ALGORITHMS:
+        raise TwinTrafficError(f"{path}: algo must be one of {', '.join(ALGORITHMS)}")
+    if "eval_seeds" in data:
+        data["eval_seeds"] = tuple(int(s) for s in data["eval_seeds"])
+    return Recipe(**data)
+
+
+@dataclass
+class TrainResult:
+    """What a training run produced."""
+
+    folder: Path
+    best_model: Path
+    evaluations: list[dict[str, float]]
+    baselines: dict[str, list[float]]
+
+
+def env_config(scenario: str, recipe: Recipe) -> EnvConfig:
+    """The training environment of a recipe on a scenario."""
+    values = dict(recipe.env)
+    for key in ("observation", "signals"):
+        if key in values and values[key] is not None:
+            values[key] = tuple(values[key])
+    if isinstance(values.get("demand_scale"), list):
+        values["demand_scale"] = tuple(values["demand_scale"])
+    return EnvConfig(scenario=scenario, **values)
+
+
+def train(
+    scenario: str,
+    recipe: Recipe,
+    folder: Path,
+    seed: int = 0,
+    resume: bool = False,
+    progress_bar: bool = True,
+    on_evaluation: Callable[[int, float], None] | None = None,
+) -> TrainResult:
+    """Train an agent on ``scenario`` into ``folder`` (see the module docstring).
+
+    Raises:
+        TwinTrafficError: a bad scenario or recipe, or ``--resume`` with nothing to resume.
+    """
+    import torch
+
+    torch.set_num_threads(1)  # simulations run in their own processes beside it
+    config = env_config(scenario, recipe)
+    folder.mkdir(parents=True, exist_ok=True)
+    checkpoints = folder / "checkpoints"
+    latest = _latest_checkpoint(checkpoints)
+    if resume and latest is None:
+        raise TwinTrafficError(f"{folder}: no checkpoint to resume from; train without --resume")
+    description = {
+        "algo": recipe.algo,
+        "scenario": scenario,
+        "seed": seed,
+        "env": {**asdict(config), "scenario": scenario},
+        "recipe": asdict(recipe),
+    }
+    (folder / AGENT_FILE).write_text(json.dumps(description, indent=2, default=list) + "\n")
+    baselines = _baselines(folder, config, recipe.eval_seeds, recipe.simulations)
+
+    env = VecMonitor(SignalVecEnv(config, recipe.simulations, seed))
+    algorithm = ALGORITHMS[recipe.algo]
+    try:
+        if resume and latest is not None:
+            model = algorithm.load(str(latest), env=env, device="cpu")
+        else:
+            model = algorithm(
+                "MlpPolicy",
+                env,
+                seed=seed,
+                device="cpu",
+                tensorboard_log=str(folder / "tb"),
+                policy_kwargs=dict(recipe.policy),
+                verbose=0,
+                **dict(recipe.hyperparameters),
+            )
+        evaluator = HeldOutEvaluation(folder, config, recipe, on_evaluation)
+        checkpoint = CheckpointCallback(
+            save_freq=max(recipe.checkpoint_every // env.num_envs, 1),
+            save_path=str(checkpoints),
+            name_prefix="model",
+        )
+        # On resume, --timesteps stays the run's total: train only what is missing.
+        remaining = (
+            max(recipe.timesteps - int(model.num_timesteps), 0) if resume else recipe.timesteps
+        )
+        model.learn(
+            total_timesteps=remaining,
+            callback=[checkpoint, evaluator],
+            progress_bar=progress_bar,
+            reset_num_timesteps=not resume,
+            tb_log_name="run",
+        )
+        model.save(str(folder / "final.zip"))
+        evaluator.evaluate(model, int(model.num_timesteps))
+    finally:
+        env.close()
+    evaluations = read_evaluations(folder)
+    plot_learning_curve(folder, evaluations, baselines)
+    return TrainResult(folder, folder / "best.zip", evaluations, baselines)
+
+
+class HeldOutEvaluation(BaseCallback):
+    """Every ``eval_every`` steps: score the current policy on the held-out seeds with the
+    evaluation runner (worker processes), log the delay and keep the best model."""
+
+    def __init__(
+        self,
+        folder: Path,
+        config: EnvConfig,
+        recipe: Recipe,
+        on_evaluation: Callable[[int, float], None] | None = None,
+    ) -> None:
+        super().__init__()
+        self.folder = folder
+        self.config = config
+        self.recipe = recipe
+        self.on_evaluation = on_evaluation
+        previous = read_evaluations(folder)
+        self.best = min((row["delay"] for row in previous), default=math.inf)
+        self.last = int(previous[-1]["timesteps"]) if previous else 0
+
+    def _on_step(self) -> bool:
+        if self.num_timesteps - self.last >= self.recipe.eval_every:
+            self.evaluate(self.model, self.num_timesteps)
+        return True
+
+    def evaluate(self, model: BaseAlgorithm, timesteps: int) -> float:
+        """Score ``model`` now; returns its mean delay on the held-out seeds."""
+        self.last = timesteps
+        candidate = self.folder / "candidate.zip"
+        model.save(str(candidate))
+        delays = evaluate_policy(
+            candidate, self.config, self.recipe.eval_seeds, self.recipe.simulations
+        )
+        mean = summarize_seeds(delays).mean
+        with (self.folder / "evaluations.csv").open("a", newline="") as handle:
+            writer = csv.writer(handle)
+            if handle.tell() == 0:
+                writer.writerow(
+                    ["timesteps", "delay", *(f"seed{s}" for s in self.recipe.eval_seeds)]
+                )
+            writer.writerow([timesteps, f"{mean:.4f}", *(f"{d:.4f}" for d in delays)])
+        if mean < self.best:
+            self.best = mean
+            shutil.copyfile(candidate, self.folder / "best.zip")
+        candidate.unlink()
+        if self.logger is not None:
+            self.logger.record("eval/delay", mean)
+        if self.on_evaluation is not None:
+            self.on_evaluation(timesteps, mean)
+        return mean
+
+
+def evaluate_policy(
+    model: Path, config: EnvConfig, seeds: Sequence[int], workers: int = 1
+) -> list[float]:
+    """Mean delay of a saved policy on each seed, through the evaluation runner."""
+    specs = [
+        RunSpec(config.scenario, controller="policy", params={"model": str(model)}, seed=s,
+                begin=config.begin, end=config.end, emissions=False)
+        for s in seeds
+    ]  # fmt: skip
+    return [_delay(outcome) for outcome in sorted(run_specs(specs, workers), key=lambda o: o.index)]
+
+
+def _baselines(
+    folder: Path, config: EnvConfig, seeds: Sequence[int], workers: int
+) -> dict[str, list[float]]:
+    """Delay of fixed-time and max-pressure on the held-out seeds (computed once)."""
+    path = folder / "baselines.json"
+    if path.exists():
+        stored: dict[str, Any] = json.loads(path.read_text())
+        if stored.get("seeds") == list(seeds):
+            return dict(stored["delay"])
+    specs = [
+        RunSpec(config.scenario, controller=name, seed=s, begin=config.begin, end=config.end,
+                emissions=False)
+        for name in BASELINES
+        for s in seeds
+    ]  # fmt: skip
+    outcomes = sorted(run_specs(specs, workers), key=lambda o: o.index)
+    delays = {
+        name: [_delay(o) for o in outcomes if o.spec.controller == name] for name in BASELINES
+    }
+    path.write_text(json.dumps({"seeds": list(seeds), "delay": delays}, indent=2) + "\n")
+    return delays
+
+
+def _delay(outcome: Any) -> float:
+    if outcome.result is None:
+        raise TwinTrafficError(f"evaluation failed: {outcome.error}")
+    return float(outcome.result.metrics["delay"])
+
+
+def read_evaluations(folder: Path) -> list[dict[str, float]]:
+    """The rows of ``evaluations.csv`` (timesteps, delay), oldest first."""
+    path = folder / "evaluations.csv"
+    if not path.exists():
+        return []
+    with path.open() as handle:
+        return [
+            {"timesteps": float(row["timesteps"]), "delay": float(row["delay"])}
+            for row in csv.DictReader(handle)
+        ]
+
+
+def plot_learning_curve(
+    folder: Path, evaluations: list[dict[str, float]], baselines: Mapping[str, list[float]]
+) -> Path:
+    """Held-out delay against timesteps, with the baselines as horizontal lines."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(figsize=(7, 4))
+    if evaluations:
+        axes.plot([row["timesteps"] for row in evaluations], [row["delay"] for row in evaluations],
+                  marker="o", label="agent")  # fmt: skip
+    for (name, delays), style in zip(baselines.items(), ("--", ":"), strict=False):
+        axes.axhline(sum(delays) / len(delays), linestyle=style, color="grey", label=name)
+    axes.set_xlabel("timesteps")
+    axes.set_ylabel("mean delay on held-out seeds (s/trip)")
+    axes.legend()
+    axes.grid(alpha=0.3)
+    path = folder / "learning_curve.png"
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+    return path
+
+
+def _latest_checkpoint(directory: Path) -> Path | None:
+    if not directory.is_dir():
+        return None
+    checkpoints = sorted(directory.glob("model_*_steps.zip"), key=_steps)
+    return checkpoints[-1] if checkpoints else None
+
+
+def _steps(path: Path) -> int:
+    return int(path.stem.split("_")[1])

@@ -1,0 +1,209 @@
+"""A stable-baselines3 VecEnv in which every signal of every simulation is one slot.
+
+One shared policy learns from all signals at once: each simulation runs a padded
+:class:`~twin_traffic.envs.SignalParallelEnv` in its own process (libsumo allows one
+per process), and the VecEnv flattens their agents into ``simulations × signals`` slots,
+with action masks for signals that have fewer greens than the most (MaskablePPO reads
+them through ``env_method("action_masks")``). Episodes restart inside the workers with
+the next seed of a deterministic sequence, so a training run is reproducible.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing
+from collections.abc import Sequence
+from dataclasses import replace
+from multiprocessing.connection import Connection
+from typing import Any
+
+import numpy as np
+from gymnasium import spaces
+from stable_baselines3.common.vec_env.base_vec_env import (
+    VecEnv,
+    VecEnvIndices,
+    VecEnvObs,
+    VecEnvStepReturn,
+)
+
+from twin_traffic.envs import EnvConfig, SignalParallelEnv
+
+# Training episodes use seeds from here on; evaluation seeds below it stay unseen.
+TRAINING_SEED_BASE = 1_000_000
+
+
+def training_seed(seed: int, simulation: int, episode: int, simulations: int) -> int:
+    """SUMO seed of a training episode: distinct per run seed, simulation and episode."""
+    return TRAINING_SEED_BASE + seed * 100_000 + episode * simulations + simulation
+
+
+def _worker(remote: Connection, config: EnvConfig, seed: int, index: int, count: int) -> None:
+    """Runs one padded parallel env; answers commands from the VecEnv."""
+    env = SignalParallelEnv(config=config, padded=True)
+    agents = env.possible_agents
+    episode = 0
+
+    def restart() -> dict[str, np.ndarray]:
+        nonlocal episode
+        observations, _ = env.reset(seed=training_seed(seed, index, episode, count))
+        episode += 1
+        return observations
+
+    try:
+        while True:
+            command, data = remote.recv()
+            if command == "reset":
+                episode = 0
+                observations = restart()
+                remote.send(np.stack([observations[a] for a in agents]))
+            elif command == "step":
+                observations, rewards, _, truncations, infos = env.step(
+                    dict(zip(agents, data, strict=True))
+                )
+                truncated = truncations[agents[0]]
+                final = np.stack([observations[a] for a in agents])
+                result = {
+                    "observations": final,
+                    "rewards": np.array([rewards[a] for a in agents], dtype=np.float32),
+                    "truncated": truncated,
+                    "info": {k: v for k, v in infos[agents[0]].items() if k != "action_mask"},
+                }
+                if truncated:
+                    result["final_observations"] = final
+                    fresh = restart()
+                    result["observations"] = np.stack([fresh[a] for a in agents])
+                remote.send(result)
+            elif command == "masks":
+                remote.send(np.stack([env._masks[a] for a in agents]).astype(bool))
+            elif command == "spaces":
+                remote.send(
+                    (env.observation_space(agents[0]), env.action_space(agents[0]), len(agents))
+                )
+            elif command == "close":
+                break
+    finally:
+        env.close()
+        remote.close()
+
+
+class SignalVecEnv(VecEnv):
+    """``simulations`` SUMO runs × their signals as the slots of one VecEnv.
+
+    Args:
+        config: the environment configuration (``padded`` is implied).
+        simulations: SUMO runs in parallel, one process each.
+        seed: the run's seed; episode seeds follow :func:`training_seed`.
+    """
+
+    def __init__(self, config: EnvConfig, simulations: int = 1, seed: int = 0) -> None:
+        context = multiprocessing.get_context("spawn")
+        self.simulations = simulations
+        self._remotes: list[Connection] = []
+        self._processes = []
+        for index in range(simulations):
+            local, remote = context.Pipe()
+            process = context.Process(
+                target=_worker, args=(remote, config, seed, index, simulations), daemon=True
+            )
+            process.start()
+            remote.close()
+            self._remotes.append(local)
+            self._processes.append(process)
+        self._remotes[0].send(("spaces", None))
+        observation_space, action_space, self.signals = self._remotes[0].recv()
+        super().__init__(simulations * self.signals, observation_space, action_space)
+        self._actions: np.ndarray | None = None
+        self.closed = False
+        # A signal's valid greens never change: ask once.
+        for remote in self._remotes:
+            remote.send(("masks", None))
+        self._masks = np.concatenate([remote.recv() for remote in self._remotes])
+
+    def reset(self) -> VecEnvObs:
+        """Restart every simulation from the start of its seed sequence."""
+        for remote in self._remotes:
+            remote.send(("reset", None))
+        return np.concatenate([remote.recv() for remote in self._remotes])
+
+    def step_async(self, actions: np.ndarray) -> None:
+        """Send each simulation the actions of its signals."""
+        self._actions = np.asarray(actions).reshape(self.simulations, self.signals)
+        for remote, actions_of_sim in zip(self._remotes, self._actions, strict=True):
+            remote.send(("step", [int(a) for a in actions_of_sim]))
+
+    def step_wait(self) -> VecEnvStepReturn:
+        """Collect every slot's observation, reward, done and info."""
+        observations, rewards, dones, infos = [], [], [], []
+        for remote in self._remotes:
+            result = remote.recv()
+            observations.append(result["observations"])
+            rewards.append(result["rewards"])
+            dones.append(np.full(self.signals, result["truncated"]))
+            for slot in range(self.signals):
+                info = dict(result["info"])
+                if result["truncated"]:
+                    # A time limit, not a terminal state: SB3 bootstraps from this.
+                    info["terminal_observation"] = result["final_observations"][slot]
+                    info["TimeLimit.truncated"] = True
+                infos.append(info)
+        return np.concatenate(observations), np.concatenate(rewards), np.concatenate(dones), infos
+
+    def action_masks(self) -> np.ndarray:
+        """Valid actions of every slot, shape ``(slots, actions)``."""
+        return self._masks
+
+    def close(self) -> None:
+        """Stop the simulations."""
+        if self.closed:
+            return
+        for remote in self._remotes:
+            with contextlib.suppress(BrokenPipeError, EOFError):  # a worker already gone
+                remote.send(("close", None))
+        for process in self._processes:
+            process.join(timeout=10)
+        self.closed = True
+
+    # The VecEnv interface for attributes and methods of the slots.
+
+    def env_method(
+        self, method_name: str, *args: Any, indices: VecEnvIndices = None, **kwargs: Any
+    ) -> list[Any]:
+        """Only ``action_masks`` is served (what MaskablePPO asks for)."""
+        if method_name != "action_masks":
+            raise AttributeError(f"SignalVecEnv slots have no method {method_name!r}")
+        masks = self.action_masks()
+        return [masks[i] for i in self._get_indices(indices)]
+
+    def has_attr(self, attr_name: str) -> bool:
+        """Slots have ``action_masks`` and ``render_mode``."""
+        return attr_name in ("action_masks", "render_mode")
+
+    def get_attr(self, attr_name: str, indices: VecEnvIndices = None) -> list[Any]:
+        """Slots expose ``render_mode`` (None) only."""
+        if attr_name != "render_mode":
+            raise AttributeError(f"SignalVecEnv slots have no attribute {attr_name!r}")
+        return [None for _ in self._get_indices(indices)]
+
+    def set_attr(self, attr_name: str, value: Any, indices: VecEnvIndices = None) -> None:
+        """Not supported: the slots live in other processes."""
+        raise AttributeError("SignalVecEnv slots cannot be changed from here")
+
+    def env_is_wrapped(self, wrapper_class: type, indices: VecEnvIndices = None) -> list[bool]:
+        """No slot is wrapped."""
+        return [False for _ in self._get_indices(indices)]
+
+    def _get_indices(self, indices: VecEnvIndices) -> Sequence[int]:
+        if indices is None:
+            return range(self.num_envs)
+        if isinstance(indices, int):
+            return [indices]
+        return list(indices)
+
+
+def padded_spaces(config: EnvConfig) -> tuple[spaces.Box, spaces.Discrete, int]:
+    """The shared observation and action spaces of a configuration, and its signals."""
+    env = SignalParallelEnv(config=replace(config), padded=True)
+    agent = env.possible_agents[0]
+    result = (env.observation_space(agent), env.action_space(agent), len(env.possible_agents))
+    env.twin.close()
+    return result
