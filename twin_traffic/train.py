@@ -24,6 +24,7 @@ import json
 import math
 import shutil
 import sys
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -151,8 +152,11 @@ def train(
     resume: bool = False,
     progress_bar: bool = True,
     on_evaluation: Callable[[int, float], None] | None = None,
+    time_limit: float | None = None,
 ) -> TrainResult:
     """Train an agent on ``scenario`` into ``folder`` (see the module docstring).
+
+    ``time_limit`` (seconds of wall time) ends training early, with a last evaluation.
 
     Raises:
         TwinTrafficError: a bad scenario or recipe, or ``--resume`` with nothing to resume.
@@ -202,9 +206,12 @@ def train(
         remaining = (
             max(recipe.timesteps - int(model.num_timesteps), 0) if resume else recipe.timesteps
         )
+        callbacks: list[BaseCallback] = [checkpoint, evaluator]
+        if time_limit is not None:
+            callbacks.append(WallClockLimit(time_limit))
         model.learn(
             total_timesteps=remaining,
-            callback=[checkpoint, evaluator],
+            callback=callbacks,
             progress_bar=progress_bar,
             reset_num_timesteps=not resume,
             tb_log_name="run",
@@ -216,6 +223,17 @@ def train(
     evaluations = read_evaluations(folder)
     plot_learning_curve(folder, evaluations, baselines)
     return TrainResult(folder, folder / "best.zip", evaluations, baselines)
+
+
+class WallClockLimit(BaseCallback):
+    """Stops training once ``seconds`` of wall time have passed."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__()
+        self.deadline = time.monotonic() + seconds
+
+    def _on_step(self) -> bool:
+        return time.monotonic() < self.deadline
 
 
 class HeldOutEvaluation(BaseCallback):

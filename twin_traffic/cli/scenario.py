@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 
 from twin_traffic.cli.app import out, scenario_app
 from twin_traffic.errors import TwinTrafficError
+
+if TYPE_CHECKING:
+    from twin_traffic.network import Network
+    from twin_traffic.scenario import Scenario
 
 
 @scenario_app.command("list")
@@ -39,11 +43,7 @@ def scenario_info(
     ] = None,
 ) -> None:
     """Show a scenario's files, time window and signals."""
-    from twin_traffic.network import load_network
-    from twin_traffic.scenario import load_scenario
-
-    loaded = load_scenario(scenario, routes=routes or ())
-    network = load_network(loaded)
+    loaded, network = _load(scenario, routes)
     out.print(f"[bold]{loaded.name}[/bold]  window {loaded.begin:g}–{loaded.end:g} s")
     for label, paths in (
         ("config", [loaded.config_file] if loaded.config_file else []),
@@ -77,11 +77,7 @@ def scenario_check(
     ] = None,
 ) -> None:
     """Validate a scenario without simulating it (exit code 1 and the reason if it fails)."""
-    from twin_traffic.network import load_network
-    from twin_traffic.scenario import load_scenario
-
-    loaded = load_scenario(scenario, routes=routes or ())
-    network = load_network(loaded)
+    loaded, network = _load(scenario, routes)
     for light in network.traffic_lights.values():
         if not light.green_phases:
             raise TwinTrafficError(
@@ -92,3 +88,11 @@ def scenario_check(
         f"[green]ok[/green] {loaded.name}: {len(network.traffic_lights)} signals, "
         f"{len(loaded.route_files)} route file(s), window {loaded.begin:g}–{loaded.end:g} s"
     )
+
+
+def _load(scenario: str, routes: list[Path] | None) -> tuple[Scenario, Network]:
+    from twin_traffic.network import load_network
+    from twin_traffic.scenario import load_scenario
+
+    loaded = load_scenario(scenario, routes=routes or ())
+    return loaded, load_network(loaded)
