@@ -1,9 +1,11 @@
-"""Results on disk: one folder per run, written atomically.
+"""Results on disk: one folder per run, written atomically, and a sweep's index.
 
 A run folder holds ``spec.json``, ``metrics.json``, ``trips.parquet`` and
 ``queues.parquet``. It is first written under a hidden temporary name in the same parent
 folder and then renamed into place, so a reader (or a resumed sweep) never sees a
-half-written run: a folder either has every file or does not exist.
+half-written run: a folder either has every file or does not exist. Single files (a
+sweep's ``index.json`` and its copy of the sweep file) are replaced the same way: written
+beside their target under a hidden name, then renamed over it.
 """
 
 from __future__ import annotations
@@ -24,6 +26,13 @@ SPEC_FILE = "spec.json"
 METRICS_FILE = "metrics.json"
 TRIPS_FILE = "trips.parquet"
 QUEUES_FILE = "queues.parquet"
+RUN_FILES = (SPEC_FILE, METRICS_FILE, TRIPS_FILE, QUEUES_FILE)
+INDEX_FILE = "index.json"
+
+# Hidden names of folders and files being written; what is left of them after a hard kill
+# (SIGKILL, power loss) is never read and is removed by :func:`remove_staging`.
+_STAGING_PREFIX = "."
+_STAGING_MARK = ".tmp-"
 
 
 def run_folder(root: Path, spec: RunSpec) -> Path:
@@ -31,11 +40,19 @@ def run_folder(root: Path, spec: RunSpec) -> Path:
     return root / Path(*spec.label.split("/"))
 
 
-def write_run(root: Path, result: RunResult) -> Path:
-    """Write a run's folder atomically and return its path (replacing an older one)."""
-    target = run_folder(root, result.spec)
+def write_run(root: Path, result: RunResult, relative: Path | None = None) -> Path:
+    """Write a run's folder atomically and return its path (replacing an older one).
+
+    Args:
+        root: the results folder.
+        result: the finished run.
+        relative: the run's folder below ``root``; by default :func:`run_folder`'s.
+    """
+    target = root / relative if relative is not None else run_folder(root, result.spec)
     target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
+    staging = Path(
+        tempfile.mkdtemp(prefix=f"{_STAGING_PREFIX}{target.name}{_STAGING_MARK}", dir=target.parent)
+    )
     try:
         _write_json(staging / SPEC_FILE, result.spec.to_dict())
         _write_json(
@@ -57,6 +74,54 @@ def write_run(root: Path, result: RunResult) -> Path:
     return target
 
 
+def write_file_atomic(path: Path, data: str | bytes) -> None:
+    """Replace ``path`` with ``data`` in one rename: readers see the old or the new file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, name = tempfile.mkstemp(
+        prefix=f"{_STAGING_PREFIX}{path.name}{_STAGING_MARK}", dir=path.parent
+    )
+    try:
+        with os.fdopen(handle, "wb") as file:
+            file.write(data.encode() if isinstance(data, str) else data)
+        os.replace(name, path)
+    except BaseException:
+        Path(name).unlink(missing_ok=True)
+        raise
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    """Replace ``path`` with ``data`` as indented JSON (NaN written as null), atomically."""
+    write_file_atomic(path, json.dumps(json_safe(data), indent=2) + "\n")
+
+
+def remove_staging(root: Path) -> list[Path]:
+    """Delete what a hard-killed writer left under ``root`` (hidden staging names); return it."""
+    if not root.is_dir():
+        return []
+    leftovers = [
+        path
+        for path in root.rglob(f"{_STAGING_PREFIX}*{_STAGING_MARK}*")
+        if path.name.startswith(_STAGING_PREFIX)
+    ]
+    for path in sorted(leftovers, key=lambda p: len(p.parts), reverse=True):
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+    return leftovers
+
+
+def is_complete(folder: Path) -> bool:
+    """True when ``folder`` is a finished run folder (every file present)."""
+    return all((folder / name).is_file() for name in RUN_FILES)
+
+
+def read_spec(folder: Path) -> dict[str, Any]:
+    """The ``spec.json`` of a run folder, as written (see :meth:`RunSpec.to_dict`)."""
+    data: dict[str, Any] = json.loads((folder / SPEC_FILE).read_text())
+    return data
+
+
 def read_metrics(folder: Path) -> dict[str, Any]:
     """The ``metrics.json`` of a run folder."""
     data: dict[str, Any] = json.loads((folder / METRICS_FILE).read_text())
@@ -66,6 +131,20 @@ def read_metrics(folder: Path) -> dict[str, Any]:
 def read_trips(folder: Path) -> pd.DataFrame:
     """The per-trip table of a run folder."""
     return pd.read_parquet(folder / TRIPS_FILE)
+
+
+def read_queues(folder: Path) -> pd.DataFrame:
+    """The queue time series of a run folder: ``time`` and one column per signal."""
+    return pd.read_parquet(folder / QUEUES_FILE)
+
+
+def read_index(root: Path) -> dict[str, Any] | None:
+    """A sweep folder's ``index.json``, or ``None`` when it has none."""
+    path = root / INDEX_FILE
+    if not path.is_file():
+        return None
+    data: dict[str, Any] = json.loads(path.read_text())
+    return data
 
 
 def _write_json(path: Path, data: Any) -> None:

@@ -1,0 +1,140 @@
+"""Comparing a sweep's controllers: paired tests, the figures of a real sweep, the CLI."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from twin_traffic.compare import WILCOXON_MIN_PAIRS, compare_sweep, paired_test
+from twin_traffic.errors import TwinTrafficError
+from twin_traffic.metrics import METRICS, summarize_runs
+from twin_traffic.report import relative_change
+from twin_traffic.store import read_index, read_metrics
+from twin_traffic.sweep import load_sweep, run_sweep
+
+SWEEP = """
+scenarios = ["single"]
+seeds = [0, 1, 2]
+end = 240
+
+[[controllers]]
+name = "fixed"
+
+[[controllers]]
+name = "actuated"
+"""
+
+
+@pytest.fixture(scope="module")
+def sweep_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    directory = tmp_path_factory.mktemp("compare")
+    (directory / "pair.toml").write_text(SWEEP)
+    result = run_sweep(load_sweep(directory / "pair.toml"), directory / "runs", workers=2)
+    assert len(result.ok) == 6
+    return directory / "runs"
+
+
+def test_paired_t_test_matches_scipy_and_wilcoxon_waits_for_enough_pairs() -> None:
+    rng = np.random.default_rng(7)
+    base = rng.normal(30, 3, size=8)
+    other = base - 2 + rng.normal(0, 1, size=8)
+    few = paired_test(dict(enumerate(base[:5])), dict(enumerate(other[:5])))
+    assert few.n == 5 and few.wilcoxon_pvalue is None and few.tests == "paired t"
+    assert few.t_pvalue == pytest.approx(stats.ttest_rel(other[:5], base[:5]).pvalue)
+    many = paired_test(dict(enumerate(base)), dict(enumerate(other)))
+    assert many.n == 8 >= WILCOXON_MIN_PAIRS and many.tests == "paired t + Wilcoxon"
+    assert many.wilcoxon_pvalue == pytest.approx(stats.wilcoxon(other - base).pvalue)
+    assert many.mean_difference == pytest.approx(float(np.mean(other - base)))
+    assert many.significant == (many.t_pvalue < 0.05 and many.wilcoxon_pvalue < 0.05)
+
+
+def test_paired_test_pairs_common_seeds_and_handles_degenerate_differences() -> None:
+    # Seed 3 ran only under the baseline and seed 1 has no value: two pairs remain.
+    test = paired_test({0: 10.0, 1: 11.0, 2: 12.0, 3: 50.0}, {0: 9.0, 1: math.nan, 2: 10.0})
+    assert test.n == 2 and test.mean_difference == pytest.approx(-1.5)
+    same = paired_test({0: 5.0, 1: 6.0, 2: 7.0}, {0: 5.0, 1: 6.0, 2: 7.0})
+    assert same.t_pvalue == 1.0 and not same.significant
+    shifted = paired_test({0: 5.0, 1: 6.0, 2: 7.0}, {0: 4.0, 1: 5.0, 2: 6.0})
+    assert shifted.t_pvalue == 0.0 and shifted.significant
+    alone = paired_test({0: 5.0}, {0: 4.0})
+    assert alone.tests == "none" and not alone.significant
+
+
+def test_compare_summarises_every_metric_against_the_baseline(sweep_root: Path) -> None:
+    comparison = compare_sweep(sweep_root)
+    assert comparison.baseline == "fixed" and comparison.seeds == [0, 1, 2]
+    (scenario,) = comparison.scenarios
+    assert scenario.controllers == ["fixed", "actuated"]
+    index = read_index(sweep_root)
+    assert index is not None
+    stored = {
+        name: [
+            read_metrics(sweep_root / r["path"])["metrics"]
+            for r in index["runs"]
+            if r["controller"] == name
+        ]
+        for name in ("fixed", "actuated")
+    }
+    for name, runs in stored.items():
+        expected = summarize_runs([{m: r[m] for m in METRICS} for r in runs])
+        for metric in ("delay", "travel_time", "queue_mean", "throughput"):
+            assert scenario.summaries[name][metric] == expected[metric]
+    delay = scenario.tests["actuated"]["delay"]
+    assert delay.n == 3 and delay.tests == "paired t"
+    differences = [
+        a["delay"] - f["delay"] for f, a in zip(stored["fixed"], stored["actuated"], strict=True)
+    ]
+    assert delay.t_pvalue == pytest.approx(stats.ttest_1samp(differences, 0).pvalue)
+    assert scenario.changes["actuated"]["delay"] == pytest.approx(
+        relative_change(
+            scenario.summaries["actuated"]["delay"].mean,
+            scenario.summaries["fixed"]["delay"].mean,
+        )
+    )
+    # The demand is the seed's: both controllers see the same vehicles.
+    assert scenario.tests["actuated"]["vehicles"].mean_difference == 0.0
+    # The other way round: the opposite change, the same paired test.
+    reverse = compare_sweep(sweep_root, baseline="actuated").scenarios[0]
+    assert "actuated" not in reverse.tests
+    assert reverse.changes["fixed"]["delay"] == pytest.approx(
+        relative_change(
+            scenario.summaries["fixed"]["delay"].mean,
+            scenario.summaries["actuated"]["delay"].mean,
+        )
+    )
+    assert reverse.tests["fixed"]["delay"].t_pvalue == pytest.approx(delay.t_pvalue)
+
+
+def test_compare_cli_prints_json_and_writes_the_plots(sweep_root: Path, tmp_path: Path) -> None:
+    result = subprocess.run(
+        [
+            sys.executable, "-m", "twin_traffic.cli", "compare", str(sweep_root),
+            "--format", "json", "--plots", str(tmp_path / "plots"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    document = json.loads(result.stdout)
+    delay = document["scenarios"]["single"]["actuated"]["delay"]
+    assert set(delay["per_seed"]) == {"0", "1", "2"}
+    assert delay["paired"]["tests"] == "paired t" and delay["paired"]["n"] == 3
+    assert "change_pct" not in document["scenarios"]["single"]["fixed"]["delay"]
+    for name in ("delay", "queues", "travel_time"):
+        png = (tmp_path / "plots" / f"{name}.png").read_bytes()
+        assert png.startswith(b"\x89PNG\r\n\x1a\n") and len(png) > 10_000
+
+
+def test_compare_errors_name_the_folder_and_the_fix(sweep_root: Path, tmp_path: Path) -> None:
+    with pytest.raises(TwinTrafficError, match="not a sweep results folder"):
+        compare_sweep(tmp_path)
+    with pytest.raises(TwinTrafficError, match=r"--baseline 'webster' is none of .*fixed"):
+        compare_sweep(sweep_root, baseline="webster")

@@ -1,0 +1,317 @@
+"""Sweeps on a real SUMO: validation, interruption and resume, failures, the Ray engine."""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import write_scenario
+
+from twin_traffic.errors import TwinTrafficError
+from twin_traffic.store import RUN_FILES, read_index, read_metrics
+from twin_traffic.sweep import SweepError, SweepRun, load_sweep, run_sweep
+
+# 2 scenarios × 3 controllers (one of them twice, with other parameters) × 2 seeds.
+SWEEP = """
+name = "small"
+scenarios = {scenarios}
+seeds = [0, 1]
+end = {end}
+
+[[controllers]]
+name = "fixed"
+
+[[controllers]]
+name = "actuated"
+
+[[controllers]]
+name = "actuated"
+label = "actuated-short"
+params = {{ min_green = 3, max_green = 20 }}
+"""
+
+
+def write_sweep(directory: Path, scenarios: str = '["single", "mixed"]', end: int = 300) -> Path:
+    path = directory / "small.toml"
+    path.write_text(SWEEP.format(scenarios=scenarios, end=end))
+    return path
+
+
+def bad_scenario(directory: Path) -> Path:
+    """A scenario that passes validation but that SUMO refuses at load: a detector on a
+    lane the network does not have."""
+    config = write_scenario(
+        directory, [("v0", 0), ("v1", 5)], [(30, "G"), (3, "y"), (30, "r")], end=120
+    )
+    (directory / "loop.add.xml").write_text(
+        '<additional><inductionLoop id="d0" lane="nowhere_0" pos="10" period="60" '
+        'file="NUL"/></additional>\n'
+    )
+    broken = directory / "broken.sumocfg"
+    broken.write_text(config.read_text().replace("plan.add.xml", "plan.add.xml,loop.add.xml"))
+    return broken
+
+
+def metrics_by_run(root: Path) -> dict[str, dict[str, Any]]:
+    index = read_index(root)
+    assert index is not None
+    return {
+        r["run"]: read_metrics(root / r["path"])["metrics"]
+        for r in index["runs"]
+        if r["status"] == "ok"
+    }
+
+
+def cli(*args: str) -> list[str]:
+    return [sys.executable, "-m", "twin_traffic.cli", *args]
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """The small sweep run once without interruption: (sweep file, results folder)."""
+    directory = tmp_path_factory.mktemp("reference")
+    sweep_file = write_sweep(directory)
+    result = run_sweep(load_sweep(sweep_file), directory / "runs", workers=2)
+    assert len(result.ok) == 12 and not result.failed
+    return sweep_file, directory / "runs"
+
+
+# -- validation ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("edit", "key", "hint"),
+    [
+        (("seeds = [0, 1]", "seeds = [0, 1]\nworkers = 2"), "workers", "not a sweep setting"),
+        (('"mixed"]', '"mixd"]'), "scenarios[1]", "unknown scenario 'mixd'"),
+        (('name = "actuated"\n\n', 'name = "actuatd"\n\n'), "controllers[1].name", "actuatd"),
+        (("seeds = [0, 1]", "seeds = [0, -1]"), "seeds", "-1 is not a seed"),
+        (("seeds = [0, 1]", "seeds = [1, 1]"), "seeds", "listed twice"),
+        (("seeds = [0, 1]", 'seeds = "5-2"'), "seeds", "not a range"),
+        (("seeds = [0, 1]", "seeds = [true]"), "seeds", "True is not a seed"),
+        (("min_green = 3,", "min_grn = 3,"), "controllers[2].params", "bad parameters"),
+        (('label = "actuated-short"\n', ""), "", ""),  # distinct params: still valid
+        (('label = "actuated-short"', 'label = "fixed"'), "controllers[2]", "same label"),
+        (("end = 300", "end = 300\nbaseline = 'webster'"), "baseline", "none of the controllers"),
+        (('scenarios = ["single"', 'scenarios = [{ source = "single", net = 1 }'), "", "net"),
+        (("end = 300", 'end = "5 min"'), "end", "not a time"),
+    ],
+)
+def test_a_bad_sweep_file_names_the_file_and_the_key(
+    tmp_path: Path, edit: tuple[str, str], key: str, hint: str
+) -> None:
+    path = write_sweep(tmp_path)
+    text = path.read_text()
+    assert edit[0] in text
+    path.write_text(text.replace(edit[0], edit[1], 1))
+    if not hint:
+        sweep = load_sweep(path)
+        assert [c.label for c in sweep.controllers][2] == "actuated[max_green=20,min_green=3]"
+        return
+    with pytest.raises(SweepError) as caught:
+        load_sweep(path)
+    message = str(caught.value)
+    assert message.startswith(f"{path}: {key}"), message
+    assert hint in message and "\n" not in message
+
+
+def test_the_cli_reports_a_bad_sweep_file_in_one_line(tmp_path: Path) -> None:
+    path = write_sweep(tmp_path, scenarios='["single", "nowhere.sumocfg"]')
+    result = subprocess.run(cli("sweep", str(path)), capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1 and result.stdout == ""
+    assert result.stderr.startswith(f"error: {path}: scenarios[1]: ")
+    assert "nowhere.sumocfg: scenario configuration not found" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+# -- interruption and resume -----------------------------------------------------------------
+
+
+def _wait_for_ok(root: Path, at_least: int, process: subprocess.Popen[str]) -> int:
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        assert process.poll() is None, "the sweep ended before it could be interrupted"
+        try:
+            index = read_index(root)
+        except ValueError:  # never happens: the index is replaced in one rename
+            pytest.fail("index.json was read half-written")
+        if index is not None and index["counts"]["ok"] >= at_least:
+            return int(index["counts"]["ok"])
+        time.sleep(0.02)
+    pytest.fail("the sweep made no progress")
+
+
+def _interrupt(root: Path, sweep_file: Path, at_least: int, signum: int) -> int:
+    """Start the sweep in its own process group, signal the group part-way, and check that
+    it stops, every process of the group dies, and nothing half-written remains."""
+    process = subprocess.Popen(
+        cli("sweep", str(sweep_file), "--workers", "2", "--out", str(root)),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        finished = _wait_for_ok(root, at_least, process)
+        os.killpg(process.pid, signum)
+        _, stderr = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+    assert process.returncode == 130, stderr
+    assert "run the same command again to resume" in stderr
+    # No worker outlives the sweep: the process group is empty.
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(process.pid, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.1)
+    else:
+        pytest.fail("a worker of the interrupted sweep is still running")
+    leftovers = [p for p in root.rglob("*") if ".tmp-" in p.name]
+    assert leftovers == []
+    index = read_index(root)
+    assert index is not None
+    for run in index["runs"]:
+        folder = root / run["path"]
+        if run["status"] == "ok":
+            assert all((folder / name).is_file() for name in RUN_FILES)
+        else:
+            assert run["status"] == "pending" and not folder.exists()
+    assert finished <= index["counts"]["ok"] < 12
+    return int(index["counts"]["ok"])
+
+
+def test_an_interrupted_sweep_resumes_to_the_same_metrics(
+    tmp_path: Path, reference: tuple[Path, Path]
+) -> None:
+    sweep_file, reference_root = reference
+    root = tmp_path / "runs"
+    done = _interrupt(root, sweep_file, 2, signal.SIGTERM)
+    done = max(done, _interrupt(root, sweep_file, done + 2, signal.SIGINT))
+
+    result = subprocess.run(
+        cli("sweep", str(sweep_file), "--workers", "2", "--out", str(root)),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    skipped = int(result.stdout.split("ok (")[1].split(" already done")[0])
+    assert skipped == done  # finished runs were not run again
+    index = read_index(root)
+    assert index is not None
+    keys = [r["run"] for r in index["runs"]]
+    assert len(keys) == len(set(keys)) == 12
+    assert all(r["status"] == "ok" for r in index["runs"])
+    run_folders = {p.parent for p in root.rglob("spec.json")}
+    assert len(run_folders) == 12
+    assert (root / "sweep.toml").read_text() == sweep_file.read_text()
+    assert metrics_by_run(root) == metrics_by_run(reference_root)
+
+
+# -- failures --------------------------------------------------------------------------------
+
+
+def test_a_failed_run_is_recorded_and_the_others_complete(tmp_path: Path) -> None:
+    broken = bad_scenario(tmp_path)
+    sweep_file = write_sweep(tmp_path, scenarios=f'["single", "{broken.name}"]', end=120)
+    root = tmp_path / "runs"
+    result = subprocess.run(
+        cli("sweep", str(sweep_file), "--workers", "2", "--out", str(root)),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 1
+    assert "6 ok (0 already done), 6 failed" in result.stdout
+    index = read_index(root)
+    assert index is not None and index["counts"] == {"ok": 6, "failed": 6, "pending": 0}
+    for run in index["runs"]:
+        if run["scenario"] == "single":
+            assert run["status"] == "ok" and run["error"] is None
+        else:
+            assert run["status"] == "failed"
+            assert "The lane with the id 'nowhere_0' is not known" in run["error"]
+            assert str(broken) in run["error"]
+            assert not (root / run["path"]).exists()
+    assert "failed: broken/fixed/seed0:" in result.stderr
+
+
+def test_a_changed_sweep_file_reruns_only_what_changed(tmp_path: Path) -> None:
+    sweep_file = write_sweep(tmp_path, scenarios='["single"]', end=60)
+    root = tmp_path / "runs"
+    first = run_sweep(load_sweep(sweep_file), root, workers=2)
+    assert len(first.ok) == 6
+    before = metrics_by_run(root)
+    sweep_file.write_text(sweep_file.read_text().replace("max_green = 20", "max_green = 40"))
+    second = run_sweep(load_sweep(sweep_file), root, workers=2)
+    assert second.skipped == 4  # fixed and actuated kept; actuated-short ran again
+    after = metrics_by_run(root)
+    assert {k: v for k, v in after.items() if "short" not in k} == {
+        k: v for k, v in before.items() if "short" not in k
+    }
+    specs = [json.loads(p.read_text()) for p in root.rglob("spec.json") if "short" in str(p)]
+    assert [s["params"]["max_green"] for s in specs] == [40, 40]
+
+
+def test_address_needs_the_ray_engine(tmp_path: Path, reference: tuple[Path, Path]) -> None:
+    with pytest.raises(SweepError, match="add --engine ray"):
+        run_sweep(load_sweep(reference[0]), tmp_path, address="auto")
+
+
+# -- the Ray engine --------------------------------------------------------------------------
+
+
+def test_the_ray_engine_gives_the_local_engines_metrics(
+    tmp_path: Path, reference: tuple[Path, Path]
+) -> None:
+    pytest.importorskip("ray", reason='Ray is not installed (pip install "twin-traffic[ray]")')
+    sweep_file, reference_root = reference
+    broken = bad_scenario(tmp_path)
+    text = sweep_file.read_text().replace('"mixed"]', f'"mixed", "{broken}"]')
+    ray_file = tmp_path / "ray.toml"
+    ray_file.write_text(text)
+    result = run_sweep(load_sweep(ray_file), tmp_path / "runs", workers=2, engine="ray")
+    assert len(result.ok) == 12 and len(result.failed) == 6
+    assert metrics_by_run(tmp_path / "runs") == metrics_by_run(reference_root)
+    for record in result.failed:
+        # SUMO's own message, carried out of the Ray worker as a plain error.
+        assert record["error"].startswith(f"{broken}: SUMO did not start")
+        assert "nowhere_0" in record["error"]
+
+
+def test_an_unreachable_ray_cluster_is_one_clear_error(
+    tmp_path: Path, reference: tuple[Path, Path]
+) -> None:
+    pytest.importorskip("ray", reason='Ray is not installed (pip install "twin-traffic[ray]")')
+    with pytest.raises(TwinTrafficError, match=r"cannot reach the Ray cluster at 127\.0\.0\.1:1"):
+        run_sweep(load_sweep(reference[0]), tmp_path, engine="ray", address="127.0.0.1:1")
+    index = read_index(tmp_path)
+    assert index is not None and index["counts"]["pending"] == 12  # ready to resume
+
+
+def test_a_worker_killed_mid_run_loses_no_run(tmp_path: Path, reference: tuple[Path, Path]) -> None:
+    sweep_file, reference_root = reference
+    killed: list[int] = []
+
+    def kill_a_worker(run: SweepRun, record: dict[str, Any]) -> None:
+        # As the out-of-memory killer would: SIGKILL to a pool worker busy with a run.
+        workers = multiprocessing.active_children()
+        if not killed and workers:
+            os.kill(workers[0].pid or 0, signal.SIGKILL)
+            killed.append(workers[0].pid or 0)
+
+    result = run_sweep(load_sweep(sweep_file), tmp_path / "runs", workers=2, on_run=kill_a_worker)
+    assert killed and not result.failed and len(result.ok) == 12
+    assert metrics_by_run(tmp_path / "runs") == metrics_by_run(reference_root)

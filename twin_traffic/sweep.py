@@ -1,0 +1,551 @@
+"""Experiment sweeps: scenarios × controllers × seeds from a TOML file, run and stored.
+
+A sweep file names the scenarios, the controllers (each with its parameters) and the
+seeds; every combination is one run. Every controller runs on the same seeds, so the
+comparison can pair runs seed by seed::
+
+    name = "arterial-peak"
+    scenarios = ["arterial", "arterial-high", "city/city.sumocfg"]
+    seeds = "0-9"                    # or a list: [0, 1, 2]
+    end = 1800                       # optional overrides of every scenario's window
+    baseline = "fixed"               # optional; the first controller by default
+
+    [[controllers]]
+    name = "fixed"
+
+    [[controllers]]
+    name = "actuated"
+    label = "actuated-short"         # optional; by default name[key=value,...]
+    params = { min_green = 3, max_green = 30 }
+
+The results folder gets one run folder per run (``SCENARIO/CONTROLLER/seedN``, written
+atomically by :mod:`twin_traffic.store`), a copy of the sweep file (``sweep.toml``) and an
+index (``index.json``) listing every run with its status (``ok``, ``failed`` with SUMO's
+message, or ``pending``), rewritten atomically after each finished run. Running a sweep
+again skips every run whose folder holds the same spec, so an interrupted sweep resumes
+where it stopped; failed runs are tried again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import re
+import shutil
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, NoReturn
+
+from twin_traffic.errors import ScenarioError, TwinTrafficError
+from twin_traffic.evaluate import RunSpec
+from twin_traffic.executor import Outcome
+from twin_traffic.store import (
+    INDEX_FILE,
+    is_complete,
+    json_safe,
+    read_index,
+    read_metrics,
+    read_spec,
+    remove_staging,
+    write_file_atomic,
+    write_json_atomic,
+    write_run,
+)
+
+try:  # Python >= 3.11
+    import tomllib
+except ModuleNotFoundError:  # pragma: no cover - Python 3.10
+    import tomli as tomllib
+
+Engine = Literal["local", "ray"]
+ENGINES: tuple[Engine, ...] = ("local", "ray")
+SWEEP_COPY = "sweep.toml"
+LOCK_FILE = ".lock"
+
+_TOP_KEYS = {
+    "name": "a folder-safe name for the results (runs/NAME)",
+    "description": "free text",
+    "scenarios": "built-in names, .sumocfg paths, or tables {source, routes, label}",
+    "controllers": "[[controllers]] tables with name, optional params and label",
+    "seeds": 'a list of seeds such as [0, 1, 2], or a range such as "0-9"',
+    "begin": "start time override, s",
+    "end": "end time override, s",
+    "baseline": "the controller label the others are compared with",
+    "emissions": "measure CO2 and fuel (true by default)",
+}
+_SCENARIO_KEYS = ("source", "routes", "label")
+_CONTROLLER_KEYS = ("name", "params", "label")
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+# Characters kept in folder names; anything else (path separators, spaces, quotes) is '_'.
+_UNSAFE_IN_FOLDER = re.compile(r"[^A-Za-z0-9._=,+@\[\]-]")
+_MAX_SEED = 2**31 - 1
+
+
+class SweepError(TwinTrafficError):
+    """A sweep file or a results folder that cannot be used."""
+
+
+@dataclass(frozen=True)
+class ScenarioEntry:
+    """One scenario of a sweep: its label in results, and what to load."""
+
+    label: str
+    source: str
+    routes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ControllerEntry:
+    """One controller of a sweep: its label in results, registered name and parameters."""
+
+    label: str
+    name: str
+    params: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class SweepRun:
+    """One run of a sweep: which scenario, controller and seed, and its :class:`RunSpec`."""
+
+    scenario: str
+    controller: str
+    seed: int
+    spec: RunSpec
+
+    @property
+    def key(self) -> str:
+        """The run's name in the index and in messages: ``scenario/controller/seedN``."""
+        return f"{self.scenario}/{self.controller}/seed{self.seed}"
+
+    @property
+    def folder(self) -> Path:
+        """The run's folder below the results folder."""
+        return Path(folder_name(self.scenario), folder_name(self.controller), f"seed{self.seed}")
+
+
+@dataclass(frozen=True)
+class Sweep:
+    """A validated sweep file."""
+
+    path: Path
+    name: str
+    scenarios: tuple[ScenarioEntry, ...]
+    controllers: tuple[ControllerEntry, ...]
+    seeds: tuple[int, ...]
+    baseline: str
+    begin: float | None = None
+    end: float | None = None
+    emissions: bool = True
+    description: str = ""
+
+    def runs(self) -> list[SweepRun]:
+        """Every run, scenario by scenario, controller by controller, seed by seed."""
+        return [
+            SweepRun(
+                scenario.label,
+                controller.label,
+                seed,
+                RunSpec(
+                    scenario=scenario.source,
+                    controller=controller.name,
+                    params=dict(controller.params),
+                    seed=seed,
+                    routes=scenario.routes,
+                    begin=self.begin,
+                    end=self.end,
+                    emissions=self.emissions,
+                ),
+            )
+            for scenario in self.scenarios
+            for controller in self.controllers
+            for seed in self.seeds
+        ]
+
+
+def folder_name(label: str) -> str:
+    """A label made safe as one folder name (separators and spaces become ``_``)."""
+    return _UNSAFE_IN_FOLDER.sub("_", label).lstrip(".") or "_"
+
+
+# -- loading and validation ------------------------------------------------------------------
+
+
+def load_sweep(path: str | Path) -> Sweep:
+    """Read and validate a sweep file.
+
+    Scenario paths are relative to the sweep file's folder. Every scenario is loaded and
+    validated and every controller is built once, so a mistake stops the sweep before any
+    run starts.
+
+    Raises:
+        SweepError: one line naming the file, the key at fault and the fix.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise SweepError(f"{path}: sweep file not found; check the path (or its spelling)")
+    try:
+        data = tomllib.loads(path.read_text())
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
+        raise SweepError(f"{path}: not valid TOML ({error}); fix the syntax") from None
+    fail = _failer(path)
+    for key in data:
+        if key not in _TOP_KEYS:
+            known = ", ".join(_TOP_KEYS)
+            fail(key, f"not a sweep setting; the settings are {known}")
+    for key in ("scenarios", "controllers", "seeds"):
+        if key not in data:
+            fail(key, f"missing; add {key} = {_TOP_KEYS[key]}")
+
+    name = data.get("name", path.name.split(".")[0])
+    if not isinstance(name, str) or not _NAME.match(name):
+        fail("name", "must be letters, digits, '.', '_' or '-' (it names the results folder)")
+    description = data.get("description", "")
+    if not isinstance(description, str):
+        fail("description", "must be a string")
+    begin = _time(data, "begin", fail)
+    end = _time(data, "end", fail)
+    if begin is not None and end is not None and end <= begin:
+        fail("end", f"{end:g} s is not after begin = {begin:g} s; choose a later end")
+    emissions = data.get("emissions", True)
+    if not isinstance(emissions, bool):
+        fail("emissions", "must be true or false")
+
+    scenarios = _scenarios(data["scenarios"], path, begin, end, fail)
+    controllers = _controllers(data["controllers"], fail)
+    seeds = _seeds(data["seeds"], fail)
+    labels = [c.label for c in controllers]
+    baseline = data.get("baseline", labels[0])
+    if baseline not in labels:
+        fail("baseline", f"'{baseline}' is none of the controllers ({', '.join(labels)})")
+    return Sweep(
+        path=path.resolve(),
+        name=name,
+        scenarios=scenarios,
+        controllers=controllers,
+        seeds=seeds,
+        baseline=baseline,
+        begin=begin,
+        end=end,
+        emissions=emissions,
+        description=description,
+    )
+
+
+Fail = Callable[[str, str], NoReturn]
+
+
+def _failer(path: Path) -> Fail:
+    def fail(key: str, problem: str) -> NoReturn:
+        raise SweepError(f"{path}: {key}: {problem}")
+
+    return fail
+
+
+def _time(data: Mapping[str, Any], key: str, fail: Fail) -> float | None:
+    value = data.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        fail(key, f"{value!r} is not a time; write a number of seconds")
+    if value < 0:
+        fail(key, f"{value} is negative; times are seconds from 0")
+    return float(value)
+
+
+def _scenarios(
+    value: Any, path: Path, begin: float | None, end: float | None, fail: Fail
+) -> tuple[ScenarioEntry, ...]:
+    from twin_traffic.scenario import builtin_scenarios, load_scenario
+
+    if not isinstance(value, list) or not value:
+        fail("scenarios", 'must be a non-empty list, e.g. scenarios = ["single", "mixed"]')
+    builtin = builtin_scenarios()
+    entries: list[ScenarioEntry] = []
+    folders: dict[str, str] = {}
+    for i, item in enumerate(value):
+        key = f"scenarios[{i}]"
+        table = {"source": item} if isinstance(item, str) else item
+        if not isinstance(table, dict):
+            fail(key, "must be a scenario name or path, or a table {source = ..., routes = [...]}")
+        for extra in table:
+            if extra not in _SCENARIO_KEYS:
+                fail(f"{key}.{extra}", f"unknown key; a scenario table takes {_SCENARIO_KEYS}")
+        source = table.get("source")
+        if not isinstance(source, str) or not source:
+            fail(f"{key}.source", "missing; give a built-in name or a .sumocfg/.net.xml path")
+        routes = table.get("routes", [])
+        if not isinstance(routes, list) or not all(isinstance(r, str) for r in routes):
+            fail(f"{key}.routes", "must be a list of route file paths")
+        resolved_routes = tuple(str((path.parent / r).resolve()) for r in routes)
+        if source in builtin and not resolved_routes:
+            resolved = source
+        else:
+            resolved = str((path.parent / source).resolve())
+        try:
+            load_scenario(resolved, routes=resolved_routes, begin=begin, end=end)
+        except ScenarioError as error:
+            if source not in builtin and not Path(resolved).suffix:
+                names = ", ".join(builtin)
+                fail(key, f"unknown scenario '{source}'; give a built-in name ({names}) or a path")
+            fail(key, str(error))
+        label = table.get("label", Path(source).name.split(".")[0])
+        if not isinstance(label, str) or not label:
+            fail(f"{key}.label", "must be a non-empty string")
+        folder = folder_name(label)
+        if folder in folders:
+            fail(key, f"same label '{label}' as {folders[folder]}; give one of them a label")
+        folders[folder] = key
+        entries.append(ScenarioEntry(label, resolved, resolved_routes))
+    return tuple(entries)
+
+
+def _controllers(value: Any, fail: Fail) -> tuple[ControllerEntry, ...]:
+    from twin_traffic.controllers import CONTROLLERS, make_controller
+
+    if not isinstance(value, list) or not value:
+        fail("controllers", 'add at least one [[controllers]] table with name = "fixed"')
+    entries: list[ControllerEntry] = []
+    folders: dict[str, str] = {}
+    for i, table in enumerate(value):
+        key = f"controllers[{i}]"
+        if not isinstance(table, dict):
+            fail(key, 'must be a table: [[controllers]] name = "..."')
+        for extra in table:
+            if extra not in _CONTROLLER_KEYS:
+                fail(f"{key}.{extra}", f"unknown key; a controller table takes {_CONTROLLER_KEYS}")
+        name = table.get("name")
+        if not isinstance(name, str):
+            fail(f"{key}.name", f"missing; choose one of: {', '.join(sorted(CONTROLLERS))}")
+        if name not in CONTROLLERS:
+            fail(
+                f"{key}.name",
+                f"unknown controller '{name}'; choose one of: {', '.join(sorted(CONTROLLERS))}",
+            )
+        params = table.get("params", {})
+        if not isinstance(params, dict):
+            fail(f"{key}.params", "must be a table, e.g. params = { min_green = 5 }")
+        for param, item in params.items():
+            if not isinstance(item, (str, int, float, bool)):
+                fail(f"{key}.params.{param}", "must be a string, number or true/false")
+        try:
+            make_controller(name, params)  # bad parameters fail here, not in every run
+        except TwinTrafficError as error:
+            fail(f"{key}.params", str(error))
+        default = RunSpec("", controller=name, params=params).label.split("/")[1]
+        label = table.get("label", default)
+        if not isinstance(label, str) or not label:
+            fail(f"{key}.label", "must be a non-empty string")
+        folder = folder_name(label)
+        if folder in folders:
+            fail(key, f"same label '{label}' as {folders[folder]}; give one of them a label")
+        folders[folder] = key
+        entries.append(ControllerEntry(label, name, dict(params)))
+    return tuple(entries)
+
+
+def _seeds(value: Any, fail: Fail) -> tuple[int, ...]:
+    if isinstance(value, str):
+        match = re.fullmatch(r"\s*(\d+)\s*-\s*(\d+)\s*", value)
+        if not match or int(match[1]) > int(match[2]):
+            fail("seeds", f'"{value}" is not a range; write "FIRST-LAST", e.g. "0-9"')
+        value = list(range(int(match[1]), int(match[2]) + 1))
+    if not isinstance(value, list) or not value:
+        fail("seeds", 'must be a non-empty list of integers, e.g. [0, 1, 2], or a range "0-9"')
+    for seed in value:
+        if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= _MAX_SEED:
+            fail("seeds", f"{seed!r} is not a seed; seeds are integers from 0 to {_MAX_SEED}")
+    if len(set(value)) != len(value):
+        fail("seeds", "a seed is listed twice; list each seed once")
+    return tuple(value)
+
+
+# -- running ---------------------------------------------------------------------------------
+
+RunRecord = dict[str, Any]
+"""One entry of the index: run, scenario, controller, seed, path, status, error, timings."""
+
+StartCallback = Callable[[int, int], None]
+"""Called once with (runs in the sweep, runs already finished by an earlier invocation)."""
+
+RunCallback = Callable[[SweepRun, RunRecord], None]
+"""Called after each run of this invocation with the run and its index entry."""
+
+
+@dataclass
+class SweepResult:
+    """What a sweep invocation did; ``records`` is the index, in sweep order."""
+
+    out: Path
+    records: list[RunRecord]
+    skipped: int
+    seconds: float
+
+    @property
+    def failed(self) -> list[RunRecord]:
+        """Index entries of runs that failed."""
+        return [r for r in self.records if r["status"] == "failed"]
+
+    @property
+    def ok(self) -> list[RunRecord]:
+        """Index entries of runs that finished."""
+        return [r for r in self.records if r["status"] == "ok"]
+
+
+def run_sweep(
+    sweep: Sweep,
+    out: Path,
+    *,
+    workers: int = 1,
+    engine: Engine = "local",
+    address: str | None = None,
+    on_start: StartCallback | None = None,
+    on_run: RunCallback | None = None,
+) -> SweepResult:
+    """Run every run of ``sweep`` not finished yet in ``out``, storing results as they come.
+
+    Args:
+        sweep: from :func:`load_sweep`.
+        out: the results folder (created if needed).
+        workers: runs in parallel (local engine; with Ray, the CPUs of a local instance).
+        engine: ``local`` (a process pool) or ``ray`` (Ray tasks, ``pip install
+            "twin-traffic[ray]"``).
+        address: a Ray cluster address (``ray`` engine); a local instance without it.
+        on_start: told the number of runs and how many are already done.
+        on_run: told each run's index entry once it is stored.
+
+    Raises:
+        SweepError: a results folder in use by another sweep, or a bad engine choice.
+    """
+    if engine not in ENGINES:
+        raise SweepError(f"unknown engine '{engine}'; choose local or ray")
+    if address is not None and engine != "ray":
+        raise SweepError("--address names a Ray cluster; add --engine ray")
+    started = time.perf_counter()
+    out.mkdir(parents=True, exist_ok=True)
+    with _exclusive(out):
+        remove_staging(out)
+        write_file_atomic(out / SWEEP_COPY, sweep.path.read_bytes())
+        runs = sweep.runs()
+        records = {run.key: _record(run) for run in runs}
+        previous = _previous_errors(out)
+        todo: list[SweepRun] = []
+        for run in runs:
+            folder = out / run.folder
+            if _finished(folder, run.spec):
+                records[run.key].update(status="ok", timings=read_metrics(folder)["timings"])
+                continue
+            if folder.exists():  # another spec's results (the sweep file changed)
+                shutil.rmtree(folder)
+            if run.key in previous:
+                records[run.key]["previous_error"] = previous[run.key]
+            todo.append(run)
+        skipped = len(runs) - len(todo)
+        _write_index(out, sweep, records)
+        if on_start is not None:
+            on_start(len(runs), skipped)
+        specs = [run.spec for run in todo]
+        for outcome in _execute(engine, specs, workers, address):
+            run = todo[outcome.index]
+            record = records[run.key]
+            record.pop("previous_error", None)
+            if outcome.result is not None:
+                write_run(out, outcome.result, run.folder)
+                record.update(status="ok", error=None, timings=outcome.result.timings)
+            else:
+                record.update(status="failed", error=outcome.error)
+            _write_index(out, sweep, records)
+            if on_run is not None:
+                on_run(run, record)
+    return SweepResult(out, list(records.values()), skipped, time.perf_counter() - started)
+
+
+def _execute(
+    engine: Engine, specs: Sequence[RunSpec], workers: int, address: str | None
+) -> Iterator[Outcome]:
+    if not specs:
+        return iter(())
+    if engine == "ray":
+        from twin_traffic.ray_engine import run_specs_ray
+
+        return run_specs_ray(specs, workers=workers, address=address)
+    from twin_traffic.executor import run_specs
+
+    return run_specs(specs, workers=workers)
+
+
+def _record(run: SweepRun) -> RunRecord:
+    return {
+        "run": run.key,
+        "scenario": run.scenario,
+        "controller": run.controller,
+        "controller_name": run.spec.controller,
+        "params": dict(run.spec.params),
+        "seed": run.seed,
+        "path": run.folder.as_posix(),
+        "status": "pending",
+        "error": None,
+        "timings": None,
+    }
+
+
+def _finished(folder: Path, spec: RunSpec) -> bool:
+    """A complete run folder written from exactly this spec."""
+    if not is_complete(folder):
+        return False
+    expected = json.loads(json.dumps(json_safe(spec.to_dict())))
+    return read_spec(folder) == expected
+
+
+def _previous_errors(out: Path) -> dict[str, str]:
+    """What failed last time, kept in the index while those runs wait to be retried."""
+    try:
+        index = read_index(out)
+    except (OSError, ValueError):
+        return {}
+    if index is None:
+        return {}
+    return {r["run"]: r["error"] for r in index.get("runs", []) if r.get("status") == "failed"}
+
+
+def _write_index(out: Path, sweep: Sweep, records: Mapping[str, RunRecord]) -> None:
+    counts = {status: 0 for status in ("ok", "failed", "pending")}
+    for record in records.values():
+        counts[record["status"]] += 1
+    write_json_atomic(
+        out / INDEX_FILE,
+        {
+            "sweep": sweep.name,
+            "sweep_file": SWEEP_COPY,
+            "baseline": sweep.baseline,
+            "scenarios": [s.label for s in sweep.scenarios],
+            "controllers": [c.label for c in sweep.controllers],
+            "seeds": list(sweep.seeds),
+            "counts": counts,
+            "runs": list(records.values()),
+        },
+    )
+
+
+@contextlib.contextmanager
+def _exclusive(out: Path) -> Iterator[None]:
+    """Hold ``out/.lock`` so two sweeps never write one results folder at once."""
+    try:
+        import fcntl
+    except ModuleNotFoundError:  # pragma: no cover - Windows: no advisory locks
+        yield
+        return
+    with open(out / LOCK_FILE, "a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise SweepError(
+                f"{out}: another sweep is writing to this folder; wait for it to finish or "
+                "choose another --out"
+            ) from None
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
