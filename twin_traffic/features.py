@@ -34,7 +34,6 @@ Rewards (per signal; higher is better):
 
 from __future__ import annotations
 
-import xml.etree.ElementTree as ET
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,6 +42,7 @@ import numpy as np
 
 from twin_traffic.errors import TwinTrafficError
 from twin_traffic.network import Network
+from twin_traffic.sensors import Detector, write_detectors
 from twin_traffic.signals import GREEN_CHARS, PhaseEngine
 from twin_traffic.sim import (
     LAST_STEP_MEAN_SPEED,
@@ -280,23 +280,16 @@ class Observer:
 
     def detector_file(self, path: Path, lane_lengths: dict[str, float]) -> Path:
         """Write lane-area detectors over the last ``sensor_range`` m of each approach lane
-        and induction loops at its stop line."""
-        root = ET.Element("additional")
+        and induction loops at its stop line (their own ids, beside any sensors the
+        scenario already has)."""
+        detectors = []
         for lane in self.approach_lanes:
             length = lane_lengths[lane]
             span = min(self.sensor_range, length - 0.1)
-            ET.SubElement(
-                root, "laneAreaDetector", id=f"tt_e2_{lane}", lane=lane,
-                pos=f"{length - span:.2f}", endPos=f"{length:.2f}", period="86400",
-                file="NUL",
-            )  # fmt: skip
-            ET.SubElement(
-                root, "inductionLoop", id=f"tt_e1_{lane}", lane=lane,
-                pos=f"{max(length - 1.0, 0.0):.2f}", period="86400", file="NUL",
-            )  # fmt: skip
-        ET.indent(root)
-        ET.ElementTree(root).write(path, encoding="utf-8", xml_declaration=True)
-        return path
+            detectors.append(Detector(f"tt_e2_{lane}", "e2", lane, length - span, span))
+            detectors.append(Detector(f"tt_e1_{lane}", "e1", lane, max(length - 1.0, 0.0)))
+        # One interval for the whole run: the loops' counts only ever grow.
+        return write_detectors(detectors, path, period=86400)
 
     # -- reading ---------------------------------------------------------------------------
 
