@@ -447,18 +447,27 @@ def run_sweep(
         if on_start is not None:
             on_start(len(runs), skipped)
         specs = [run.spec for run in todo]
-        for outcome in _execute(engine, specs, workers, address):
-            run = todo[outcome.index]
-            record = records[run.key]
-            record.pop("previous_error", None)
-            if outcome.result is not None:
-                write_run(out, outcome.result, run.folder)
-                record.update(status="ok", error=None, timings=outcome.result.timings)
-            else:
-                record.update(status="failed", error=outcome.error)
+        try:
+            for outcome in _execute(engine, specs, workers, address):
+                run = todo[outcome.index]
+                record = records[run.key]
+                record.pop("previous_error", None)
+                if outcome.result is not None:
+                    write_run(out, outcome.result, run.folder)
+                    record.update(status="ok", error=None, timings=outcome.result.timings)
+                else:
+                    record.update(status="failed", error=outcome.error)
+                _write_index(out, sweep, records)
+                if on_run is not None:
+                    on_run(run, record)
+        finally:
+            # An interrupt between a run's folder and the index's update must not leave
+            # the index behind the disk.
+            for run in todo:
+                record = records[run.key]
+                if record["status"] == "pending" and _finished(out / run.folder, run.spec):
+                    record.update(status="ok", timings=read_metrics(out / run.folder)["timings"])
             _write_index(out, sweep, records)
-            if on_run is not None:
-                on_run(run, record)
     return SweepResult(out, list(records.values()), skipped, time.perf_counter() - started)
 
 
