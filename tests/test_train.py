@@ -38,7 +38,7 @@ def test_train_evaluate_reload_resume_and_reproduce(tmp_path: Path) -> None:
         "model_256_steps.zip", "model_512_steps.zip",
     ]  # fmt: skip
     steps = [row["timesteps"] for row in first.evaluations]
-    assert steps[:2] == [256, 512]
+    assert steps[:3] == [0, 256, 512]
     assert set(first.baselines) == {"fixed", "max-pressure"}
 
     # Reloaded as a controller, the best model scores what training recorded for it.

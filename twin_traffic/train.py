@@ -256,6 +256,10 @@ class HeldOutEvaluation(BaseCallback):
         self.best = min((row["delay"] for row in previous), default=math.inf)
         self.last = int(previous[-1]["timesteps"]) if previous else 0
 
+    def _on_training_start(self) -> None:
+        if not read_evaluations(self.folder):  # the untrained policy: where the curve starts
+            self.evaluate(self.model, 0)
+
     def _on_step(self) -> bool:
         if self.num_timesteps - self.last >= self.recipe.eval_every:
             self.evaluate(self.model, self.num_timesteps)
