@@ -315,3 +315,46 @@ def test_a_worker_killed_mid_run_loses_no_run(tmp_path: Path, reference: tuple[P
     result = run_sweep(load_sweep(sweep_file), tmp_path / "runs", workers=2, on_run=kill_a_worker)
     assert killed and not result.failed and len(result.ok) == 12
     assert metrics_by_run(tmp_path / "runs") == metrics_by_run(reference_root)
+
+
+# -- train then evaluate ----------------------------------------------------------------------
+
+
+def test_a_sweep_trains_a_policy_then_evaluates_it(tmp_path: Path) -> None:
+    sweep_file = tmp_path / "learn.toml"
+    sweep_file.write_text(
+        """
+scenarios = ["single"]
+seeds = [0, 1]
+end = 150
+
+[[controllers]]
+name = "fixed"
+
+[[controllers]]
+name = "policy"
+label = "ppo"
+train = { algo = "ppo", timesteps = 128, envs = 1, seed = 4 }
+"""
+    )
+    sweep = load_sweep(sweep_file)
+    result = run_sweep(sweep, tmp_path / "runs", workers=2)
+    assert [r["status"] for r in result.records] == ["ok"] * 4
+    agent = tmp_path / "runs" / "agents" / "single" / "ppo"
+    assert (agent / "best.zip").is_file() and (agent / "learning_curve.png").is_file()
+    spec = json.loads((tmp_path / "runs" / "single" / "ppo" / "seed1" / "spec.json").read_text())
+    assert spec["params"]["model"] == str((agent / "best.zip").resolve())
+    # Resuming trains nothing again and finds every run done.
+    modified = (agent / "best.zip").stat().st_mtime_ns
+    again = run_sweep(sweep, tmp_path / "runs", workers=2)
+    assert again.skipped == 4 and (agent / "best.zip").stat().st_mtime_ns == modified
+
+
+def test_only_a_policy_is_trained_by_a_sweep(tmp_path: Path) -> None:
+    sweep_file = tmp_path / "bad.toml"
+    sweep_file.write_text(
+        'scenarios = ["single"]\nseeds = [0]\n\n[[controllers]]\nname = "fixed"\n'
+        "train = { timesteps = 10 }\n"
+    )
+    with pytest.raises(SweepError, match=r"controllers\[0\].train: only a name = \"policy\""):
+        load_sweep(sweep_file)

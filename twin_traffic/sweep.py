@@ -35,7 +35,7 @@ import re
 import shutil
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal, NoReturn
 
@@ -77,7 +77,10 @@ _TOP_KEYS = {
     "emissions": "measure CO2 and fuel (true by default)",
 }
 _SCENARIO_KEYS = ("source", "routes", "label")
-_CONTROLLER_KEYS = ("name", "params", "label")
+_CONTROLLER_KEYS = ("name", "params", "label", "train")
+# A policy controller with a [controllers.train] table is trained before it is evaluated.
+_TRAIN_KEYS = ("algo", "recipe", "timesteps", "seed", "envs")
+AGENTS_DIR = "agents"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 # Characters kept in folder names; anything else (path separators, spaces, quotes) is '_'.
 _UNSAFE_IN_FOLDER = re.compile(r"[^A-Za-z0-9._=,+@\[\]-]")
@@ -104,6 +107,7 @@ class ControllerEntry:
     label: str
     name: str
     params: Mapping[str, Any] = field(default_factory=dict)
+    train: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -141,8 +145,12 @@ class Sweep:
     emissions: bool = True
     description: str = ""
 
-    def runs(self) -> list[SweepRun]:
-        """Every run, scenario by scenario, controller by controller, seed by seed."""
+    def runs(self, out: Path | None = None) -> list[SweepRun]:
+        """Every run, scenario by scenario, controller by controller, seed by seed.
+
+        A controller trained by the sweep evaluates the model kept in ``out`` (see
+        :func:`agent_folder`).
+        """
         return [
             SweepRun(
                 scenario.label,
@@ -151,7 +159,7 @@ class Sweep:
                 RunSpec(
                     scenario=scenario.source,
                     controller=controller.name,
-                    params=dict(controller.params),
+                    params=_params(controller, scenario, out),
                     seed=seed,
                     routes=scenario.routes,
                     begin=self.begin,
@@ -163,6 +171,20 @@ class Sweep:
             for controller in self.controllers
             for seed in self.seeds
         ]
+
+
+def agent_folder(out: Path, scenario: ScenarioEntry, controller: ControllerEntry) -> Path:
+    """Where a sweep trains the agent of ``controller`` on ``scenario``."""
+    return out.resolve() / AGENTS_DIR / folder_name(scenario.label) / folder_name(controller.label)
+
+
+def _params(
+    controller: ControllerEntry, scenario: ScenarioEntry, out: Path | None
+) -> dict[str, Any]:
+    if controller.train is None or out is None:
+        return dict(controller.params)
+    model = agent_folder(out, scenario, controller) / "best.zip"
+    return {**controller.params, "model": str(model)}
 
 
 def folder_name(label: str) -> str:
@@ -330,8 +352,10 @@ def _controllers(value: Any, fail: Fail) -> tuple[ControllerEntry, ...]:
         for param, item in params.items():
             if not isinstance(item, (str, int, float, bool)):
                 fail(f"{key}.params.{param}", "must be a string, number or true/false")
+        train = _train_table(table.get("train"), name, params, key, fail)
         try:
-            make_controller(name, params)  # bad parameters fail here, not in every run
+            if train is None:  # a trained controller's model does not exist yet
+                make_controller(name, params)  # bad parameters fail here, not in every run
         except TwinTrafficError as error:
             fail(f"{key}.params", str(error))
         default = RunSpec("", controller=name, params=params).label.split("/")[1]
@@ -342,8 +366,29 @@ def _controllers(value: Any, fail: Fail) -> tuple[ControllerEntry, ...]:
         if folder in folders:
             fail(key, f"same label '{label}' as {folders[folder]}; give one of them a label")
         folders[folder] = key
-        entries.append(ControllerEntry(label, name, dict(params)))
+        entries.append(ControllerEntry(label, name, dict(params), train))
     return tuple(entries)
+
+
+def _train_table(
+    value: Any, name: str, params: Mapping[str, Any], key: str, fail: Fail
+) -> dict[str, Any] | None:
+    """Check a ``[controllers.train]`` table: train the policy, then evaluate it."""
+    if value is None:
+        return None
+    if name != "policy":
+        fail(f"{key}.train", 'only a name = "policy" controller is trained by the sweep')
+    if not isinstance(value, dict):
+        fail(f"{key}.train", 'must be a table, e.g. train = { algo = "ppo", timesteps = 100000 }')
+    for extra in value:
+        if extra not in _TRAIN_KEYS:
+            fail(f"{key}.train.{extra}", f"unknown key; train takes {_TRAIN_KEYS}")
+    if "model" in params:
+        fail(f"{key}.params.model", "a trained controller's model comes from its training")
+    for number in ("timesteps", "seed", "envs"):
+        if number in value and (not isinstance(value[number], int) or value[number] < 0):
+            fail(f"{key}.train.{number}", "must be a whole number >= 0")
+    return dict(value)
 
 
 def _seeds(value: Any, fail: Fail) -> tuple[int, ...]:
@@ -428,7 +473,7 @@ def run_sweep(
     with _exclusive(out):
         remove_staging(out)
         write_file_atomic(out / SWEEP_COPY, sweep.path.read_bytes())
-        runs = sweep.runs()
+        runs = sweep.runs(out)
         records = {run.key: _record(run) for run in runs}
         previous = _previous_errors(out)
         todo: list[SweepRun] = []
@@ -446,6 +491,7 @@ def run_sweep(
         _write_index(out, sweep, records)
         if on_start is not None:
             on_start(len(runs), skipped)
+        todo = _train_agents(sweep, out, todo, records)
         specs = [run.spec for run in todo]
         try:
             for outcome in _execute(engine, specs, workers, address):
@@ -469,6 +515,54 @@ def run_sweep(
                     record.update(status="ok", timings=read_metrics(out / run.folder)["timings"])
             _write_index(out, sweep, records)
     return SweepResult(out, list(records.values()), skipped, time.perf_counter() - started)
+
+
+def _train_agents(
+    sweep: Sweep, out: Path, todo: list[SweepRun], records: dict[str, RunRecord]
+) -> list[SweepRun]:
+    """Train the agents that pending runs evaluate (resuming an interrupted training);
+    a failed training fails its runs. Returns the runs left to execute."""
+    from twin_traffic.train import default_recipe, load_recipe, train
+
+    failed: set[str] = set()
+    for scenario in sweep.scenarios:
+        for controller in sweep.controllers:
+            if controller.train is None:
+                continue
+            keys = {
+                r.key
+                for r in todo
+                if (r.scenario, r.controller) == (scenario.label, controller.label)
+            }
+            folder = agent_folder(out, scenario, controller)
+            if not keys or (folder / "final.zip").exists():
+                continue
+            settings = controller.train
+            recipe = load_recipe(
+                sweep.path.parent / settings["recipe"] if "recipe" in settings
+                else default_recipe(settings.get("algo", "ppo"))
+            )  # fmt: skip
+            changes: dict[str, Any] = {
+                "env": {**recipe.env, "begin": sweep.begin, "end": sweep.end}
+            }
+            if "timesteps" in settings:
+                changes["timesteps"] = settings["timesteps"]
+            if "envs" in settings:
+                changes["simulations"] = settings["envs"]
+            checkpoints = folder / "checkpoints"
+            interrupted = checkpoints.is_dir() and any(checkpoints.iterdir())
+            try:
+                train(
+                    scenario.source, replace(recipe, **changes), folder,
+                    seed=settings.get("seed", 0), progress_bar=False, resume=interrupted,
+                )  # fmt: skip
+            except TwinTrafficError as error:
+                for key in keys:
+                    records[key].update(status="failed", error=f"training failed: {error}")
+                failed |= keys
+    if failed:
+        _write_index(out, sweep, records)
+    return [run for run in todo if run.key not in failed]
 
 
 def _execute(
