@@ -360,6 +360,9 @@ def plot_learning_curve(
                   marker="o", label="agent")  # fmt: skip
     for (name, delays), style in zip(baselines.items(), ("--", ":"), strict=False):
         axes.axhline(sum(delays) / len(delays), linestyle=style, color="grey", label=name)
+    delays = [row["delay"] for row in evaluations] + [sum(d) / len(d) for d in baselines.values()]
+    if delays and max(delays) > 5 * min(delays):  # an untrained policy can gridlock
+        axes.set_yscale("log")
     axes.set_xlabel("timesteps")
     axes.set_ylabel("mean delay on held-out seeds (s/trip)")
     axes.legend()
