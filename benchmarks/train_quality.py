@@ -77,10 +77,11 @@ def main() -> None:
     parser.add_argument("--scenarios", nargs="*", default=["grid3x3", "arterial"])
     parser.add_argument("--seeds", type=int, nargs="*", default=[200, 201, 202, 203, 204])
     parser.add_argument("--out", type=Path, default=Path("runs/train-quality"))
-    parser.add_argument("--throughput-seconds", type=float, default=60.0)
+    parser.add_argument("--throughput-seconds", type=float, default=60.0, help="0 skips it")
+    parser.add_argument("--skip-training", action="store_true", help="throughput only")
     args = parser.parse_args()
 
-    for scenario in args.scenarios:
+    for scenario in args.scenarios if not args.skip_training else ():
         folder = args.out / scenario
         started = time.perf_counter()
 
@@ -107,7 +108,7 @@ def main() -> None:
         print(f"  learning curve: {folder / 'learning_curve.png'}", flush=True)
 
     scenario = args.scenarios[0]
-    for simulations in (1, 2):
+    for simulations in (1, 2) if args.throughput_seconds > 0 else ():
         rate = throughput(scenario, simulations, args.throughput_seconds)
         print(f"throughput on {scenario}, {simulations} simulation(s): {rate:,.0f} steps/s")
 
