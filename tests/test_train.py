@@ -89,3 +89,39 @@ def test_other_algorithms_train(algo: str, tmp_path: Path) -> None:
         recipe = replace(recipe, hyperparameters={**recipe.hyperparameters, "learning_starts": 64})
     result = train("mixed", recipe, tmp_path / algo, progress_bar=False)
     assert result.best_model.is_file() and result.evaluations
+
+
+def test_per_signal_networks_share_no_parameter() -> None:
+    import torch as th
+    from torch import nn
+
+    from twin_traffic.policies import PerSignalExtractor
+
+    extractor = PerSignalExtractor(
+        features_dim=5 + 3, signals=3, net_arch=[4], activation_fn=nn.Tanh
+    )
+    observation = th.rand(2, 5)
+    signal_0 = th.hstack([observation, th.tensor([[1.0, 0, 0]] * 2)])
+    before = extractor.forward_actor(signal_0).detach().clone()
+    assert before.shape == (2, 12) and bool((before[:, 4:] == 0).all())
+    with th.no_grad():  # changing signal 1's network leaves signal 0's outputs alone
+        for parameter in extractor.policy_nets[1].parameters():
+            parameter.add_(1.0)
+    assert th.equal(extractor.forward_actor(signal_0), before)
+
+
+def test_independent_policies_train_and_evaluate(tmp_path: Path) -> None:
+    recipe = replace(small_recipe(), policies="independent", timesteps=256, eval_every=256)
+    result = train("mixed", recipe, tmp_path / "independent", seed=1, progress_bar=False)
+    reloaded = run_episode(
+        RunSpec("mixed", controller="policy", params={"model": str(result.best_model)},
+                seed=100, end=END, emissions=False)
+    )  # fmt: skip
+    assert reloaded.metrics["delay"] == pytest.approx(
+        min(row["delay"] for row in result.evaluations), abs=1e-3
+    )
+    with pytest.raises(ControllerError, match="independent policies belong to the network"):
+        run_episode(RunSpec("single", controller="policy",
+                            params={"model": str(result.best_model)}, end=10))  # fmt: skip
+    with pytest.raises(TwinTrafficError, match="independent policies need algo = ppo"):
+        train("mixed", replace(recipe, algo="dqn"), tmp_path / "dqn", progress_bar=False)

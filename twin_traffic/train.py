@@ -68,6 +68,9 @@ class Recipe:
         eval_every: steps between evaluations on held-out seeds.
         eval_seeds: the held-out seeds.
         checkpoint_every: steps between checkpoints.
+        policies: ``shared`` (one policy for every signal) or ``independent`` (one network
+            per signal, :mod:`twin_traffic.policies`; ``ppo`` only, and the agent then
+            belongs to the network it was trained on).
     """
 
     algo: str = "ppo"
@@ -79,6 +82,7 @@ class Recipe:
     eval_every: int = 20_000
     eval_seeds: tuple[int, ...] = (100, 101, 102)
     checkpoint_every: int = 20_000
+    policies: str = "shared"
 
 
 def recipes_dir() -> Path:
@@ -118,9 +122,18 @@ def load_recipe(path: Path) -> Recipe:
         raise TwinTrafficError(f"{path}: [env] has unknown key '{bad_env[0]}'")
     if data.get("algo", "ppo") not in ALGORITHMS:
         raise TwinTrafficError(f"{path}: algo must be one of {', '.join(ALGORITHMS)}")
+    check_policies(data.get("policies", "shared"), data.get("algo", "ppo"), str(path))
     if "eval_seeds" in data:
         data["eval_seeds"] = tuple(int(s) for s in data["eval_seeds"])
     return Recipe(**data)
+
+
+def check_policies(policies: str, algo: str, source: str) -> None:
+    """Independent policies are built for MaskablePPO only."""
+    if policies not in ("shared", "independent"):
+        raise TwinTrafficError(f"{source}: policies must be shared or independent")
+    if policies == "independent" and algo != "ppo":
+        raise TwinTrafficError(f"{source}: independent policies need algo = ppo")
 
 
 @dataclass
@@ -170,29 +183,39 @@ def train(
     latest = _latest_checkpoint(checkpoints)
     if resume and latest is None:
         raise TwinTrafficError(f"{folder}: no checkpoint to resume from; train without --resume")
+    check_policies(recipe.policies, recipe.algo, "recipe")
+    independent = recipe.policies == "independent"
+    vec = SignalVecEnv(config, recipe.simulations, seed, identify=independent)
     description = {
         "algo": recipe.algo,
         "scenario": scenario,
         "seed": seed,
         "env": {**asdict(config), "scenario": scenario},
         "recipe": asdict(recipe),
+        "independent": independent,
+        "signals": vec.signal_ids,
     }
     (folder / AGENT_FILE).write_text(json.dumps(description, indent=2, default=list) + "\n")
-    baselines = _baselines(folder, config, recipe.eval_seeds, recipe.simulations)
-
-    env = VecMonitor(SignalVecEnv(config, recipe.simulations, seed))
+    env = VecMonitor(vec)
     algorithm = ALGORITHMS[recipe.algo]
+    policy: Any = "MlpPolicy"
+    policy_kwargs = dict(recipe.policy)
+    if independent:
+        from twin_traffic.policies import IndependentMaskablePolicy
+
+        policy, policy_kwargs["signals"] = IndependentMaskablePolicy, vec.signals
     try:
+        baselines = _baselines(folder, config, recipe.eval_seeds, recipe.simulations)
         if resume and latest is not None:
             model = algorithm.load(str(latest), env=env, device="cpu")
         else:
             model = algorithm(
-                "MlpPolicy",
+                policy,
                 env,
                 seed=seed,
                 device="cpu",
                 tensorboard_log=str(folder / "tb"),
-                policy_kwargs=dict(recipe.policy),
+                policy_kwargs=policy_kwargs,
                 verbose=0,
                 **dict(recipe.hyperparameters),
             )

@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import multiprocessing
 from collections.abc import Sequence
-from dataclasses import replace
 from multiprocessing.connection import Connection
 from typing import Any
 
@@ -37,11 +36,19 @@ def training_seed(seed: int, simulation: int, episode: int, simulations: int) ->
     return TRAINING_SEED_BASE + seed * 100_000 + episode * simulations + simulation
 
 
-def _worker(remote: Connection, config: EnvConfig, seed: int, index: int, count: int) -> None:
+def _worker(
+    remote: Connection, config: EnvConfig, seed: int, index: int, count: int, identify: bool
+) -> None:
     """Runs one padded parallel env; answers commands from the VecEnv."""
     env = SignalParallelEnv(config=config, padded=True)
     agents = env.possible_agents
     episode = 0
+    # With independent policies each slot says which signal it is (a one-hot at the end).
+    identity = np.eye(len(agents), dtype=np.float32) if identify else None
+
+    def stack(observations: dict[str, np.ndarray]) -> np.ndarray:
+        rows = np.stack([observations[a] for a in agents])
+        return rows if identity is None else np.hstack([rows, identity])
 
     def restart() -> dict[str, np.ndarray]:
         nonlocal episode
@@ -54,14 +61,13 @@ def _worker(remote: Connection, config: EnvConfig, seed: int, index: int, count:
             command, data = remote.recv()
             if command == "reset":
                 episode = 0
-                observations = restart()
-                remote.send(np.stack([observations[a] for a in agents]))
+                remote.send(stack(restart()))
             elif command == "step":
                 observations, rewards, _, truncations, infos = env.step(
                     dict(zip(agents, data, strict=True))
                 )
                 truncated = truncations[agents[0]]
-                final = np.stack([observations[a] for a in agents])
+                final = stack(observations)
                 result = {
                     "observations": final,
                     "rewards": np.array([rewards[a] for a in agents], dtype=np.float32),
@@ -70,15 +76,18 @@ def _worker(remote: Connection, config: EnvConfig, seed: int, index: int, count:
                 }
                 if truncated:
                     result["final_observations"] = final
-                    fresh = restart()
-                    result["observations"] = np.stack([fresh[a] for a in agents])
+                    result["observations"] = stack(restart())
                 remote.send(result)
             elif command == "masks":
                 remote.send(np.stack([env._masks[a] for a in agents]).astype(bool))
             elif command == "spaces":
-                remote.send(
-                    (env.observation_space(agents[0]), env.action_space(agents[0]), len(agents))
-                )
+                space = env.observation_space(agents[0])
+                if identity is not None:
+                    ones = np.ones(len(agents), dtype=np.float32)
+                    space = spaces.Box(
+                        np.concatenate([space.low, 0 * ones]), np.concatenate([space.high, ones])
+                    )
+                remote.send((space, env.action_space(agents[0]), list(agents)))
             elif command == "close":
                 break
     finally:
@@ -93,9 +102,13 @@ class SignalVecEnv(VecEnv):
         config: the environment configuration (``padded`` is implied).
         simulations: SUMO runs in parallel, one process each.
         seed: the run's seed; episode seeds follow :func:`training_seed`.
+        identify: end each observation with a one-hot of its signal (for independent
+            policies, :mod:`twin_traffic.policies`).
     """
 
-    def __init__(self, config: EnvConfig, simulations: int = 1, seed: int = 0) -> None:
+    def __init__(
+        self, config: EnvConfig, simulations: int = 1, seed: int = 0, identify: bool = False
+    ) -> None:
         context = multiprocessing.get_context("spawn")
         self.simulations = simulations
         self._remotes: list[Connection] = []
@@ -103,14 +116,17 @@ class SignalVecEnv(VecEnv):
         for index in range(simulations):
             local, remote = context.Pipe()
             process = context.Process(
-                target=_worker, args=(remote, config, seed, index, simulations), daemon=True
+                target=_worker,
+                args=(remote, config, seed, index, simulations, identify),
+                daemon=True,
             )
             process.start()
             remote.close()
             self._remotes.append(local)
             self._processes.append(process)
         self._remotes[0].send(("spaces", None))
-        observation_space, action_space, self.signals = self._remotes[0].recv()
+        observation_space, action_space, self.signal_ids = self._remotes[0].recv()
+        self.signals = len(self.signal_ids)
         super().__init__(simulations * self.signals, observation_space, action_space)
         self._actions: np.ndarray | None = None
         self.closed = False
@@ -198,12 +214,3 @@ class SignalVecEnv(VecEnv):
         if isinstance(indices, int):
             return [indices]
         return list(indices)
-
-
-def padded_spaces(config: EnvConfig) -> tuple[spaces.Box, spaces.Discrete, int]:
-    """The shared observation and action spaces of a configuration, and its signals."""
-    env = SignalParallelEnv(config=replace(config), padded=True)
-    agent = env.possible_agents[0]
-    result = (env.observation_space(agent), env.action_space(agent), len(env.possible_agents))
-    env.twin.close()
-    return result

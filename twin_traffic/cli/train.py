@@ -24,6 +24,9 @@ def train(
     envs: Annotated[int | None, typer.Option(help="Simulations run in parallel.")] = None,
     out_dir: Annotated[Path, typer.Option("--out", help="Run folder.")] = Path("runs/agent"),
     resume: Annotated[bool, typer.Option(help="Continue from the last checkpoint.")] = False,
+    independent: Annotated[
+        bool, typer.Option(help="One policy network per signal instead of a shared one (ppo).")
+    ] = False,
     end: Annotated[float | None, typer.Option(help="Episode end time override, s.")] = None,
     eval_seeds: Annotated[
         list[int] | None, typer.Option(help="Held-out seeds, e.g. --eval-seeds 100 101 102.")
@@ -51,6 +54,8 @@ def train(
         overrides["eval_every"] = eval_every
     if end is not None:
         overrides["env"] = {**base.env, "end": end}
+    if independent:
+        overrides["policies"] = "independent"
     chosen = replace(base, **overrides)  # type: ignore[arg-type]
 
     def report(steps: int, delay: float) -> None:

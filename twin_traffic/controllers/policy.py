@@ -65,8 +65,13 @@ class PolicyController(GreenChooser):
         self.deterministic = bool(deterministic)
         self.observation = tuple(env["observation"])
         self.sensor_range = float(env["sensor_range"])
-        self.width = int(self.model.observation_space.shape[0])
         self.actions = int(self.model.action_space.n)
+        # Independent policies end each observation with a one-hot of the signal.
+        self.signals: list[str] | None = (
+            list(self.description["signals"]) if self.description.get("independent") else None
+        )
+        identity = len(self.signals) if self.signals is not None else 0
+        self.width = int(self.model.observation_space.shape[0]) - identity
 
     def observer_for(self, network: Network) -> Observer:
         """The observations the policy was trained on."""
@@ -90,10 +95,13 @@ class PolicyController(GreenChooser):
 
     def reset(self, network: Network, sim: Simulation) -> None:
         """Take the signals over and check they fit the policy."""
+        if self.signals is not None and list(network.signal_ids) != self.signals:
+            raise ControllerError(
+                f"{self.model_path}: independent policies belong to the network they were "
+                f"trained on (signals {', '.join(self.signals)}); train them on this one"
+            )
         super().reset(network, sim)
-        self.observer = self.observer_for(network)
-        self.observer.attach(sim)
-        assert self.bank is not None
+        assert self.bank is not None and self.observer is not None
         for layout, engine in zip(self.observer.layouts, self.bank.engines, strict=True):
             size = len(self.observer.observation_bounds(layout)[0])
             if size > self.width or engine.num_greens > self.actions:
@@ -114,6 +122,8 @@ class PolicyController(GreenChooser):
             vector = self.observer.observe(layout, snapshot, engine)
             observations[row, : len(vector)] = vector
             masks[row, : engine.num_greens] = True
+        if self.signals is not None:
+            observations = np.hstack([observations, np.eye(len(layouts), dtype=np.float32)])
         actions = self.predict(observations, masks)
         self.bank.request(
             [
