@@ -140,18 +140,23 @@ def _additional_programs(files: tuple[Path, ...]) -> dict[str, tuple[str, tuple[
     programs: dict[str, tuple[str, tuple[Phase, ...]]] = {}
     for path in files:
         for logic in ET.parse(path).getroot().iter("tlLogic"):
-            phases = tuple(
-                Phase(
-                    p.get("state", ""),
-                    float(p.get("duration", "0")),
-                    _optional(p.get("minDur")),
-                    _optional(p.get("maxDur")),
-                )
-                for p in logic.iter("phase")
-            )
+            phases = phases_of(logic)
             if phases:
                 programs[logic.get("id", "")] = (logic.get("programID", "0"), phases)
     return programs
+
+
+def phases_of(logic: ET.Element) -> tuple[Phase, ...]:
+    """The phases of a ``<tlLogic>`` element; ``ValueError`` when a duration is no number."""
+    return tuple(
+        Phase(
+            p.get("state", ""),
+            float(p.get("duration", "")),
+            _optional(p.get("minDur")),
+            _optional(p.get("maxDur")),
+        )
+        for p in logic.iter("phase")
+    )
 
 
 def _optional(value: object) -> float | None:

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from twin_traffic.errors import ControllerError
-from twin_traffic.network import Network, Phase, TrafficLight
+from twin_traffic.network import Network, Phase, TrafficLight, phases_of
 
 
 @dataclass(frozen=True)
@@ -140,15 +140,7 @@ def read_plan(path: Path) -> dict[str, Programme]:
     for logic in root.iter("tlLogic"):
         tls_id = logic.get("id", "")
         try:
-            phases = tuple(
-                Phase(
-                    p.get("state", ""),
-                    float(p.get("duration", "")),
-                    _optional(p.get("minDur")),
-                    _optional(p.get("maxDur")),
-                )
-                for p in logic.iter("phase")
-            )
+            phases = phases_of(logic)
             offset = float(logic.get("offset", "0"))
         except ValueError:
             raise ControllerError(
@@ -200,10 +192,3 @@ def check_plan(programmes: Mapping[str, Programme], network: Network, source: Pa
 def _fmt(seconds: float) -> str:
     # Millisecond precision, no exponent: SUMO reads "12.5" and "3600", not "3.6e+03".
     return f"{float(seconds):.3f}".rstrip("0").rstrip(".")
-
-
-def _optional(value: str | None) -> float | None:
-    if value is None or value == "":
-        return None
-    number = float(value)
-    return None if number < 0 else number
