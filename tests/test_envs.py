@@ -12,6 +12,7 @@ from twin_traffic.envs import SignalEnv, SignalParallelEnv
 from twin_traffic.errors import SimulationError, TwinTrafficError
 from twin_traffic.features import OBSERVATIONS, REWARDS
 from twin_traffic.scenario import builtin_scenarios
+from twin_traffic.sim import PROGRAMME_ID
 
 SCENARIOS = list(builtin_scenarios())
 GREEN = frozenset("Gg")
@@ -86,8 +87,8 @@ def test_one_signal_discrete_others_keep_their_programmes() -> None:
     api = env.twin.sim.api  # type: ignore[union-attr]
     for _ in range(4):
         env.step(1)
-    assert api.trafficlight.getProgram("A2") == "online"
-    assert api.trafficlight.getProgram("A0") != "online"
+    assert api.trafficlight.getProgram("A2") == PROGRAMME_ID
+    assert api.trafficlight.getProgram("A0") != PROGRAMME_ID
     env.close()
 
 

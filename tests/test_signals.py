@@ -685,36 +685,3 @@ def test_invalid_action_index() -> None:
             engine.transition(0, bad)
     with pytest.raises(ValueError, match="integer"):
         engine.request(1.0)  # type: ignore[arg-type]
-
-
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(data=st.data())
-def test_steps_until_change_predicts_the_next_change(data: st.DataObject) -> None:
-    # Skipping ahead by steps_until_change() and ticking that many times must give exactly
-    # the states a tick-by-tick run shows: the fast path SUMO control relies on.
-    states = ["GGrr", "yyrr", "rrrr", "rrGG", "rryy", "rrrr"]
-    timing = SignalTiming(
-        yellow=data.draw(st.sampled_from([2.0, 3.0])),
-        all_red=data.draw(st.sampled_from([0.0, 2.0])),
-        min_green=data.draw(st.integers(1, 8)),
-        max_green=data.draw(st.integers(8, 30)),
-    )
-    slow = PhaseEngine(states, [20, 3, 2, 20, 3, 2], timing)
-    fast = PhaseEngine(states, [20, 3, 2, 20, 3, 2], timing)
-    shown_slow = [slow.reset(0)]
-    shown_fast = [fast.reset(0)]
-    for _ in range(20):
-        request = data.draw(st.integers(0, 1))
-        slow.request(request)
-        fast.request(request)
-        horizon = data.draw(st.integers(1, 12))
-        for _ in range(horizon):
-            shown_slow.append(slow.tick() or shown_slow[-1])
-        done = 0
-        while done < horizon:
-            skip = int(min(horizon - done, fast.steps_until_change()))
-            before = fast.state
-            changed = fast.tick_many(skip)
-            shown_fast.extend([before] * (skip - 1) + [changed or before])
-            done += skip
-    assert shown_fast == shown_slow

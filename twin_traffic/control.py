@@ -1,18 +1,22 @@
 """Safe signal control of a running simulation: one phase engine per controlled signal.
 
 Every controller that decides in Python (learned or classical) asks for greens here; the
-engines insert yellows, clearances and min/max green, and this module shows their states
-in SUMO. Between state changes SUMO runs on its own: the bank advances it straight to
-the next moment any engine may change, so a 5-second decision with no switch is a single
-SUMO call.
+engines insert yellows, clearances and min/max green, and this module has SUMO show their
+states. For each decision interval the engines are run ahead first and what they will show
+is handed to SUMO as a schedule it plays by itself (:mod:`twin_traffic.programmes`), so
+the interval is one SUMO call whatever the signals do, and a signal whose schedule has
+not changed costs nothing.
 """
 
 from __future__ import annotations
 
+import copy
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from twin_traffic.network import Network
+from twin_traffic.programmes import Schedule, SignalProgramme
 from twin_traffic.signals import PhaseEngine, SignalTiming
 from twin_traffic.sim import Simulation
 
@@ -57,7 +61,8 @@ class SignalBank:
             )
             for tls in self.ids
         )
-        self._api = None
+        self._programmes = tuple(SignalProgramme(engine.greens) for engine in self.engines)
+        self._playing: list[Schedule] = []  # what SUMO plays from now, per signal
 
     @property
     def num_greens(self) -> tuple[int, ...]:
@@ -66,10 +71,14 @@ class SignalBank:
 
     def start(self, sim: Simulation, greens: Sequence[int] | None = None) -> None:
         """Take the signals over from their programmes, each showing a green."""
-        self._api = sim.api.trafficlight
-        for index, (tls, engine) in enumerate(zip(self.ids, self.engines, strict=True)):
-            state = engine.reset(greens[index] if greens is not None else 0)
-            self._api.setRedYellowGreenState(tls, state)  # type: ignore[attr-defined]
+        self._playing = []
+        for index, (tls, engine, programme) in enumerate(
+            zip(self.ids, self.engines, self._programmes, strict=True)
+        ):
+            schedule = Schedule((), engine.reset(greens[index] if greens is not None else 0))
+            entry, _ = programme.entry(schedule)
+            sim.load_programme(tls, programme.phases, entry)
+            self._playing.append(schedule)
 
     def request(self, greens: Sequence[int]) -> None:
         """Ask each signal for a green (indices into its engine's greens)."""
@@ -77,13 +86,44 @@ class SignalBank:
             engine.request(int(green))
 
     def advance(self, sim: Simulation, until: float) -> None:
-        """Run SUMO up to time ``until``, showing each engine's states as they change."""
-        api = self._api
-        while sim.time < until - _EPS:
-            remaining = max(1, round((until - sim.time) / self.step_length))
-            skip = int(min([remaining, *(engine.steps_until_change() for engine in self.engines)]))
-            sim.step(sim.time + skip * self.step_length)
-            for tls, engine in zip(self.ids, self.engines, strict=True):
-                state = engine.tick_many(skip)
-                if state is not None:
-                    api.setRedYellowGreenState(tls, state)  # type: ignore[attr-defined]
+        """Run SUMO up to time ``until`` (in whole steps), the signals showing their
+        engines' states as they change."""
+        if sim.time >= until - _EPS:
+            return
+        steps = math.ceil((until - sim.time) / self.step_length - _EPS)
+        for index, (tls, engine, programme) in enumerate(
+            zip(self.ids, self.engines, self._programmes, strict=True)
+        ):
+            schedule = _run_ahead(engine, steps)
+            if schedule != self._playing[index]:
+                entry, grew = programme.entry(schedule)
+                if grew:
+                    sim.load_programme(tls, programme.phases, entry)
+                else:
+                    sim.set_phase(tls, entry)
+                self._playing[index] = schedule
+        sim.step(sim.time + steps * self.step_length)
+        self._playing = [schedule.after(steps) for schedule in self._playing]
+
+
+def _run_ahead(engine: PhaseEngine, steps: int) -> Schedule:
+    """Tick ``engine`` through ``steps`` steps and return what it shows from the first:
+    its states until then, and on to the green that ends any transition still running
+    (a transition cannot be interrupted, so its end is already known)."""
+    shown: list[tuple[str, int]] = []
+    state, length = engine.state, 0
+    for _ in range(steps):
+        length += 1
+        changed = engine.tick()
+        if changed is not None:
+            shown.append((state, length))
+            state, length = changed, 0
+    if engine.in_transition:
+        ahead = copy.copy(engine)
+        while ahead.in_transition:
+            length += 1
+            changed = ahead.tick()
+            if changed is not None:
+                shown.append((state, length))
+                state, length = changed, 0
+    return Schedule(tuple(shown), state)

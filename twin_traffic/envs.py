@@ -146,7 +146,9 @@ class SignalTwin:
         extra = ("--scale", f"{scale:g}") if scale != 1.0 else ()
         config = SimConfig(backend=self.config.backend, gui=self.config.gui, extra_args=extra)
         self.sim = Simulation(self.scenario, seed, None, config, self._additional).start()
-        self.bank.step_length = self.sim.step_length
+        if self.bank.step_length != self.sim.step_length:  # the engines count in steps
+            self.bank = SignalBank(self.network, self.signal_ids, self.config.timing,
+                                   self.sim.step_length)  # fmt: skip
         self.bank.start(self.sim)
         self.observer.attach(self.sim)
         self._last = self.observer.read(self.sim.time)

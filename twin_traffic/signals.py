@@ -362,30 +362,6 @@ class PhaseEngine:
         self._state = new
         return new
 
-    def steps_until_change(self) -> float:
-        """Ticks until the shown state may change if no new request comes.
-
-        A caller may advance SUMO that many steps in one call and then tick the engine
-        (:meth:`tick_many`): only the last of those ticks can change the state.
-        """
-        if self._seg >= 0:
-            return self._seg_left
-        steps: float = math.inf
-        if self._pending is not None:
-            steps = max(1, self._min_steps - self._green_steps)
-        if self.num_greens > 1:
-            steps = min(steps, max(1, self._max_steps - self._green_steps))
-        return steps
-
-    def tick_many(self, steps: int) -> str | None:
-        """Advance ``steps`` steps; return the new state if it changed, else ``None``."""
-        changed = None
-        for _ in range(steps):
-            state = self.tick()
-            if state is not None:
-                changed = state
-        return changed
-
     def _start(self, dst: int) -> str | None:
         """Leave the current green for ``dst`` (called from tick)."""
         plan = self._plans[self._green][dst]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +19,7 @@ from typing import Any, Literal, Protocol
 import numpy as np
 
 from twin_traffic.errors import SimulationError
+from twin_traffic.programmes import ProgrammePhase
 from twin_traffic.scenario import Scenario
 
 Backend = Literal["libsumo", "traci"]
@@ -35,6 +37,14 @@ LAST_STEP_OCCUPANCY = 0x13
 LAST_STEP_VEHICLE_HALTING_NUMBER = 0x14
 VAR_WAITING_TIME = 0x7A
 VAR_INTERVAL_NUMBER = 0x25  # induction loop: vehicles counted in the current interval
+VAR_TIME = 0x66
+ID_COUNT = 0x01
+_CMD_SET_TL_VARIABLE = 0xC2
+_TL_PHASE_INDEX = 0x22
+_TYPE_INTEGER = 0x09
+
+# Controlled signals run a programme of this id (see twin_traffic.programmes).
+PROGRAMME_ID = "twin-traffic"
 
 
 @dataclass(frozen=True)
@@ -187,7 +197,11 @@ class Simulation:
             except Exception as error:
                 raise SimulationError(self._failure("SUMO did not start", error)) from None
             self.api = traci.getConnection(label)
+            # Time and vehicle count come back with every step's reply: no round trips.
+            self.api.simulation.subscribe([VAR_TIME])
+            self.api.vehicle.subscribe("", [ID_COUNT])
         self._time = float(self.api.simulation.getTime())
+        self._set_phase = _raw(self.api.trafficlight, "setPhase")
         self.step_length = float(self.api.simulation.getDeltaT())
         return self
 
@@ -232,8 +246,13 @@ class Simulation:
     def step(self, until: float = 0.0) -> None:
         """Advance one SUMO step, or up to time ``until`` when given."""
         try:
+            if self.config.effective_backend == "traci" and getattr(self.api, "_queue", None):
+                self.api._sendExact()  # queued commands (set_phase) go before the step
             self.api.simulationStep(until)
-            self._time = float(self.api.simulation.getTime())
+            if self.config.effective_backend == "libsumo":
+                self._time = float(self.api.simulation.getTime())
+            else:
+                self._time = float(self.api.simulation.getSubscriptionResults()[VAR_TIME])
         except Exception as error:
             raise SimulationError(
                 self._failure(f"SUMO failed at t={self._time:g} s", error)
@@ -283,7 +302,61 @@ class Simulation:
 
     def vehicle_count(self) -> int:
         """Vehicles in the network now."""
-        return int(self.api.vehicle.getIDCount())
+        if self.config.effective_backend == "libsumo":
+            return int(self.api.vehicle.getIDCount())
+        return int(self.api.vehicle.getSubscriptionResults("")[ID_COUNT])
+
+    # -- signals -----------------------------------------------------------------------------
+
+    def load_programme(self, tls: str, phases: Sequence[ProgrammePhase], start: int) -> None:
+        """Give signal ``tls`` the static programme ``phases`` (durations in steps) and
+        show phase ``start`` from now on."""
+        if self.config.effective_backend == "libsumo":
+            import libsumo
+
+            Logic, Phase = libsumo.TraCILogic, libsumo.TraCIPhase
+        else:
+            import traci
+
+            Logic, Phase = traci.trafficlight.Logic, traci.trafficlight.Phase
+        logic = Logic(PROGRAMME_ID, 0, start, [
+            Phase(phase.steps * self.step_length, phase.state, -1, -1, (phase.next,))
+            for phase in phases
+        ])  # fmt: skip
+        self.api.trafficlight.setProgramLogic(tls, logic)
+        # Replacing the phases of the running programme does not restart its timer;
+        # setPhase does.
+        self.set_phase(tls, start)
+
+    def set_phase(self, tls: str, index: int) -> None:
+        """Show phase ``index`` of signal ``tls``'s programme from now on.
+
+        With TraCI the command waits for the next one and travels with it.
+        """
+        if self.config.effective_backend == "traci" and _queue_set_phase(self.api, tls, index):
+            return
+        self._set_phase(tls, index)
+
+
+def _queue_set_phase(connection: Any, tls: str, index: int) -> bool:
+    """Queue a TraCI setPhase without sending it; False where that cannot be done.
+
+    A TraCI message may carry several commands, but the Python client sends each alone,
+    one round trip apiece. Queued in the client's own buffer, a decision's phase changes
+    go to SUMO in one message: the next command sent carries them (a step command must
+    not, since SUMO answers the step before the commands ahead of it, so
+    :meth:`Simulation.step` sends them first).
+    """
+    if not all(hasattr(connection, name) for name in ("_string", "_queue", "_sendExact")):
+        return False
+    name = tls.encode("utf8")
+    body = struct.pack("!Bi", _TL_PHASE_INDEX, len(name)) + name
+    body += struct.pack("!Bi", _TYPE_INTEGER, index)
+    if len(body) + 2 > 255:  # a long id needs the long command header: send it alone
+        return False
+    connection._string += struct.pack("!BB", len(body) + 2, _CMD_SET_TL_VARIABLE) + body
+    connection._queue.append(_CMD_SET_TL_VARIABLE)
+    return True
 
 
 # Getter names of the variables readers support, by TraCI id.
@@ -308,6 +381,17 @@ class Reader(Protocol):
         ...
 
 
+def _raw(domain: Any, name: str) -> Any:
+    """libsumo's compiled function ``name`` of ``domain``, skipping its one-line Python
+    wrapper (a third of the cost of a call); TraCI's method as it is."""
+    if not isinstance(domain, type):  # a TraCI connection's domain object
+        return getattr(domain, name)
+    import libsumo
+
+    raw = getattr(getattr(libsumo, "_libsumo", None), f"{domain.__name__}_{name}", None)
+    return raw if raw is not None else getattr(domain, name)
+
+
 class GetterReader:
     """libsumo: direct calls at read time (about 0.2 µs each) and no cost per step.
 
@@ -318,21 +402,12 @@ class GetterReader:
     def __init__(self, domain: Any, ids: tuple[str, ...], variables: tuple[int, ...]) -> None:
         self.ids = ids
         self.variables = variables
-        self._getters = [_raw_getter(domain, _GETTERS[v]) for v in variables]
+        self._getters = [_raw(domain, _GETTERS[v]) for v in variables]
 
     def read(self) -> np.ndarray:
         """Values after the last step, shape ``(len(ids), len(variables))``."""
         columns = [[get(object_id) for object_id in self.ids] for get in self._getters]
         return np.array(columns, dtype=float).T.reshape(len(self.ids), len(self.variables))
-
-
-def _raw_getter(domain: Any, name: str) -> Any:
-    """libsumo's compiled getter, skipping its one-line Python wrapper (a third of the
-    cost of a call), or the wrapper where the compiled one is not found."""
-    import libsumo
-
-    raw = getattr(getattr(libsumo, "_libsumo", None), f"{domain.__name__}_{name}", None)
-    return raw if raw is not None else getattr(domain, name)
 
 
 class SubscriptionReader:

@@ -1,0 +1,99 @@
+"""The signal bank on real SUMO runs: SUMO shows, second by second, exactly the states
+the phase engines decide, although it is stepped once per decision interval."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from twin_traffic.control import SignalBank
+from twin_traffic.network import load_network
+from twin_traffic.scenario import load_scenario
+from twin_traffic.signals import PhaseEngine, SignalTiming
+from twin_traffic.sim import SimConfig, Simulation
+
+
+class SecondBySecond(Simulation):
+    """A simulation that runs each step call one second at a time, records the state of
+    every signal's links during each second, and counts the commands that move a signal."""
+
+    ids: tuple[str, ...]
+    shown: list[dict[str, str]]
+    commands: int
+
+    def step(self, until: float = 0.0) -> None:
+        target = until if until > 0 else self.time + 1
+        while self.time < target - 1e-9:
+            super().step()
+            # SUMO switches a programme's phase at the start of a step, so what is read
+            # after the step to t+1 is the state shown during [t, t+1) (or one set now).
+            self.shown.append({tls: self.link_states(tls) for tls in self.ids})
+
+    def link_states(self, tls: str) -> str:
+        """The state the links of ``tls`` really have (not just its programme's phase)."""
+        states = []
+        for (incoming, outgoing, via), *_ in self.api.trafficlight.getControlledLinks(tls):
+            link = next(
+                link for link in self.api.lane.getLinks(incoming)
+                if link[0] == outgoing and link[4] == via
+            )  # fmt: skip
+            states.append(link[5])
+        return "".join(states)
+
+    def set_phase(self, tls: str, index: int) -> None:
+        # Every command that moves a signal ends here (a programme load ends with one).
+        self.commands += 1
+        super().set_phase(tls, index)
+
+
+@pytest.mark.parametrize("backend", ["libsumo", "traci"])
+@pytest.mark.parametrize(("name", "interval"), [("mixed", 5.0), ("single", 7.0)])
+def test_sumo_shows_the_engine_states_every_second(
+    backend: str, name: str, interval: float
+) -> None:
+    scenario = load_scenario(name, end=600)
+    network = load_network(scenario)
+    ids = network.signal_ids
+    # All-red and a short max green, so that transitions run across decision intervals
+    # and forced switches happen between decisions.
+    timing = SignalTiming(yellow=3.0, all_red=2.0, min_green=5.0, max_green=15.0)
+    bank = SignalBank(network, ids, timing)
+    reference = [
+        PhaseEngine(
+            [phase.state for phase in network.traffic_lights[tls].phases],
+            [phase.duration for phase in network.traffic_lights[tls].phases],
+            timing,
+        )
+        for tls in ids
+    ]
+    rng = np.random.default_rng(5)
+    expected: list[dict[str, str]] = []
+    intervals: list[tuple[int, int]] = []
+    with SecondBySecond(scenario, 1, None, SimConfig(backend=backend)) as sim:
+        sim.ids, sim.shown, sim.commands = ids, [], 0
+        bank.start(sim)
+        sim.commands = 0
+        while sim.running:
+            greens = [int(rng.integers(engine.num_greens)) for engine in reference]
+            bank.request(greens)
+            for engine, green in zip(reference, greens, strict=True):
+                engine.request(green)
+            until = min(sim.time + interval, scenario.end)
+            intervals.append((len(expected), round(until - sim.time)))
+            for _ in range(round(until - sim.time)):
+                expected.append({tls: e.state for tls, e in zip(ids, reference, strict=True)})
+                for engine in reference:
+                    engine.tick()
+            bank.advance(sim, until)
+        shown, commands = sim.shown, sim.commands
+    assert len(shown) == len(expected) == 600
+    for second, (want, got) in enumerate(zip(expected, shown, strict=True)):
+        assert got == want, f"t={second}: SUMO showed {got}, the engines {want}"
+    # A signal costs a command only in an interval where its state changes (at most):
+    # what SUMO plays on by itself is never sent again.
+    changing = sum(
+        any(expected[s][tls] != expected[s + 1][tls] for s in range(start, start + n)
+            if s + 1 < len(expected))
+        for start, n in intervals for tls in ids
+    )  # fmt: skip
+    assert 50 < commands <= changing
