@@ -7,9 +7,10 @@ is read through lane-level subscriptions into NumPy arrays, never per vehicle.
 
 from __future__ import annotations
 
-import itertools
-import os
+import contextlib
+import io
 import struct
+import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,7 +29,6 @@ BACKENDS: tuple[Backend, ...] = ("libsumo", "traci")
 # libsumo restarts silently (and drops the running simulation) when started twice in one
 # process, so the process-wide owner is tracked here to fail loudly instead.
 _libsumo_owner: Simulation | None = None
-_traci_labels = itertools.count()
 
 # TraCI variable ids (stable protocol constants, see traci.constants).
 LAST_STEP_VEHICLE_NUMBER = 0x10
@@ -78,11 +78,11 @@ class OutputFiles:
     """Where SUMO writes its own outputs for one run.
 
     ``emissions`` equips every vehicle with SUMO's emissions device (CO2 and fuel in the
-    trip output); it costs about a fifth of SUMO's own run time.
+    trip output), which makes SUMO itself 30-50% slower.
     """
 
     directory: Path
-    emissions: bool = True
+    emissions: bool = False
 
     @property
     def tripinfo(self) -> Path:
@@ -189,14 +189,10 @@ class Simulation:
             _libsumo_owner = self
             self.api = libsumo
         else:
-            import traci
-
-            label = f"twin-traffic-{os.getpid()}-{next(_traci_labels)}"
             try:
-                traci.start(command, label=label, numRetries=20, stdout=open(os.devnull, "w"))  # noqa: SIM115
+                self.api = _start_traci(command)
             except Exception as error:
                 raise SimulationError(self._failure("SUMO did not start", error)) from None
-            self.api = traci.getConnection(label)
             # Time and vehicle count come back with every step's reply: no round trips.
             self.api.simulation.subscribe([VAR_TIME])
             self.api.vehicle.subscribe("", [ID_COUNT])
@@ -336,6 +332,28 @@ class Simulation:
         if self.config.effective_backend == "traci" and _queue_set_phase(self.api, tls, index):
             return
         self._set_phase(tls, index)
+
+
+def _start_traci(command: list[str]) -> Any:
+    """Start ``command`` as a TraCI server and return the connection to it.
+
+    ``traci.start`` waits a whole second before each new attempt to connect, and SUMO is
+    rarely listening at the first one, so every start (every ``reset`` of a TraCI env)
+    would cost a second; here the attempts come every 20 ms, for up to a minute while a
+    large network loads.
+    """
+    import traci
+    from sumolib.miscutils import getFreeSocketPort
+
+    port = getFreeSocketPort()
+    process = subprocess.Popen([*command, "--remote-port", str(port)], stdout=subprocess.DEVNULL)
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):  # traci prints every retry
+            return traci.connect(port, numRetries=3000, proc=process, waitBetweenRetries=0.02)
+    except BaseException:
+        process.kill()
+        process.wait()
+        raise
 
 
 def _queue_set_phase(connection: Any, tls: str, index: int) -> bool:
