@@ -4,16 +4,21 @@ For each built-in scenario, one hour under the fixed-time plan, measured in one 
 
 * ``bare``: the plain ``sumo`` binary on the scenario and seed, writing nothing;
 * ``outputs``: the same binary writing the outputs the metrics are computed from
-  (tripinfo with unfinished and undeparted trips, statistics, the emissions device);
-* ``ours``: the simulation part of ``twin-traffic evaluate --controller fixed`` through
-  libsumo: SUMO's start-up and run with those outputs, queue sampling and gridlock watch
+  (tripinfo with unfinished and undeparted trips, and statistics);
+* ``libsumo``: libsumo running the same command with the same outputs in one
+  ``simulationStep`` call, in a fresh process (SUMO's cost through the default backend,
+  before anything twin-traffic does);
+* ``ours``: the simulation part of ``twin-traffic evaluate --controller fixed``: SUMO's
+  start-up and run through libsumo with those outputs, queue sampling and gridlock watch
   (reading the outputs back afterwards is shown apart);
-* ``ours-noem``: the same with ``--no-emissions``.
+* ``ours+em``: the same with ``--emissions`` (CO2 and fuel).
 
-It prints ``ours / bare`` (target <= 1.10), ``ours / outputs`` (what twin-traffic itself
-adds) and ``ours-noem / bare``. The variants run ``--repeats`` times, interleaved so all
-see the same machine load, and each keeps its best time. Python's own start-up (the
-CLI's import time) is reported separately.
+It prints ``ours / bare`` (target <= 1.10) and the factors it is made of:
+``outputs / bare`` (what the metrics' outputs cost SUMO), ``libsumo / outputs`` (the
+libsumo build against the binary) and ``ours / libsumo`` (what twin-traffic adds), and
+``ours+em / ours``. The variants run ``--repeats`` times, interleaved so all see the same
+machine load, and each keeps its best time. Python's own start-up (the CLI's import time)
+is reported separately.
 
     python benchmarks/sim_overhead.py [--repeats 5] [--scenarios single grid3x3 ...]
 """
@@ -21,6 +26,7 @@ CLI's import time) is reported separately.
 from __future__ import annotations
 
 import argparse
+import json
 import subprocess
 import sys
 import tempfile
@@ -31,15 +37,40 @@ from twin_traffic.evaluate import RunSpec, run_episode
 from twin_traffic.scenario import builtin_scenarios, load_scenario
 from twin_traffic.sim import OutputFiles, Simulation
 
+LIBSUMO_RUN = """
+import json, sys, time
+import libsumo
+command, end = json.loads(sys.argv[1]), float(sys.argv[2])
+started = time.perf_counter()
+libsumo.start(command)
+libsumo.simulationStep(end)
+print(time.perf_counter() - started)
+libsumo.close()
+"""
+
+
+def sumo_command(name: str, seed: int, directory: Path | None) -> list[str]:
+    files = OutputFiles(directory) if directory is not None else None
+    return Simulation(load_scenario(name), seed, files).command()
+
 
 def sumo_seconds(name: str, seed: int, outputs: bool) -> float:
     """Wall time of the plain sumo binary, with or without the metrics' outputs."""
     with tempfile.TemporaryDirectory() as scratch:
-        files = OutputFiles(Path(scratch)) if outputs else None
-        command = Simulation(load_scenario(name), seed, files).command()
+        command = sumo_command(name, seed, Path(scratch) if outputs else None)
         started = time.perf_counter()
         subprocess.run(command, check=True, capture_output=True)
         return time.perf_counter() - started
+
+
+def libsumo_seconds(name: str, seed: int) -> float:
+    """Start and run of the same command with the same outputs through libsumo."""
+    with tempfile.TemporaryDirectory() as scratch:
+        command = sumo_command(name, seed, Path(scratch))
+        end = str(load_scenario(name).end)
+        run = [sys.executable, "-c", LIBSUMO_RUN, json.dumps(command), end]
+        result = subprocess.run(run, check=True, capture_output=True, text=True)
+        return float(result.stdout.strip().splitlines()[-1])
 
 
 def ours_seconds(name: str, seed: int, emissions: bool) -> tuple[float, float]:
@@ -58,6 +89,15 @@ def cli_startup_seconds(repeats: int) -> float:
     return best
 
 
+RATIOS = {
+    "ours/bare": ("ours", "bare"),
+    "outputs/bare": ("outputs", "bare"),
+    "libsumo/outputs": ("libsumo", "outputs"),
+    "ours/libsumo": ("ours", "libsumo"),
+    "ours+em/ours": ("ours+em", "ours"),
+}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5)
@@ -65,30 +105,24 @@ def main() -> None:
     parser.add_argument("--scenarios", nargs="*", default=list(builtin_scenarios()))
     args = parser.parse_args()
 
-    header = ("scenario", "bare", "outputs", "ours", "ours-noem", "ours/bare", "ours/outputs",
-              "noem/bare", "read")  # fmt: skip
-    print("{:<14}{:>8}{:>9}{:>8}{:>10}{:>11}{:>14}{:>11}{:>7}".format(*header), flush=True)
-    worst = {"ours/bare": 0.0, "ours/outputs": 0.0, "noem/bare": 0.0}
+    times = ("bare", "outputs", "libsumo", "ours", "ours+em")
+    print(f"{'scenario':<14}" + "".join(f"{t:>9}" for t in times)
+          + "".join(f"{r:>16}" for r in RATIOS) + f"{'read':>7}", flush=True)  # fmt: skip
+    worst = dict.fromkeys(RATIOS, 0.0)
     for name in args.scenarios:
-        best = dict.fromkeys(("bare", "outputs", "ours", "noem", "read"), float("inf"))
+        best = dict.fromkeys((*times, "read"), float("inf"))
         for _ in range(args.repeats):
             best["bare"] = min(best["bare"], sumo_seconds(name, args.seed, outputs=False))
             best["outputs"] = min(best["outputs"], sumo_seconds(name, args.seed, outputs=True))
-            run, read = ours_seconds(name, args.seed, emissions=True)
+            best["libsumo"] = min(best["libsumo"], libsumo_seconds(name, args.seed))
+            run, read = ours_seconds(name, args.seed, emissions=False)
             best["ours"], best["read"] = min(best["ours"], run), min(best["read"], read)
-            best["noem"] = min(best["noem"], ours_seconds(name, args.seed, emissions=False)[0])
-        ratios = {
-            "ours/bare": best["ours"] / best["bare"],
-            "ours/outputs": best["ours"] / best["outputs"],
-            "noem/bare": best["noem"] / best["bare"],
-        }
+            best["ours+em"] = min(best["ours+em"], ours_seconds(name, args.seed, True)[0])
+        ratios = {key: best[top] / best[bottom] for key, (top, bottom) in RATIOS.items()}
         worst = {key: max(worst[key], value) for key, value in ratios.items()}
-        print(
-            f"{name:<14}{best['bare']:>7.2f}s{best['outputs']:>8.2f}s{best['ours']:>7.2f}s"
-            f"{best['noem']:>9.2f}s{ratios['ours/bare']:>11.2f}{ratios['ours/outputs']:>14.2f}"
-            f"{ratios['noem/bare']:>11.2f}{best['read']:>6.2f}s",
-            flush=True,
-        )
+        print(f"{name:<14}" + "".join(f"{best[t]:>8.2f}s" for t in times)
+              + "".join(f"{ratios[r]:>16.2f}" for r in RATIOS) + f"{best['read']:>6.2f}s",
+              flush=True)  # fmt: skip
     print("worst: " + ", ".join(f"{key} {value:.2f}" for key, value in worst.items()))
     print("target: ours/bare <= 1.10")
     print(f"CLI start-up (twin-traffic --help): {cli_startup_seconds(args.repeats):.2f} s")

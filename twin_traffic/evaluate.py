@@ -54,7 +54,8 @@ class RunSpec:
         gridlock_seconds: report a gridlock once every vehicle in the network has stood
             still for this long.
         sample_interval: seconds between samples of the queues (and gridlock checks).
-        emissions: measure CO2 and fuel (SUMO's emissions device, ~20% of its run time).
+        emissions: also measure CO2 and fuel (SUMO's emissions device, which makes SUMO
+            itself 30-50% slower; off, they are NaN).
     """
 
     scenario: str
@@ -68,7 +69,7 @@ class RunSpec:
     gui: bool = False
     gridlock_seconds: float = DEFAULT_GRIDLOCK_SECONDS
     sample_interval: float = 5.0
-    emissions: bool = True
+    emissions: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict of the spec."""

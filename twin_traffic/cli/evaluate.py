@@ -57,14 +57,15 @@ def evaluate(
     end: Annotated[float | None, typer.Option(help="End time override, s.")] = None,
     workers: Annotated[int, typer.Option(min=1, help="Simulations run in parallel.")] = 1,
     emissions: Annotated[
-        bool, typer.Option(help="Measure CO2 and fuel (costs ~20% of SUMO's time).")
-    ] = True,
+        bool,
+        typer.Option(help="Also measure CO2 and fuel (SUMO runs 30-50% slower with them)."),
+    ] = False,
 ) -> None:
     """Run controllers on a scenario over seeds and compare their congestion metrics.
 
     Metrics (mean ± 95% CI over seeds): delay, travel_time, waiting_time, stops,
-    throughput, vehicles, unfinished, not_inserted, queue_mean, queue_max, teleports,
-    co2_kg, fuel_kg. See the README for their definitions.
+    throughput, vehicles, unfinished, not_inserted, queue_mean, queue_max, teleports, and
+    with --emissions co2_kg, fuel_kg. See the README for their definitions.
     """
     from twin_traffic.evaluate import RunSpec
     from twin_traffic.scenario import load_scenario
