@@ -78,7 +78,9 @@ def cli(*args: str) -> list[str]:
 def reference(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """The small sweep run once without interruption: (sweep file, results folder)."""
     directory = tmp_path_factory.mktemp("reference")
-    sweep_file = write_sweep(directory)
+    # Runs long enough (a fraction of a second each) for the interrupt test to signal the
+    # sweep between runs rather than after its last one.
+    sweep_file = write_sweep(directory, end=1200)
     result = run_sweep(load_sweep(sweep_file), directory / "runs", workers=2)
     assert len(result.ok) == 12 and not result.failed
     return sweep_file, directory / "runs"
