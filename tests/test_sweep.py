@@ -151,6 +151,10 @@ def _wait_for_ok(root: Path, at_least: int, process: subprocess.Popen[str]) -> i
     pytest.fail("the sweep made no progress")
 
 
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _interrupt(root: Path, sweep_file: Path, at_least: int, signum: int) -> int:
     """Start the sweep in its own process group, signal the group part-way, and check that
     it stops, every process of the group dies, and nothing half-written remains."""
@@ -160,6 +164,9 @@ def _interrupt(root: Path, sweep_file: Path, at_least: int, signum: int) -> int:
         stderr=subprocess.PIPE,
         text=True,
         start_new_session=True,
+        # A shell starting this suite in the background ignores SIGINT, and the sweep would
+        # inherit that: give it the default, as a terminal would.
+        preexec_fn=_default_sigint,
     )
     try:
         finished = _wait_for_ok(root, at_least, process)
