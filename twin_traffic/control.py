@@ -11,6 +11,7 @@ not changed costs nothing.
 from __future__ import annotations
 
 import copy
+import itertools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -110,20 +111,13 @@ def _run_ahead(engine: PhaseEngine, steps: int) -> Schedule:
     """Tick ``engine`` through ``steps`` steps and return what it shows from the first:
     its states until then, and on to the green that ends any transition still running
     (a transition cannot be interrupted, so its end is already known)."""
-    shown: list[tuple[str, int]] = []
-    state, length = engine.state, 0
+    shown = [engine.state]  # the state during each step, then the one shown after them
     for _ in range(steps):
-        length += 1
-        changed = engine.tick()
-        if changed is not None:
-            shown.append((state, length))
-            state, length = changed, 0
-    if engine.in_transition:
-        ahead = copy.copy(engine)
-        while ahead.in_transition:
-            length += 1
-            changed = ahead.tick()
-            if changed is not None:
-                shown.append((state, length))
-                state, length = changed, 0
-    return Schedule(tuple(shown), state)
+        engine.tick()
+        shown.append(engine.state)
+    ahead = copy.copy(engine)
+    while ahead.in_transition:
+        ahead.tick()
+        shown.append(ahead.state)
+    runs = [(state, len(list(group))) for state, group in itertools.groupby(shown)]
+    return Schedule(tuple(runs[:-1]), runs[-1][0])

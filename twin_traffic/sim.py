@@ -147,6 +147,8 @@ class Simulation:
         self.seed = seed
         self.outputs = outputs
         self.config = config or SimConfig()
+        self._traci = self.config.effective_backend == "traci"
+        self._queues_commands = False  # TraCI commands can wait for the next message
         self.api: Any = None
         self._time = scenario.begin
         self.step_length = 1.0
@@ -174,7 +176,7 @@ class Simulation:
         if self.outputs is not None:
             self.outputs.directory.mkdir(parents=True, exist_ok=True)
         command = self.command()
-        if self.config.effective_backend == "libsumo":
+        if not self._traci:
             if _libsumo_owner is not None:
                 raise SimulationError(
                     "libsumo runs one simulation per process and one is already running here; "
@@ -193,6 +195,9 @@ class Simulation:
                 self.api = _start_traci(command)
             except Exception as error:
                 raise SimulationError(self._failure("SUMO did not start", error)) from None
+            self._queues_commands = all(
+                hasattr(self.api, name) for name in ("_string", "_queue", "_sendExact")
+            )
             # Time and vehicle count come back with every step's reply: no round trips.
             self.api.simulation.subscribe([VAR_TIME])
             self.api.vehicle.subscribe("", [ID_COUNT])
@@ -209,7 +214,7 @@ class Simulation:
         try:
             self.api.close()
         except Exception as error:  # a crashed TraCI peer is already gone
-            if self.config.effective_backend == "libsumo":
+            if not self._traci:
                 raise SimulationError(self._failure("SUMO failed while closing", error)) from None
         finally:
             if _libsumo_owner is self:
@@ -242,13 +247,13 @@ class Simulation:
     def step(self, until: float = 0.0) -> None:
         """Advance one SUMO step, or up to time ``until`` when given."""
         try:
-            if self.config.effective_backend == "traci" and getattr(self.api, "_queue", None):
+            if self._queues_commands and self.api._queue:
                 self.api._sendExact()  # queued commands (set_phase) go before the step
             self.api.simulationStep(until)
-            if self.config.effective_backend == "libsumo":
-                self._time = float(self.api.simulation.getTime())
-            else:
+            if self._traci:
                 self._time = float(self.api.simulation.getSubscriptionResults()[VAR_TIME])
+            else:
+                self._time = float(self.api.simulation.getTime())
         except Exception as error:
             raise SimulationError(
                 self._failure(f"SUMO failed at t={self._time:g} s", error)
@@ -288,7 +293,7 @@ class Simulation:
         return self._reader(getattr(self.api, domain), ids, variables)
 
     def _reader(self, domain: Any, ids: Sequence[str], variables: Sequence[int]) -> Reader:
-        if self.config.effective_backend == "libsumo":
+        if not self._traci:
             return GetterReader(domain, tuple(ids), tuple(variables))
         return SubscriptionReader(domain, tuple(ids), tuple(variables))
 
@@ -298,23 +303,23 @@ class Simulation:
 
     def vehicle_count(self) -> int:
         """Vehicles in the network now."""
-        if self.config.effective_backend == "libsumo":
-            return int(self.api.vehicle.getIDCount())
-        return int(self.api.vehicle.getSubscriptionResults("")[ID_COUNT])
+        if self._traci:
+            return int(self.api.vehicle.getSubscriptionResults("")[ID_COUNT])
+        return int(self.api.vehicle.getIDCount())
 
     # -- signals -----------------------------------------------------------------------------
 
     def load_programme(self, tls: str, phases: Sequence[ProgrammePhase], start: int) -> None:
         """Give signal ``tls`` the static programme ``phases`` (durations in steps) and
         show phase ``start`` from now on."""
-        if self.config.effective_backend == "libsumo":
-            import libsumo
-
-            Logic, Phase = libsumo.TraCILogic, libsumo.TraCIPhase
-        else:
+        if self._traci:
             import traci
 
             Logic, Phase = traci.trafficlight.Logic, traci.trafficlight.Phase
+        else:
+            import libsumo
+
+            Logic, Phase = libsumo.TraCILogic, libsumo.TraCIPhase
         logic = Logic(PROGRAMME_ID, 0, start, [
             Phase(phase.steps * self.step_length, phase.state, -1, -1, (phase.next,))
             for phase in phases
@@ -329,7 +334,7 @@ class Simulation:
 
         With TraCI the command waits for the next one and travels with it.
         """
-        if self.config.effective_backend == "traci" and _queue_set_phase(self.api, tls, index):
+        if self._queues_commands and _queue_set_phase(self.api, tls, index):
             return
         self._set_phase(tls, index)
 
@@ -357,7 +362,7 @@ def _start_traci(command: list[str]) -> Any:
 
 
 def _queue_set_phase(connection: Any, tls: str, index: int) -> bool:
-    """Queue a TraCI setPhase without sending it; False where that cannot be done.
+    """Queue a TraCI setPhase without sending it; False for an id too long to queue.
 
     A TraCI message may carry several commands, but the Python client sends each alone,
     one round trip apiece. Queued in the client's own buffer, a decision's phase changes
@@ -365,8 +370,6 @@ def _queue_set_phase(connection: Any, tls: str, index: int) -> bool:
     not, since SUMO answers the step before the commands ahead of it, so
     :meth:`Simulation.step` sends them first).
     """
-    if not all(hasattr(connection, name) for name in ("_string", "_queue", "_sendExact")):
-        return False
     name = tls.encode("utf8")
     body = struct.pack("!Bi", _TL_PHASE_INDEX, len(name)) + name
     body += struct.pack("!Bi", _TYPE_INTEGER, index)

@@ -259,6 +259,15 @@ def load_sweep(path: str | Path) -> Sweep:
 Fail = Callable[[str, str], NoReturn]
 
 
+def _known_keys(
+    table: dict[str, Any], allowed: tuple[str, ...], key: str, what: str, fail: Fail
+) -> None:
+    """Fail on the first key of ``table`` that ``what`` (at ``key``) does not take."""
+    for extra in table:
+        if extra not in allowed:
+            fail(f"{key}.{extra}", f"unknown key; {what} takes {allowed}")
+
+
 def _failer(path: Path) -> Fail:
     def fail(key: str, problem: str) -> NoReturn:
         raise SweepError(f"{path}: {key}: {problem}")
@@ -292,9 +301,7 @@ def _scenarios(
         table = {"source": item} if isinstance(item, str) else item
         if not isinstance(table, dict):
             fail(key, "must be a scenario name or path, or a table {source = ..., routes = [...]}")
-        for extra in table:
-            if extra not in _SCENARIO_KEYS:
-                fail(f"{key}.{extra}", f"unknown key; a scenario table takes {_SCENARIO_KEYS}")
+        _known_keys(table, _SCENARIO_KEYS, key, "a scenario table", fail)
         source = table.get("source")
         if not isinstance(source, str) or not source:
             fail(f"{key}.source", "missing; give a built-in name or a .sumocfg/.net.xml path")
@@ -335,9 +342,7 @@ def _controllers(value: Any, fail: Fail) -> tuple[ControllerEntry, ...]:
         key = f"controllers[{i}]"
         if not isinstance(table, dict):
             fail(key, 'must be a table: [[controllers]] name = "..."')
-        for extra in table:
-            if extra not in _CONTROLLER_KEYS:
-                fail(f"{key}.{extra}", f"unknown key; a controller table takes {_CONTROLLER_KEYS}")
+        _known_keys(table, _CONTROLLER_KEYS, key, "a controller table", fail)
         name = table.get("name")
         if not isinstance(name, str):
             fail(f"{key}.name", f"missing; choose one of: {', '.join(sorted(CONTROLLERS))}")
@@ -380,9 +385,7 @@ def _train_table(
         fail(f"{key}.train", 'only a name = "policy" controller is trained by the sweep')
     if not isinstance(value, dict):
         fail(f"{key}.train", 'must be a table, e.g. train = { algo = "ppo", timesteps = 100000 }')
-    for extra in value:
-        if extra not in _TRAIN_KEYS:
-            fail(f"{key}.train.{extra}", f"unknown key; train takes {_TRAIN_KEYS}")
+    _known_keys(value, _TRAIN_KEYS, f"{key}.train", "train", fail)
     if "model" in params:
         fail(f"{key}.params.model", "a trained controller's model comes from its training")
     for number in ("timesteps", "seed", "envs"):
