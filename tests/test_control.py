@@ -3,11 +3,14 @@ the phase engines decide, although it is stepped once per decision interval."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import pytest
 
 from twin_traffic.control import SignalBank
 from twin_traffic.network import load_network
+from twin_traffic.programmes import ProgrammePhase
 from twin_traffic.scenario import load_scenario
 from twin_traffic.signals import PhaseEngine, SignalTiming
 from twin_traffic.sim import SimConfig, Simulation
@@ -20,6 +23,7 @@ class SecondBySecond(Simulation):
     ids: tuple[str, ...]
     shown: list[dict[str, str]]
     commands: int
+    loads: int = 0
 
     def step(self, until: float = 0.0) -> None:
         target = until if until > 0 else self.time + 1
@@ -40,10 +44,14 @@ class SecondBySecond(Simulation):
             states.append(link[5])
         return "".join(states)
 
-    def set_phase(self, tls: str, index: int) -> None:
+    def set_phase(self, tls: str, index: int, steps: int | None = None) -> None:
         # Every command that moves a signal ends here (a programme load ends with one).
         self.commands += 1
-        super().set_phase(tls, index)
+        super().set_phase(tls, index, steps)
+
+    def load_programme(self, tls: str, phases: Sequence[ProgrammePhase], start: int) -> None:
+        self.loads += 1
+        super().load_programme(tls, phases, start)
 
 
 @pytest.mark.parametrize("backend", ["libsumo", "traci"])
@@ -85,7 +93,9 @@ def test_sumo_shows_the_engine_states_every_second(
                 for engine in reference:
                     engine.tick()
             bank.advance(sim, until)
-        shown, commands = sim.shown, sim.commands
+        shown, commands, loads = sim.shown, sim.commands, sim.loads
+    # Each signal's programme is sent once, at the start, whatever the actions.
+    assert loads == len(ids)
     assert len(shown) == len(expected) == 600
     for second, (want, got) in enumerate(zip(expected, shown, strict=True)):
         assert got == want, f"t={second}: SUMO showed {got}, the engines {want}"

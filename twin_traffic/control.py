@@ -2,22 +2,30 @@
 
 Every controller that decides in Python (learned or classical) asks for greens here; the
 engines insert yellows, clearances and min/max green, and this module has SUMO show their
-states. For each decision interval the engines are run ahead first and what they will show
-is handed to SUMO as a schedule it plays by itself (:mod:`twin_traffic.programmes`), so
-the interval is one SUMO call whatever the signals do, and a signal whose schedule has
-not changed costs nothing.
+states. Each signal's programme holds all of its engine's transitions from the start
+(:mod:`twin_traffic.programmes`); for each decision interval the engines are run ahead and
+each signal whose course changes gets one cue (a ``setPhase``, and a ``setPhaseDuration``
+when the phase must end early), so the interval is one SUMO step whatever the signals do,
+no programme is sent again after the start, and a signal whose course has not changed
+costs nothing.
 """
 
 from __future__ import annotations
 
 import copy
-import itertools
 import math
+from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from twin_traffic.network import Network
-from twin_traffic.programmes import Schedule, SignalProgramme
+from twin_traffic.programmes import (
+    Cue,
+    Schedule,
+    SignalProgramme,
+    cues_for_interval,
+    run_lengths,
+)
 from twin_traffic.signals import PhaseEngine, SignalTiming
 from twin_traffic.sim import Simulation
 
@@ -62,7 +70,7 @@ class SignalBank:
             )
             for tls in self.ids
         )
-        self._programmes = tuple(SignalProgramme(engine.greens) for engine in self.engines)
+        self._programmes = tuple(_compile(engine) for engine in self.engines)
         self._playing: list[Schedule] = []  # what SUMO plays from now, per signal
 
     @property
@@ -76,10 +84,10 @@ class SignalBank:
         for index, (tls, engine, programme) in enumerate(
             zip(self.ids, self.engines, self._programmes, strict=True)
         ):
-            schedule = Schedule((), engine.reset(greens[index] if greens is not None else 0))
-            entry, _ = programme.entry(schedule)
-            sim.load_programme(tls, programme.phases, entry)
-            self._playing.append(schedule)
+            green = greens[index] if greens is not None else 0
+            engine.reset(green)
+            sim.load_programme(tls, programme.phases, green)
+            self._playing.append(Schedule((), engine.state))
 
     def request(self, greens: Sequence[int]) -> None:
         """Ask each signal for a green (indices into its engine's greens)."""
@@ -92,19 +100,38 @@ class SignalBank:
         if sim.time >= until - _EPS:
             return
         steps = math.ceil((until - sim.time) / self.step_length - _EPS)
+        start = sim.time
+        cues: defaultdict[int, list[tuple[str, Cue]]] = defaultdict(list)
         for index, (tls, engine, programme) in enumerate(
             zip(self.ids, self.engines, self._programmes, strict=True)
         ):
-            schedule = _run_ahead(engine, steps)
-            if schedule != self._playing[index]:
-                entry, grew = programme.entry(schedule)
-                if grew:
-                    sim.load_programme(tls, programme.phases, entry)
-                else:
-                    sim.set_phase(tls, entry)
-                self._playing[index] = schedule
-        sim.step(sim.time + steps * self.step_length)
-        self._playing = [schedule.after(steps) for schedule in self._playing]
+            wanted = _run_ahead(engine, steps)
+            signal_cues, self._playing[index] = cues_for_interval(
+                programme, self._playing[index], wanted, steps
+            )
+            for offset, cue in signal_cues:
+                cues[offset].append((tls, cue))
+        # Almost always every cue is at offset 0: one step call for the whole interval.
+        for offset in sorted(cues):
+            if offset > 0:
+                sim.step(start + offset * self.step_length)
+            for tls, cue in cues[offset]:
+                sim.set_phase(tls, cue.phase, cue.steps)
+        sim.step(start + steps * self.step_length)
+
+
+def _compile(engine: PhaseEngine) -> SignalProgramme:
+    """The programme holding every transition of ``engine``, in steps."""
+    step = engine.step_length
+    transitions = {
+        (src, dst): [
+            (state, round(seconds / step)) for state, seconds in engine.transition(src, dst)
+        ]
+        for src in range(engine.num_greens)
+        for dst in range(engine.num_greens)
+        if src != dst
+    }
+    return SignalProgramme(engine.greens, transitions)
 
 
 def _run_ahead(engine: PhaseEngine, steps: int) -> Schedule:
@@ -119,5 +146,5 @@ def _run_ahead(engine: PhaseEngine, steps: int) -> Schedule:
     while ahead.in_transition:
         ahead.tick()
         shown.append(ahead.state)
-    runs = [(state, len(list(group))) for state, group in itertools.groupby(shown)]
+    runs = run_lengths(shown)
     return Schedule(tuple(runs[:-1]), runs[-1][0])

@@ -41,7 +41,9 @@ VAR_TIME = 0x66
 ID_COUNT = 0x01
 _CMD_SET_TL_VARIABLE = 0xC2
 _TL_PHASE_INDEX = 0x22
+_TL_PHASE_DURATION = 0x24
 _TYPE_INTEGER = 0x09
+_TYPE_DOUBLE = 0x0B
 
 # Controlled signals run a programme of this id (see twin_traffic.programmes).
 PROGRAMME_ID = "twin-traffic"
@@ -203,6 +205,7 @@ class Simulation:
             self.api.vehicle.subscribe("", [ID_COUNT])
         self._time = float(self.api.simulation.getTime())
         self._set_phase = _raw(self.api.trafficlight, "setPhase")
+        self._set_phase_duration = _raw(self.api.trafficlight, "setPhaseDuration")
         self.step_length = float(self.api.simulation.getDeltaT())
         return self
 
@@ -305,7 +308,8 @@ class Simulation:
         """Vehicles in the network now."""
         if self._traci:
             return int(self.api.vehicle.getSubscriptionResults("")[ID_COUNT])
-        return int(self.api.vehicle.getIDCount())
+        # getIDCount builds the list of every vehicle's id first; this is a counter.
+        return int(self.api.simulation.getParameter("", "stats.vehicles.running"))
 
     # -- signals -----------------------------------------------------------------------------
 
@@ -329,14 +333,24 @@ class Simulation:
         # setPhase does.
         self.set_phase(tls, start)
 
-    def set_phase(self, tls: str, index: int) -> None:
-        """Show phase ``index`` of signal ``tls``'s programme from now on.
+    def set_phase(self, tls: str, index: int, steps: int | None = None) -> None:
+        """Show phase ``index`` of signal ``tls``'s programme from now on, for ``steps``
+        steps when given (then its programmed successor follows), else for its own
+        duration.
 
-        With TraCI the command waits for the next one and travels with it.
+        With TraCI the commands wait for the next one and travel with it.
         """
-        if self._queues_commands and _queue_set_phase(self.api, tls, index):
+        if self._queues_commands and _queue_tl_command(
+            self.api, tls, _TL_PHASE_INDEX, _TYPE_INTEGER, index
+        ):
+            if steps is not None:
+                _queue_tl_command(
+                    self.api, tls, _TL_PHASE_DURATION, _TYPE_DOUBLE, steps * self.step_length
+                )
             return
         self._set_phase(tls, index)
+        if steps is not None:
+            self._set_phase_duration(tls, steps * self.step_length)
 
 
 def _start_traci(command: list[str]) -> Any:
@@ -361,8 +375,9 @@ def _start_traci(command: list[str]) -> Any:
         raise
 
 
-def _queue_set_phase(connection: Any, tls: str, index: int) -> bool:
-    """Queue a TraCI setPhase without sending it; False for an id too long to queue.
+def _queue_tl_command(connection: Any, tls: str, variable: int, kind: int, value: float) -> bool:
+    """Queue a TraCI signal command without sending it; False for an id too long to
+    queue (the caller then sends the command the ordinary way).
 
     A TraCI message may carry several commands, but the Python client sends each alone,
     one round trip apiece. Queued in the client's own buffer, a decision's phase changes
@@ -371,8 +386,8 @@ def _queue_set_phase(connection: Any, tls: str, index: int) -> bool:
     :meth:`Simulation.step` sends them first).
     """
     name = tls.encode("utf8")
-    body = struct.pack("!Bi", _TL_PHASE_INDEX, len(name)) + name
-    body += struct.pack("!Bi", _TYPE_INTEGER, index)
+    body = struct.pack("!Bi", variable, len(name)) + name
+    body += struct.pack("!Bi" if kind == _TYPE_INTEGER else "!Bd", kind, value)
     if len(body) + 2 > 255:  # a long id needs the long command header: send it alone
         return False
     connection._string += struct.pack("!BB", len(body) + 2, _CMD_SET_TL_VARIABLE) + body
