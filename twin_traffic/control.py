@@ -142,9 +142,10 @@ def _run_ahead(engine: PhaseEngine, steps: int) -> Schedule:
     for _ in range(steps):
         engine.tick()
         shown.append(engine.state)
-    ahead = copy.copy(engine)
-    while ahead.in_transition:
-        ahead.tick()
-        shown.append(ahead.state)
+    if engine.in_transition:
+        ahead = copy.copy(engine)
+        while ahead.in_transition:
+            ahead.tick()
+            shown.append(ahead.state)
     runs = run_lengths(shown)
     return Schedule(tuple(runs[:-1]), runs[-1][0])
