@@ -111,7 +111,7 @@ def run_sumo_rl(backend: str, scenario: object, seconds: float, seed: int, scale
         use_gui=False, num_seconds=int(seconds), delta_time=int(DECISION),
         yellow_time=int(YELLOW), min_green=int(MIN_GREEN), max_green=int(MAX_GREEN),
         sumo_seed=seed, sumo_warnings=False,
-        additional_sumo_cmd=f"--scale {scale:g}" if scale != 1.0 else None,
+        additional_sumo_cmd=" ".join(sumo_rl_options(scenario, scale)) or None,
     )  # fmt: skip
     rng = np.random.default_rng(seed)
     env.reset(seed=seed)  # starts SUMO: not timed
@@ -121,6 +121,18 @@ def run_sumo_rl(backend: str, scenario: object, seconds: float, seed: int, scale
     elapsed = time.perf_counter() - started
     env.close()
     return elapsed, float("nan")
+
+
+def sumo_rl_options(scenario: object, scale: float) -> list[str]:
+    """What sumo-rl needs on SUMO's command line beyond its net and route files: the
+    scenario's additional files (vehicle types, signal plans) and the demand scale."""
+    options = []
+    additional = scenario.additional_files  # type: ignore[attr-defined]
+    if additional:
+        options += ["--additional-files", ",".join(map(str, additional))]
+    if scale != 1.0:
+        options += ["--scale", f"{scale:g}"]
+    return options
 
 
 def _time_sumo_steps(sim: object) -> list[float]:

@@ -19,13 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from twin_traffic.network import Network
-from twin_traffic.programmes import (
-    Cue,
-    Schedule,
-    SignalProgramme,
-    cues_for_interval,
-    run_lengths,
-)
+from twin_traffic.programmes import Cue, Schedule, SignalProgramme, cues_for_interval
 from twin_traffic.signals import PhaseEngine, SignalTiming
 from twin_traffic.sim import Simulation
 
@@ -138,14 +132,18 @@ def _run_ahead(engine: PhaseEngine, steps: int) -> Schedule:
     """Tick ``engine`` through ``steps`` steps and return what it shows from the first:
     its states until then, and on to the green that ends any transition still running
     (a transition cannot be interrupted, so its end is already known)."""
-    shown = [engine.state]  # the state during each step, then the one shown after them
+    states, lengths = [engine.state], [0]  # runs; the last one is shown from then on
+
+    def tick(running: PhaseEngine) -> None:
+        lengths[-1] += 1
+        if running.tick() is not None and running.state != states[-1]:
+            states.append(running.state)
+            lengths.append(0)
+
     for _ in range(steps):
-        engine.tick()
-        shown.append(engine.state)
+        tick(engine)
     if engine.in_transition:
         ahead = copy.copy(engine)
         while ahead.in_transition:
-            ahead.tick()
-            shown.append(ahead.state)
-    runs = run_lengths(shown)
-    return Schedule(tuple(runs[:-1]), runs[-1][0])
+            tick(ahead)
+    return Schedule(tuple(zip(states[:-1], lengths[:-1], strict=True)), states[-1])

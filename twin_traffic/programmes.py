@@ -13,7 +13,6 @@ same at the end of an episode as at its start, and the commands it sends are a f
 
 from __future__ import annotations
 
-import itertools
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from typing import NamedTuple
@@ -222,8 +221,3 @@ def cues_for_interval(
         playing = playing.after(advance)
         offset += advance
     return cues, playing.after(steps - offset)
-
-
-def run_lengths(states: Iterable[str]) -> list[tuple[str, int]]:
-    """``states``, one per step, as ``(state, steps)`` runs."""
-    return [(state, len(list(group))) for state, group in itertools.groupby(states)]

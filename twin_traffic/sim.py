@@ -205,9 +205,16 @@ class Simulation:
                 self.api = _start_traci(command)
             except Exception as error:
                 raise SimulationError(self._failure("SUMO did not start", error)) from None
-            self._queues_commands = all(
-                hasattr(self.api, name) for name in ("_string", "_queue", "_sendExact")
-            )
+            # Steps and signal commands use the client's message buffer and socket.
+            if not all(
+                hasattr(self.api, n) for n in ("_string", "_queue", "_socket", "_recvExact")
+            ):
+                self.api.close()
+                raise SimulationError(
+                    "this traci package lacks the connection internals twin-traffic uses; "
+                    "install the traci version its requirements name (1.28)"
+                )
+            self._queues_commands = True
             # Time and vehicle count come back with every step's reply: no round trips.
             self.api.simulation.subscribe([VAR_TIME])
             self.api.vehicle.subscribe("", [ID_COUNT])
@@ -258,8 +265,6 @@ class Simulation:
     def step(self, until: float = 0.0) -> None:
         """Advance one SUMO step, or up to time ``until`` when given."""
         try:
-            if self._queues_commands and self.api._queue:
-                self.api._sendExact()  # queued commands (set_phase) go before the step
             if self._traci:
                 self.subscribed = _traci_step(self.api, until)
                 self.steps_taken += 1
@@ -408,14 +413,28 @@ def _queue_tl_command(connection: Any, tls: str, variable: int, kind: int, value
 
 
 def _traci_step(connection: Any, until: float) -> dict[int, dict[str, dict[int, float]]]:
-    """One TraCI step, its subscription results parsed straight from the reply.
+    """One TraCI step in one round trip, the signal commands queued since the last one
+    travelling ahead of it, its subscription results parsed straight from the reply.
 
-    The Python client parses every subscribed value through several generic calls
-    (about 3 µs each), which on a light network costs more than SUMO's own step; every
-    value subscribed here is a scalar, read in one ``unpack_from`` apiece.
+    SUMO runs the commands that precede a step in a message before the step, and
+    answers them (when it does) ahead of the step's own answer. The
+    Python client parses every subscribed value through several generic calls (about
+    3 µs each), which on a light network costs more than SUMO's own step; every value
+    subscribed here is a scalar, read in one ``unpack_from`` apiece.
     """
-    reply = connection._sendCmd(_CMD_SIMSTEP, None, None, "D", until)
-    data, pos = reply._content, reply._pos
+    message = connection._string + struct.pack("!BBd", 10, _CMD_SIMSTEP, until)
+    connection._string, connection._queue = b"", []
+    connection._socket.send(struct.pack("!i", len(message) + 4) + message)
+    data = connection._recvExact()._content
+    pos, command = 0, -1
+    while command != _CMD_SIMSTEP:  # statuses (length, command, result, description)
+        pos += 5 if data[pos] == 0 else 1
+        command, result = data[pos], data[pos + 1]
+        (length,) = _INT.unpack_from(data, pos + 2)
+        if result != 0:
+            detail = data[pos + 6 : pos + 6 + length].decode("utf8", "replace")
+            raise SimulationError(f"SUMO refused command {command:#x}: {detail}")
+        pos += 6 + length
     (count,) = _INT.unpack_from(data, pos)
     pos += 4
     results: dict[int, dict[str, dict[int, float]]] = {}
