@@ -84,7 +84,6 @@ AGENTS_DIR = "agents"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 # Characters kept in folder names; anything else (path separators, spaces, quotes) is '_'.
 _UNSAFE_IN_FOLDER = re.compile(r"[^A-Za-z0-9._=,+@\[\]-]")
-_MAX_SEED = 2**31 - 1
 
 
 class SweepError(TwinTrafficError):
@@ -395,19 +394,16 @@ def _train_table(
 
 
 def _seeds(value: Any, fail: Fail) -> tuple[int, ...]:
-    if isinstance(value, str):
-        match = re.fullmatch(r"\s*(\d+)\s*-\s*(\d+)\s*", value)
-        if not match or int(match[1]) > int(match[2]):
-            fail("seeds", f'"{value}" is not a range; write "FIRST-LAST", e.g. "0-9"')
-        value = list(range(int(match[1]), int(match[2]) + 1))
-    if not isinstance(value, list) or not value:
-        fail("seeds", 'must be a non-empty list of integers, e.g. [0, 1, 2], or a range "0-9"')
-    for seed in value:
-        if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= _MAX_SEED:
-            fail("seeds", f"{seed!r} is not a seed; seeds are integers from 0 to {_MAX_SEED}")
-    if len(set(value)) != len(value):
-        fail("seeds", "a seed is listed twice; list each seed once")
-    return tuple(value)
+    from twin_traffic.seeds import SeedError, check_seeds, parse_seeds
+
+    try:
+        if isinstance(value, str):
+            return parse_seeds(value, "seeds")
+        if not isinstance(value, list):
+            fail("seeds", 'must be a list of seeds, e.g. [0, 1, 2], or a string "0-9"')
+        return check_seeds(value, "seeds")
+    except SeedError as error:
+        fail(*str(error).split(": ", 1))
 
 
 # -- running ---------------------------------------------------------------------------------
