@@ -72,6 +72,11 @@ class EnvConfig:
         begin: start time override, s.
         end: end time override, s.
         routes: route files, with a ``.net.xml`` scenario.
+        protocol: the benchmark preset followed (``resco``), recorded only.
+        time_to_teleport: SUMO's ``--time-to-teleport``, s (-1: never; ``None``: the
+            scenario's own).
+        sumo_options: further SUMO options for every episode (see
+            :mod:`twin_traffic.protocol`).
     """
 
     scenario: str = "grid3x3"
@@ -90,6 +95,17 @@ class EnvConfig:
     begin: float | None = None
     end: float | None = None
     routes: tuple[str, ...] = ()
+    protocol: str | None = None
+    time_to_teleport: float | None = None
+    sumo_options: tuple[str, ...] = ()
+
+    @property
+    def protocol_args(self) -> tuple[str, ...]:
+        """The SUMO options of the protocol."""
+        from twin_traffic.protocol import RunProtocol
+
+        run = RunProtocol(self.protocol, self.time_to_teleport, self.sumo_options)
+        return tuple(run.sumo_args())
 
     @property
     def timing(self) -> SignalTiming:
@@ -143,7 +159,8 @@ class SignalTwin:
     def start(self, seed: int, scale: float) -> list[np.ndarray]:
         """(Re)start SUMO with ``seed`` and demand ``scale``; the first observations."""
         self.close_sim()
-        extra = ("--scale", f"{scale:g}") if scale != 1.0 else ()
+        extra = self.config.protocol_args
+        extra += ("--scale", f"{scale:g}") if scale != 1.0 else ()
         config = SimConfig(backend=self.config.backend, gui=self.config.gui, extra_args=extra)
         self.sim = Simulation(self.scenario, seed, None, config, self._additional).start()
         if self.bank.step_length != self.sim.step_length:  # the engines count in steps
@@ -197,7 +214,7 @@ class SignalTwin:
 
 def _config(config: EnvConfig | None, overrides: Mapping[str, Any]) -> EnvConfig:
     values = dict(overrides)
-    for key in ("signals", "observation", "routes"):
+    for key in ("signals", "observation", "routes", "sumo_options"):
         if isinstance(values.get(key), str):
             values[key] = (values[key],)
         elif values.get(key) is not None:

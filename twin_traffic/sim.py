@@ -270,8 +270,7 @@ class Simulation:
             ]
         if log_lines:
             detail = "; ".join(log_lines[-3:])
-        source = self.scenario.config_file or self.scenario.net_file
-        return f"{source}: {what}: {detail}"
+        return f"{self.scenario.source_label}: {what}: {detail}"
 
     # -- subscriptions -----------------------------------------------------------------------
 

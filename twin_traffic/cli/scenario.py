@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING
 
-import typer
 from rich.table import Table
 
 from twin_traffic.cli.app import out, scenario_app
+from twin_traffic.cli.common import BeginOption, EndOption, RoutesOption, ScenarioArg
 from twin_traffic.errors import TwinTrafficError
 
 if TYPE_CHECKING:
@@ -37,13 +37,13 @@ def scenario_list() -> None:
 
 @scenario_app.command("info")
 def scenario_info(
-    scenario: Annotated[str, typer.Argument(help="Built-in name, .sumocfg or .net.xml.")],
-    routes: Annotated[
-        list[Path] | None, typer.Option(help="Route files (with a .net.xml).")
-    ] = None,
+    scenario: ScenarioArg,
+    routes: RoutesOption = None,
+    begin: BeginOption = None,
+    end: EndOption = None,
 ) -> None:
     """Show a scenario's files, time window and signals."""
-    loaded, network = _load(scenario, routes)
+    loaded, network = _load(scenario, routes, begin, end)
     out.print(f"[bold]{loaded.name}[/bold]  window {loaded.begin:g}–{loaded.end:g} s")
     for label, paths in (
         ("config", [loaded.config_file] if loaded.config_file else []),
@@ -71,13 +71,13 @@ def scenario_info(
 
 @scenario_app.command("check")
 def scenario_check(
-    scenario: Annotated[str, typer.Argument(help="Built-in name, .sumocfg or .net.xml.")],
-    routes: Annotated[
-        list[Path] | None, typer.Option(help="Route files (with a .net.xml).")
-    ] = None,
+    scenario: ScenarioArg,
+    routes: RoutesOption = None,
+    begin: BeginOption = None,
+    end: EndOption = None,
 ) -> None:
     """Validate a scenario without simulating it (exit code 1 and the reason if it fails)."""
-    loaded, network = _load(scenario, routes)
+    loaded, network = _load(scenario, routes, begin, end)
     for light in network.traffic_lights.values():
         if not light.green_phases:
             raise TwinTrafficError(
@@ -90,9 +90,11 @@ def scenario_check(
     )
 
 
-def _load(scenario: str, routes: list[Path] | None) -> tuple[Scenario, Network]:
+def _load(
+    scenario: str, routes: list[Path] | None, begin: float | None, end: float | None
+) -> tuple[Scenario, Network]:
     from twin_traffic.network import load_network
     from twin_traffic.scenario import load_scenario
 
-    loaded = load_scenario(scenario, routes=routes or ())
+    loaded = load_scenario(scenario, routes=routes or (), begin=begin, end=end)
     return loaded, load_network(loaded)
