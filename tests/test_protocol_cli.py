@@ -81,7 +81,7 @@ def test_a_sweep_file_takes_the_same_protocol(tmp_path: Path) -> None:
         ('[env]\nreward = "waits"\n', ("single",),
          "r.toml: env: unknown reward 'waits'; choose from: wait,"),
         ("[hyperparameters]\nlearning_rat = 0.1\n", ("single",),
-         "r.toml: [hyperparameters]: MaskablePPO takes no 'learning_rat'; it takes: learning_rate,"),
+         "r.toml: [hyperparameters]: MaskablePPO takes no 'learning_rat'; it takes: learning_"),
         ("[policy]\nnet_arc = [8]\n", ("single",),
          "r.toml: [policy]: MaskableActorCriticPolicy takes no 'net_arc'; it takes: net_arch,"),
         ('timesteps = "many"\n', ("single",), "r.toml: timesteps: 'many' is not a whole number"),
