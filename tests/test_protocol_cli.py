@@ -104,3 +104,21 @@ def test_builtin_scenarios_are_named_by_name() -> None:
     assert result.returncode == 1
     assert result.stderr.startswith("error: built-in scenario 'single': time window")
     assert ".venv" not in result.stderr and "networks" not in result.stderr
+
+
+def test_gui_without_a_display_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    result = cli("evaluate", "single", "--end", "30", "--gui")
+    assert result.returncode == 1 and result.stdout == ""
+    assert result.stderr.strip() == (
+        "error: --gui: no display is available (DISPLAY is not set), so sumo-gui cannot open; "
+        "run without --gui, or under a virtual display (xvfb-run twin-traffic ...)"
+    )
+
+
+def test_sumo_stderr_reaches_the_user_under_traci(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DISPLAY", ":nonexistent-display-99")
+    result = cli("evaluate", "single", "--end", "30", "--gui")
+    assert result.returncode == 1
+    assert "SUMO did not start: FXApp::openDisplay: unable to open display" in result.stderr

@@ -98,6 +98,10 @@ def evaluate(
     # Everything is checked before the first run starts: seeds, controllers and their
     # parameters, the protocol, the scenario.
     controllers = list(dict.fromkeys(controller or ["fixed"]))
+    if gui:
+        from twin_traffic.sim import check_display
+
+        check_display()
     seed_list = seeds_option(seeds, "0")
     run_protocol = protocol_from(protocol, time_to_teleport, sumo_option)
     params = checked_controllers(controller_params(param or [], controllers), run_protocol)
