@@ -144,7 +144,9 @@ def check_recipe(recipe: Recipe, source: str) -> None:
         raise TwinTrafficError(f"{source}: {key}: {problem}")
 
     if recipe.algo not in ALGORITHMS:
-        fail("algo", f"'{recipe.algo}' is not an algorithm; choose one of {', '.join(ALGORITHMS)}")
+        raise TwinTrafficError(
+            f"{source}: algo must be one of {', '.join(ALGORITHMS)} (not '{recipe.algo}')"
+        )
     for key in ("timesteps", "simulations", "eval_every", "checkpoint_every"):
         value = getattr(recipe, key)
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:

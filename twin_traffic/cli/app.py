@@ -58,7 +58,8 @@ def expand_multi_value_options(argv: list[str]) -> list[str]:
 
     for token in argv:
         if token in MULTI_VALUE_OPTIONS:
-            flush()
+            if values:  # a flag without seeds right before another one is dropped
+                flush()
             option, values = token, []
             continue
         if option is not None and _SEED_TOKEN.match(token):
