@@ -99,7 +99,7 @@ def reference(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
         (("seeds = [0, 1]", "seeds = [1, 1]"), "seeds", "listed twice"),
         (("seeds = [0, 1]", 'seeds = "5-2"'), "seeds", "not a range"),
         (("seeds = [0, 1]", "seeds = [true]"), "seeds", "True is not a seed"),
-        (("min_green = 3,", "min_grn = 3,"), "controllers[2].params", "bad parameters"),
+        (("min_green = 3,", "min_grn = 3,"), "controllers[2].params", "no parameter 'min_grn'"),
         (('label = "actuated-short"\n', ""), "", ""),  # distinct params: still valid
         (('label = "actuated-short"', 'label = "fixed"'), "controllers[2]", "same label"),
         (("end = 300", "end = 300\nbaseline = 'webster'"), "baseline", "none of the controllers"),
