@@ -9,7 +9,7 @@ import pytest
 
 from twin_traffic.controllers import CONTROLLERS, make_controller
 from twin_traffic.controllers.parameters import PARAMETERS, check_params
-from twin_traffic.errors import ControllerError
+from twin_traffic.errors import ControllerError, TwinTrafficError
 from twin_traffic.protocol import ProtocolError, make_protocol
 from twin_traffic.seeds import SeedError, check_seeds, parse_seeds
 
@@ -122,3 +122,34 @@ def test_resco_protocol_and_sumo_options() -> None:
 def test_bad_sumo_options(options: list[str], message: str) -> None:
     with pytest.raises(ProtocolError, match=message):
         make_protocol(sumo_options=options)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"hyperparameters": {"learning_rate": "fast"}},
+         "r.toml: [hyperparameters]: learning_rate = 'fast' must be a number"),
+        ({"hyperparameters": {"n_steps": 12.5}}, "n_steps = 12.5 must be a whole number"),
+        ({"hyperparameters": {"seed": 3}}, "seed is set by twin-traffic itself"),
+        ({"env": {"decision_interval": "x"}}, "env.decision_interval = 'x' must be a number"),
+        ({"env": {"min_green": -1}}, "r.toml: env:"),
+        ({"simulations": 0}, "r.toml: simulations: 0 is not a whole number >= 1"),
+        ({"algo": "sac"}, "r.toml: algo must be one of ppo, a2c, dqn (not 'sac')"),
+    ],
+)  # fmt: skip
+def test_recipes_are_checked_key_by_key_and_type_by_type(change: dict, message: str) -> None:
+    from dataclasses import replace
+
+    from twin_traffic.train import check_recipe, default_recipe, load_recipe
+
+    base = load_recipe(default_recipe("ppo"))
+    with pytest.raises(TwinTrafficError) as error:
+        check_recipe(replace(base, **change), "r.toml")
+    assert message in str(error.value), str(error.value)
+
+
+def test_shipped_recipes_pass_their_checks() -> None:
+    from twin_traffic.train import ALGORITHMS, default_recipe, load_recipe
+
+    for algo in ALGORITHMS:
+        assert load_recipe(default_recipe(algo)).algo == algo

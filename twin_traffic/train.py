@@ -154,10 +154,12 @@ def check_recipe(recipe: Recipe, source: str) -> None:
     for key in ("env", "hyperparameters", "policy"):
         if not isinstance(getattr(recipe, key), Mapping):
             fail(key, f"must be a table: [{key}]")
-    env_fields = {f.name for f in fields(EnvConfig)} - set(_ENV_FIXED)
-    for key in recipe.env:
+    env_fields = {f.name: f.default for f in fields(EnvConfig) if f.name not in _ENV_FIXED}
+    for key, value in recipe.env.items():
         if key not in env_fields:
             fail(f"env.{key}", f"unknown key; [env] takes {', '.join(sorted(env_fields))}")
+        if value is not None and key not in ("demand_scale", "begin", "end"):
+            _check_type(f"{source}: env.{key}", value, env_fields[key])
     try:
         config = env_config("grid3x3", recipe)
         check_feature_names(config.observation, config.reward)
@@ -183,9 +185,10 @@ def _check_keywords(
     """Fail on a keyword ``target``'s constructor does not take, listing those it does."""
     import inspect
 
+    parameters = inspect.signature(target).parameters
     accepted = [
         name
-        for name, parameter in inspect.signature(target).parameters.items()
+        for name, parameter in parameters.items()
         if name not in reserved and name != "self" and not name.startswith("_")
         and parameter.kind not in (inspect.Parameter.VAR_POSITIONAL,
                                    inspect.Parameter.VAR_KEYWORD)
@@ -198,6 +201,22 @@ def _check_keywords(
                 f"{where}: {getattr(target, '__name__', target)} takes no '{key}'; it takes: "
                 f"{', '.join(accepted)}"
             )
+        _check_type(f"{where}: {key}", given[key], parameters[key].default)
+
+
+def _check_type(where: str, value: Any, default: Any) -> None:
+    """A value of the same kind as a keyword's default (numbers, true/false); a callable
+    (a learning-rate schedule from Python) is left to the algorithm."""
+    if callable(value):
+        return
+    if isinstance(default, bool):
+        if not isinstance(value, bool):
+            raise TwinTrafficError(f"{where} = {value!r} must be true or false")
+    elif isinstance(default, (int, float)):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise TwinTrafficError(f"{where} = {value!r} must be a number")
+        if isinstance(default, int) and isinstance(value, float) and not value.is_integer():
+            raise TwinTrafficError(f"{where} = {value!r} must be a whole number")
 
 
 def check_policies(policies: str, algo: str, source: str) -> None:
