@@ -276,8 +276,8 @@ class Simulation:
                     for line in path.read_text(errors="replace").splitlines()
                     if line.strip() and (path == stderr or line.startswith("Error"))
                 ]
-        if log_lines:
-            detail = "; ".join(log_lines[-3:])
+        if log_lines:  # the error log and stderr may carry the same lines
+            detail = "; ".join(list(dict.fromkeys(log_lines))[-3:])
         return f"{self.scenario.source_label}: {what}: {detail}"
 
     # -- subscriptions -----------------------------------------------------------------------

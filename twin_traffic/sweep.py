@@ -641,8 +641,13 @@ def _finished(folder: Path, spec: RunSpec) -> bool:
     """A complete run folder written from exactly this spec."""
     if not is_complete(folder):
         return False
+    # Compared as specs, so a folder written before a field existed (its default) counts.
     expected = json.loads(json.dumps(json_safe(spec.to_dict())))
-    return read_spec(folder) == expected
+    try:
+        stored = RunSpec.from_dict(read_spec(folder)).to_dict()
+    except TypeError:  # a field this version does not know
+        return False
+    return json.loads(json.dumps(json_safe(stored))) == expected
 
 
 def _previous_errors(out: Path) -> dict[str, str]:
