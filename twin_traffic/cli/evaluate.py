@@ -35,13 +35,11 @@ if TYPE_CHECKING:
 
 
 def _controller_help() -> str:
-    """The controllers and their parameters, for ``evaluate --help``."""
-    from twin_traffic.controllers.parameters import PARAMETERS
+    """The controllers and their parameters with defaults, for ``evaluate --help``."""
+    from twin_traffic.controllers.parameters import PARAMETERS, summary
 
-    lines = ["Controllers and their --param keys:"]
-    for name, params in PARAMETERS.items():
-        keys = ", ".join(p.name for p in params) or "none"
-        lines.append(f"{name}: {keys}")
+    lines = ["Controllers and their --param keys (defaults):"]
+    lines += [f"{name}: {summary(name)}" for name in PARAMETERS]
     return "\n\n".join(lines)
 
 

@@ -214,12 +214,16 @@ def check_params(controller: str, params: Mapping[str, Any]) -> dict[str, Any]:
     return checked
 
 
-def describe(controller: str) -> str:
-    """One line per parameter: ``name (kind, default, range): doc``."""
-    lines = []
-    for param in parameters_of(controller) or ():
-        facts = [param.kind, "required" if param.required else f"default {param.default}"]
-        if param.range_text():
-            facts.append(param.range_text())
-        lines.append(f"{param.name} ({', '.join(facts)}): {param.doc}")
-    return "\n".join(lines)
+def summary(controller: str) -> str:
+    """The parameters and their defaults in one line, e.g. ``threshold=60, yellow=3``."""
+    params = parameters_of(controller) or ()
+    if controller in _EITHER:
+        return " or ".join(p.name for p in params) + " (a plan file, required)"
+
+    def text(param: Param) -> str:
+        if param.required:
+            return f"{param.name} (required)"
+        default = f"{param.default:g}" if isinstance(param.default, float) else param.default
+        return f"{param.name}={default}"
+
+    return ", ".join(text(p) for p in params) or "none"
