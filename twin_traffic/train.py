@@ -173,10 +173,12 @@ def check_recipe(recipe: Recipe, source: str) -> None:
     _check_keywords(algorithm, recipe.hyperparameters, f"{source}: [hyperparameters]",
                     reserved=("policy", "env", "seed", "device", "tensorboard_log",
                               "policy_kwargs", "verbose"))  # fmt: skip
+    # Independent policies pass their keywords on to the same MlpPolicy.
     policy_class = algorithm.policy_aliases.get("MlpPolicy")
-    if policy_class is not None and recipe.policies == "shared":
+    if policy_class is not None:
         _check_keywords(policy_class, recipe.policy, f"{source}: [policy]",
-                        reserved=("observation_space", "action_space", "lr_schedule"))  # fmt: skip
+                        reserved=("observation_space", "action_space", "lr_schedule",
+                                  "signals"))  # fmt: skip
 
 
 def _check_keywords(

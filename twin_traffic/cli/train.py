@@ -119,11 +119,16 @@ def train(
         progress_bar=err.is_terminal, on_evaluation=report, scenario_options=options,
     )  # fmt: skip
     err.print(f"best model: {result.best_model}; learning curve: {out_dir / 'learning_curve.png'}")
-    _compare(loaded.name, source, result.best_model, options, final_seeds)
+    _compare(loaded.name, source, result.best_model, options, final_seeds, chosen.simulations)
 
 
 def _compare(
-    name: str, scenario: str, model: Path, options: dict[str, Any], seeds: list[int]
+    name: str,
+    scenario: str,
+    model: Path,
+    options: dict[str, Any],
+    seeds: list[int],
+    workers: int,
 ) -> None:
     """Agent vs fixed-time vs max-pressure on held-out seeds, as a table."""
     from twin_traffic.evaluate import RunSpec
@@ -140,7 +145,7 @@ def _compare(
         for label, params in controllers.items()
         for s in seeds
     ]  # fmt: skip
-    outcomes = run_with_progress(specs, workers=2)
+    outcomes = run_with_progress(specs, workers)
     failures = [o.error for o in outcomes if not o.ok]
     if failures:
         err.print(f"[red]error:[/red] {failures[0]}")
