@@ -122,3 +122,17 @@ def test_sumo_stderr_reaches_the_user_under_traci(monkeypatch: pytest.MonkeyPatc
     result = cli("evaluate", "single", "--end", "30", "--gui")
     assert result.returncode == 1
     assert "SUMO did not start: FXApp::openDisplay: unable to open display" in result.stderr
+
+
+def test_time_to_teleport_reaches_sumo(tmp_path: Path) -> None:
+    from conftest import write_scenario
+
+    from twin_traffic.evaluate import run_episode
+
+    # A red that never ends: SUMO teleports the waiting car after time_to_teleport s.
+    config = write_scenario(tmp_path, [("v0", 0)], [(500, "r")], end=200)
+    teleports = {
+        ttt: run_episode(RunSpec(str(config), time_to_teleport=ttt)).metrics["teleports"]
+        for ttt in (30.0, -1.0)
+    }
+    assert teleports == {30.0: 1, -1.0: 0}
