@@ -136,3 +136,13 @@ def test_time_to_teleport_reaches_sumo(tmp_path: Path) -> None:
         for ttt in (30.0, -1.0)
     }
     assert teleports == {30.0: 1, -1.0: 0}
+
+
+def test_scenario_check_checks_the_protocol_options_too() -> None:
+    good = cli("scenario", "check", "single", "--protocol", "resco", "--sumo-option",
+               "--max-depart-delay 600")  # fmt: skip
+    assert good.returncode == 0, good.stderr
+    assert good.stdout.strip().endswith("SUMO options --max-depart-delay 600 --time-to-teleport -1")
+    bad = cli("scenario", "check", "single", "--sumo-option", "--nope 1")
+    assert bad.returncode == 1 and bad.stdout == ""
+    assert bad.stderr.startswith("error: --sumo-option '--nope 1': SUMO has no option --nope")

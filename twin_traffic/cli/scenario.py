@@ -8,7 +8,16 @@ from typing import TYPE_CHECKING
 from rich.table import Table
 
 from twin_traffic.cli.app import out, scenario_app
-from twin_traffic.cli.common import BeginOption, EndOption, RoutesOption, ScenarioArg
+from twin_traffic.cli.common import (
+    BeginOption,
+    EndOption,
+    ProtocolOption,
+    RoutesOption,
+    ScenarioArg,
+    SumoOption,
+    TeleportOption,
+    protocol_from,
+)
 from twin_traffic.errors import TwinTrafficError
 
 if TYPE_CHECKING:
@@ -75,8 +84,13 @@ def scenario_check(
     routes: RoutesOption = None,
     begin: BeginOption = None,
     end: EndOption = None,
+    protocol: ProtocolOption = None,
+    time_to_teleport: TeleportOption = None,
+    sumo_option: SumoOption = None,
 ) -> None:
-    """Validate a scenario without simulating it (exit code 1 and the reason if it fails)."""
+    """Validate a scenario, and the protocol options if given, without simulating it (exit
+    code 1 and the reason if it fails)."""
+    run_protocol = protocol_from(protocol, time_to_teleport, sumo_option)
     loaded, network = _load(scenario, routes, begin, end)
     for light in network.traffic_lights.values():
         if not light.green_phases:
@@ -84,9 +98,13 @@ def scenario_check(
                 f"{loaded.net_file}: signal '{light.id}' has no green phase in programme "
                 f"'{light.program_id}'; give it at least one phase with a G or g"
             )
+    args = run_protocol.sumo_args()
+    extra = f"; SUMO options {' '.join(args)}" if args else ""
     out.print(
         f"[green]ok[/green] {loaded.name}: {len(network.traffic_lights)} signals, "
         f"{len(loaded.route_files)} route file(s), window {loaded.begin:g}–{loaded.end:g} s"
+        f"{extra}",
+        highlight=False,
     )
 
 
