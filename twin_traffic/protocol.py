@@ -141,17 +141,9 @@ def sumo_option_names() -> frozenset[str]:
     return frozenset(option.tag for section in root for option in section)
 
 
-def protocol_dict(protocol: RunProtocol) -> dict[str, Any]:
-    """The protocol as the JSON of a run's spec."""
-    return {
-        "name": protocol.name,
-        "time_to_teleport": protocol.time_to_teleport,
-        "sumo_options": list(protocol.sumo_options),
-    }
-
-
-def with_timings(params: Mapping[str, Any], accepted: Sequence[str], protocol: RunProtocol
-                 ) -> dict[str, Any]:  # fmt: skip
+def with_timings(
+    params: Mapping[str, Any], accepted: Sequence[str], protocol: RunProtocol
+) -> dict[str, Any]:
     """A controller's parameters with the preset's timings where the controller takes them
     and the user did not set them."""
     extra = {k: v for k, v in protocol.timings().items() if k in accepted and k not in params}

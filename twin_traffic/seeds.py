@@ -50,8 +50,9 @@ def check_seeds(seeds: Iterable[object], option: str = "--seeds") -> tuple[int, 
     checked: list[int] = []
     for seed in seeds:
         if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
-            raise SeedError(f"{option}: {seed!r} is not a seed; seeds are whole numbers from 0 "
-                            f"to {MAX_SEED}")  # fmt: skip
+            raise SeedError(
+                f"{option}: {seed!r} is not a seed; seeds are whole numbers from 0 to {MAX_SEED}"
+            )
         checked.append(seed)
     if not checked:
         raise SeedError(f"{option}: no seeds given; {SYNTAX}")

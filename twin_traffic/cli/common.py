@@ -68,8 +68,7 @@ HOLDOUT_SEEDS = "200-204"
 """The default held-out seeds of every final comparison (train, tune)."""
 
 
-def seeds_option(values: Sequence[str] | None, default: str, option: str = "--seeds"
-                 ) -> list[int]:  # fmt: skip
+def seeds_option(values: Sequence[str] | None, default: str, option: str = "--seeds") -> list[int]:
     """The seeds of a seed option (see :mod:`twin_traffic.seeds`), or ``default``."""
     from twin_traffic.seeds import parse_seeds
 
