@@ -254,3 +254,11 @@ def test_parallel_env_rejects_invalid_actions() -> None:
     with pytest.raises(TwinTrafficError, match="is not in its action space"):
         padded.step(dict.fromkeys(padded.possible_agents, most))
     padded.close()
+
+
+def test_sumo_errors_reach_the_user_of_a_traci_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DISPLAY", ":nonexistent-display-99")
+    env = SignalEnv("single", end=30, render_mode="human")
+    with pytest.raises(SimulationError, match="unable to open display"):
+        env.reset(seed=0)
+    env.close()

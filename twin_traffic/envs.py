@@ -161,7 +161,8 @@ class SignalTwin:
         self.close_sim()
         extra = self.config.protocol_args
         extra += ("--scale", f"{scale:g}") if scale != 1.0 else ()
-        config = SimConfig(backend=self.config.backend, gui=self.config.gui, extra_args=extra)
+        config = SimConfig(backend=self.config.backend, gui=self.config.gui, extra_args=extra,
+                           stderr=Path(self._scratch.name) / "sumo.stderr")  # fmt: skip
         self.sim = Simulation(self.scenario, seed, None, config, self._additional).start()
         if self.bank.step_length != self.sim.step_length:  # the engines count in steps
             self.bank = SignalBank(self.network, self.signal_ids, self.config.timing,

@@ -59,6 +59,8 @@ class SimConfig:
         warnings: let SUMO print its warnings (off: they would break into progress
             displays; teleports and other figures are counted from its outputs anyway).
         extra_args: further SUMO options, appended last.
+        stderr: where a separate SUMO process (TraCI) writes its stderr; by default the
+            outputs' folder, if any (a failure quotes its last lines).
     """
 
     backend: Backend = "libsumo"
@@ -66,6 +68,7 @@ class SimConfig:
     sumo_home: Path | None = None
     warnings: bool = False
     extra_args: tuple[str, ...] = ()
+    stderr: Path | None = None
 
     @property
     def effective_backend(self) -> Backend:
@@ -263,6 +266,8 @@ class Simulation:
 
     def _stderr_file(self) -> Path | None:
         """Where a separate SUMO process writes its stderr: the run's scratch folder."""
+        if self.config.stderr is not None:
+            return self.config.stderr
         return None if self.outputs is None else self.outputs.directory / "sumo.stderr"
 
     def _failure(self, what: str, error: BaseException) -> str:
