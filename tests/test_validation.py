@@ -53,6 +53,12 @@ def test_unknown_key_lists_the_valid_ones() -> None:
         ("webster", {"max_flow_ratio": 2}, "max_flow_ratio must be in (0, 1]"),
         ("policy", {"deterministic": "maybe"}, "is not true or false"),
         ("policy", {}, "policy: needs model=...; pass --param model=VALUE"),
+        (
+            "max-pressure",
+            {"min_green": 70},
+            "max-pressure: min_green=70 is more than max_green=60; choose min_green <= max_green",
+        ),
+        ("webster", {"min_cycle": 200}, "webster: min_cycle=200 is more than max_cycle=150"),
     ],
 )
 def test_types_ranges_and_required_values(name: str, params: dict, message: str) -> None:

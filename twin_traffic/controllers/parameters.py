@@ -171,6 +171,8 @@ PARAMETERS: dict[str, tuple[Param, ...]] = {
         Param("file", "path", None, "another name for plan"),
     ),
 }
+# Pairs of parameters whose first may not exceed the second.
+_ORDERED = (("min_green", "max_green"), ("min_cycle", "max_cycle"))
 # Controllers whose required file may be given under either of two names.
 _EITHER = frozenset({"plan", "tuned"})
 
@@ -204,6 +206,14 @@ def check_params(controller: str, params: Mapping[str, Any]) -> dict[str, Any]:
             )
         checked[key] = by_name[key].check(value, controller)
     missing = [p for p in declared if p.required and p.name not in checked]
+    for low, high in _ORDERED:
+        if low in by_name and high in by_name:
+            values = {n: checked.get(n, by_name[n].default) for n in (low, high)}
+            if values[low] > values[high]:
+                raise ControllerError(
+                    f"{controller}: {low}={values[low]:g} is more than {high}={values[high]:g}; "
+                    f"choose {low} <= {high}"
+                )
     if controller in _EITHER:
         missing = []  # the controller itself says how to make the file it needs
     if missing:
