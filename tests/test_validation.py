@@ -159,3 +159,11 @@ def test_shipped_recipes_pass_their_checks() -> None:
 
     for algo in ALGORITHMS:
         assert load_recipe(default_recipe(algo)).algo == algo
+
+
+def test_training_baselines_follow_the_protocol_preset() -> None:
+    from twin_traffic.train import protocol_params
+
+    assert protocol_params("max-pressure", "resco") == {"decision_interval": 10.0, "yellow": 3.0}
+    assert protocol_params("fixed", "resco") == {}
+    assert protocol_params("max-pressure", None) == {}

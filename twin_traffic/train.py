@@ -442,6 +442,15 @@ def scenario_fields(config: EnvConfig) -> dict[str, Any]:
     }  # fmt: skip
 
 
+def protocol_params(controller: str, protocol: str | None) -> dict[str, Any]:
+    """A baseline controller's parameters under a protocol preset (its timings)."""
+    from twin_traffic.controllers.parameters import parameters_of
+    from twin_traffic.protocol import RunProtocol, with_timings
+
+    accepted = [p.name for p in parameters_of(controller) or ()]
+    return with_timings({}, accepted, RunProtocol(protocol))
+
+
 def _baselines(
     folder: Path, config: EnvConfig, seeds: Sequence[int], workers: int
 ) -> dict[str, list[float]]:
@@ -453,7 +462,7 @@ def _baselines(
             return dict(stored["delay"])
     specs = [
         RunSpec(config.scenario, controller=name, seed=s, emissions=False,
-                **scenario_fields(config))
+                params=protocol_params(name, config.protocol), **scenario_fields(config))
         for name in BASELINES
         for s in seeds
     ]  # fmt: skip

@@ -134,8 +134,13 @@ def _compare(
     from twin_traffic.evaluate import RunSpec
     from twin_traffic.metrics import summarize_runs
     from twin_traffic.report import comparison_table
+    from twin_traffic.train import protocol_params
 
-    controllers = {"fixed": {}, "max-pressure": {}, "agent": {"model": str(model)}}
+    controllers = {
+        "fixed": {},
+        "max-pressure": protocol_params("max-pressure", options["protocol"]),
+        "agent": {"model": str(model)},
+    }
     specs = [
         RunSpec(scenario, controller="policy" if label == "agent" else label, params=params,
                 seed=s, emissions=False, routes=options["routes"], begin=options.get("begin"),
