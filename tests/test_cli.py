@@ -61,11 +61,75 @@ def test_bad_scenario_is_one_line_on_stderr(tmp_path: Path) -> None:
     )
 
 
-def test_unknown_controller_is_reported_per_run() -> None:
-    result = cli("evaluate", "single", "--end", "30", "--controller", "magic")
-    assert result.returncode == 1
-    assert "unknown controller 'magic'; choose one of: actuated, fixed," in result.stderr
-    assert "Traceback" not in result.stderr
+def test_unknown_controller_fails_before_any_run() -> None:
+    result = cli("evaluate", "single", "--end", "30", "-c", "fixed", "--controller", "magic")
+    assert result.returncode == 1 and result.stdout == ""
+    assert result.stderr.startswith("error: unknown controller 'magic'; choose one of: actuated,")
+    assert len(result.stderr.strip().splitlines()) == 1  # once, not once per seed; no run
+    assert "done" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("-c", "max-pressure", "-p", "min_gren=5"),
+         "error: max-pressure: no parameter 'min_gren'; its parameters are: decision_interval, "
+         "min_green, max_green, yellow, all_red"),
+        (("-c", "sotl", "-p", "threshold=lots"), "error: sotl: threshold='lots' must be a number"),
+        (("-c", "greedy", "-p", "min_green=-2"),
+         "error: greedy: min_green=-2 is out of range; min_green must be >= 0"),
+        (("--seeds", "5-2"), "error: --seeds '5-2': not a range (it runs backwards)"),
+        (("--seeds", "-1"), "error: --seeds '-1': not a seed or a range"),
+        (("--sumo-option", "--bogus 1"), "error: --sumo-option '--bogus 1': SUMO has no option"),
+    ],
+)  # fmt: skip
+def test_evaluate_checks_its_input_before_any_run(args: tuple[str, ...], message: str) -> None:
+    result = cli("evaluate", "single", "--end", "30", "--seeds", "0-2", *args)
+    assert result.returncode == 1 and result.stdout == ""
+    assert result.stderr.startswith(message), result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert "Traceback" not in result.stderr and "__init__" not in result.stderr
+
+
+def test_seed_syntax_is_one_everywhere() -> None:
+    result = cli("evaluate", "single", "--end", "30", "--seeds", "0,1", "--format", "json")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["seeds"] == [0, 1]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("evaluate", "single", "--sed", "3"),
+         "error: No such option: --sed (Possible options: --end, --seeds); see twin-traffic "
+         "evaluate --help"),
+        (("evaluate", "single", "--workers", "0"),
+         "error: Invalid value for '--workers': Input should be greater than or equal to 1; see "
+         "twin-traffic evaluate --help"),
+        (("evaluate",), "error: Missing argument 'scenario'; see twin-traffic evaluate --help"),
+        (("nonsense",), "error: No such command 'nonsense'; see twin-traffic --help"),
+    ],
+)  # fmt: skip
+def test_usage_errors_are_one_line_and_exit_1(args: tuple[str, ...], message: str) -> None:
+    result = cli(*args)
+    assert result.returncode == 1 and result.stdout == ""
+    assert result.stderr.strip() == message
+
+
+def test_version_and_help_still_work() -> None:
+    from importlib.metadata import version
+
+    result = cli("--version")
+    assert (
+        result.returncode == 0
+        and result.stdout.strip() == f"twin-traffic {version('twin-traffic')}"
+    )
+    helped = cli("evaluate", "--help")
+    assert helped.returncode == 0 and "--protocol" in helped.stdout
+    assert "max-pressure: decision_interval=5, min_green=5, max_green=60" in helped.stdout
+    assert "plan: file or plan (a plan file, required)" in helped.stdout
+    bare = cli("scenario")
+    assert bare.returncode == 0 and "check" in bare.stdout
 
 
 def test_bad_param_syntax() -> None:
@@ -143,7 +207,7 @@ def test_evaluate_a_user_sumocfg(road: Path) -> None:
 def test_seed_lists_and_ranges_expand() -> None:
     argv = ["evaluate", "x", "--seeds", "0", "2-4", "--format", "json"]
     assert expand_multi_value_options(argv) == [
-        "evaluate", "x", "--seeds", "0", "--seeds", "2", "--seeds", "3", "--seeds", "4",
-        "--format", "json",
+        "evaluate", "x", "--seeds", "0 2-4", "--format", "json",
     ]  # fmt: skip
     assert expand_multi_value_options(["--seeds", "x"]) == ["--seeds", "x"]
+    assert expand_multi_value_options(["--seeds", "-1", "-c", "a"]) == ["--seeds", "-1", "-c", "a"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import gymnasium as gym
 import numpy as np
 import pytest
@@ -197,3 +199,66 @@ def _green_runs(states: list[str], greens: set[str]) -> list[tuple[str, int, boo
                 runs[-1] = (runs[-1][0], runs[-1][1], True)
             runs.append((state, 1, False))
     return [run for run in runs if run[0] in greens]
+
+
+def test_the_scenario_can_be_given_positionally(road: Path) -> None:
+    from twin_traffic.scenario import load_scenario
+
+    for source in (str(road), road, load_scenario(road, end=30)):
+        env = SignalEnv(source, end=30)
+        assert env.twin.scenario.config_file == road.resolve()
+        env.close()
+    parallel = SignalParallelEnv("single", end=30)
+    observations, _ = parallel.reset(seed=0)
+    assert set(observations) == set(parallel.possible_agents)
+    parallel.close()
+
+
+def test_unknown_keywords_are_rejected_with_the_valid_ones() -> None:
+    with pytest.raises(TwinTrafficError) as error:
+        SignalEnv("single", min_gren=5)
+    assert str(error.value).startswith(
+        "SignalEnv: unknown keyword 'min_gren'; the keywords are: config, render_mode, scenario,"
+    )
+    with pytest.raises(TwinTrafficError, match="SignalParallelEnv: unknown keyword 'pad'"):
+        SignalParallelEnv("single", pad=True)
+    with pytest.raises(TwinTrafficError, match="render_mode='rgb_array' is not supported"):
+        SignalEnv("single", render_mode="rgb_array")
+
+
+def test_human_render_mode_constructs_and_needs_a_display(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    env = gym.make("twin_traffic/single-v0", render_mode="human")
+    assert env.render_mode == "human" and env.unwrapped.config.gui
+    with pytest.raises(SimulationError, match="no display is available"):
+        env.reset(seed=0)
+    env.close()
+
+
+def test_parallel_env_rejects_invalid_actions() -> None:
+    env = SignalParallelEnv("arterial", end=60)
+    env.reset(seed=0)
+    agent = env.possible_agents[0]
+    actions = {a: 0 for a in env.possible_agents}
+    with pytest.raises(TwinTrafficError, match=f"agent '{agent}': action 7 is not in its action"):
+        env.step({**actions, agent: 7})
+    with pytest.raises(TwinTrafficError, match="action -1 is not in"):
+        env.step({**actions, agent: -1})
+    with pytest.raises(TwinTrafficError, match=f"no action for agent '{agent}'"):
+        env.step({a: 0 for a in env.possible_agents[1:]})
+    env.close()
+    padded = SignalParallelEnv("mixed", padded=True, end=60)
+    padded.reset(seed=0)
+    most = padded.action_space(padded.possible_agents[0]).n
+    with pytest.raises(TwinTrafficError, match="is not in its action space"):
+        padded.step(dict.fromkeys(padded.possible_agents, most))
+    padded.close()
+
+
+def test_sumo_errors_reach_the_user_of_a_traci_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DISPLAY", ":nonexistent-display-99")
+    env = SignalEnv("single", end=30, render_mode="human")
+    with pytest.raises(SimulationError, match="unable to open display"):
+        env.reset(seed=0)
+    env.close()

@@ -65,7 +65,7 @@ def test_actuated_runs_sumo_actuated_programmes() -> None:
 def test_unknown_controller_and_parameter() -> None:
     with pytest.raises(ControllerError, match="unknown controller 'magic'; choose one of"):
         run_episode(RunSpec("single", controller="magic", end=10))
-    with pytest.raises(ControllerError, match="controller 'actuated': bad parameters"):
+    with pytest.raises(ControllerError, match="actuated: no parameter 'speed'; its parameters"):
         run_episode(RunSpec("single", controller="actuated", params={"speed": 3}, end=10))
 
 

@@ -99,7 +99,7 @@ def reference(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
         (("seeds = [0, 1]", "seeds = [1, 1]"), "seeds", "listed twice"),
         (("seeds = [0, 1]", 'seeds = "5-2"'), "seeds", "not a range"),
         (("seeds = [0, 1]", "seeds = [true]"), "seeds", "True is not a seed"),
-        (("min_green = 3,", "min_grn = 3,"), "controllers[2].params", "bad parameters"),
+        (("min_green = 3,", "min_grn = 3,"), "controllers[2].params", "no parameter 'min_grn'"),
         (('label = "actuated-short"\n', ""), "", ""),  # distinct params: still valid
         (('label = "actuated-short"', 'label = "fixed"'), "controllers[2]", "same label"),
         (("end = 300", "end = 300\nbaseline = 'webster'"), "baseline", "none of the controllers"),
@@ -367,3 +367,28 @@ def test_only_a_policy_is_trained_by_a_sweep(tmp_path: Path) -> None:
     )
     with pytest.raises(SweepError, match=r"controllers\[0\].train: only a name = \"policy\""):
         load_sweep(sweep_file)
+
+
+def test_a_run_folder_written_before_the_protocol_fields_still_counts(tmp_path: Path) -> None:
+    from twin_traffic.evaluate import RunSpec, run_episode
+    from twin_traffic.store import SPEC_FILE, write_run
+    from twin_traffic.sweep import _finished
+
+    spec = RunSpec("single", end=30)
+    folder = write_run(tmp_path, run_episode(spec))
+    old = json.loads((folder / SPEC_FILE).read_text())
+    for key in ("protocol", "time_to_teleport", "sumo_options"):
+        del old[key]
+    (folder / SPEC_FILE).write_text(json.dumps(old))
+    assert _finished(folder, spec)
+    assert not _finished(folder, RunSpec("single", end=30, time_to_teleport=-1))
+
+
+def test_sweep_training_takes_workers_and_its_old_name_envs(tmp_path: Path) -> None:
+    for key in ("workers", "envs"):
+        path = tmp_path / f"{key}.toml"
+        path.write_text(
+            'scenarios = ["single"]\nseeds = [0]\n[[controllers]]\nname = "policy"\n'
+            f'train = {{ algo = "ppo", timesteps = 128, {key} = 2 }}\n'
+        )
+        assert load_sweep(path).controllers[0].train == {"algo": "ppo", "timesteps": 128, key: 2}

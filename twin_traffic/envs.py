@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -72,6 +72,11 @@ class EnvConfig:
         begin: start time override, s.
         end: end time override, s.
         routes: route files, with a ``.net.xml`` scenario.
+        protocol: the benchmark preset followed (``resco``), recorded only.
+        time_to_teleport: SUMO's ``--time-to-teleport``, s (-1: never; ``None``: the
+            scenario's own).
+        sumo_options: further SUMO options for every episode (see
+            :mod:`twin_traffic.protocol`).
     """
 
     scenario: str = "grid3x3"
@@ -90,6 +95,17 @@ class EnvConfig:
     begin: float | None = None
     end: float | None = None
     routes: tuple[str, ...] = ()
+    protocol: str | None = None
+    time_to_teleport: float | None = None
+    sumo_options: tuple[str, ...] = ()
+
+    @property
+    def protocol_args(self) -> tuple[str, ...]:
+        """The SUMO options of the protocol."""
+        from twin_traffic.protocol import RunProtocol
+
+        run = RunProtocol(self.protocol, self.time_to_teleport, self.sumo_options)
+        return tuple(run.sumo_args())
 
     @property
     def timing(self) -> SignalTiming:
@@ -143,8 +159,10 @@ class SignalTwin:
     def start(self, seed: int, scale: float) -> list[np.ndarray]:
         """(Re)start SUMO with ``seed`` and demand ``scale``; the first observations."""
         self.close_sim()
-        extra = ("--scale", f"{scale:g}") if scale != 1.0 else ()
-        config = SimConfig(backend=self.config.backend, gui=self.config.gui, extra_args=extra)
+        extra = self.config.protocol_args
+        extra += ("--scale", f"{scale:g}") if scale != 1.0 else ()
+        config = SimConfig(backend=self.config.backend, gui=self.config.gui, extra_args=extra,
+                           stderr=Path(self._scratch.name) / "sumo.stderr")  # fmt: skip
         self.sim = Simulation(self.scenario, seed, None, config, self._additional).start()
         if self.bank.step_length != self.sim.step_length:  # the engines count in steps
             self.bank = SignalBank(self.network, self.signal_ids, self.config.timing,
@@ -195,9 +213,45 @@ class SignalTwin:
         self._scratch.cleanup()
 
 
-def _config(config: EnvConfig | None, overrides: Mapping[str, Any]) -> EnvConfig:
+ScenarioSource = str | Path | Scenario
+"""A scenario as the envs take it: a built-in name, a file, or a loaded :class:`Scenario`."""
+
+RENDER_MODES = ("human",)
+"""``human`` watches the episodes in sumo-gui (through TraCI; it needs a display)."""
+
+
+def _config(
+    owner: str,
+    scenario: ScenarioSource | EnvConfig | None,
+    config: EnvConfig | None,
+    render_mode: str | None,
+    overrides: Mapping[str, Any],
+) -> EnvConfig:
+    """The env's config from its arguments; unknown keywords and render modes raise."""
+    if isinstance(scenario, EnvConfig):  # ``SignalEnv(config)``
+        if config is not None:
+            raise TwinTrafficError(f"{owner}: give the EnvConfig once, not also as config=")
+        scenario, config = None, scenario
+    known = [f.name for f in fields(EnvConfig)]
+    unknown = [key for key in overrides if key not in known]
+    if unknown:
+        raise TwinTrafficError(
+            f"{owner}: unknown keyword '{unknown[0]}'; the keywords are: "
+            f"{', '.join(['config', 'render_mode', *known])}"
+        )
+    if render_mode is not None and render_mode not in RENDER_MODES:
+        raise TwinTrafficError(
+            f"{owner}: render_mode={render_mode!r} is not supported; choose one of: "
+            f"{', '.join(RENDER_MODES)} (or None)"
+        )
     values = dict(overrides)
-    for key in ("signals", "observation", "routes"):
+    if scenario is not None:
+        if "scenario" in values:
+            raise TwinTrafficError(f"{owner}: give the scenario once, not also as scenario=")
+        values.update(_scenario_fields(scenario))
+    if render_mode == "human":
+        values["gui"] = True
+    for key in ("signals", "observation", "routes", "sumo_options"):
         if isinstance(values.get(key), str):
             values[key] = (values[key],)
         elif values.get(key) is not None:
@@ -205,7 +259,23 @@ def _config(config: EnvConfig | None, overrides: Mapping[str, Any]) -> EnvConfig
     if isinstance(values.get("demand_scale"), list):
         values["demand_scale"] = tuple(values["demand_scale"])
     base = config or EnvConfig()
-    return EnvConfig(**{**base.__dict__, **values})
+    return replace(base, **values)
+
+
+def _scenario_fields(scenario: ScenarioSource) -> dict[str, Any]:
+    """The :class:`EnvConfig` fields that name ``scenario``."""
+    if not isinstance(scenario, Scenario):
+        return {"scenario": str(scenario)}
+    if scenario.builtin:
+        source = scenario.name
+    elif scenario.config_file is not None:
+        source = str(scenario.config_file)
+    else:
+        source = str(scenario.net_file)
+    fields_ = {"scenario": source, "begin": scenario.begin, "end": scenario.end}
+    if scenario.config_file is None:
+        fields_["routes"] = tuple(str(p) for p in scenario.route_files)
+    return fields_
 
 
 def _draw_scale(scale: float | tuple[float, float], rng: np.random.Generator) -> float:
@@ -218,16 +288,27 @@ def _draw_scale(scale: float | tuple[float, float], rng: np.random.Generator) ->
 class SignalEnv(gym.Env[np.ndarray, Any]):
     """Gymnasium env: one agent controls one signal or several at once.
 
-    Keyword arguments are :class:`EnvConfig` fields (or pass ``config=``). With one
-    controlled signal the action space is ``Discrete(greens)``, with several it is
-    ``MultiDiscrete`` and the observation concatenates the signals' vectors; the reward
-    is then the mean of the signals' rewards.
+    The scenario comes first (a built-in name, a ``.sumocfg`` or ``.net.xml`` path, or a
+    loaded :class:`~twin_traffic.scenario.Scenario`): ``SignalEnv("my.sumocfg")``.
+    Keyword arguments are :class:`EnvConfig` fields (or pass ``config=``); an unknown one
+    raises with the list of valid ones. ``render_mode="human"`` watches the episodes in
+    sumo-gui. With one controlled signal the action space is ``Discrete(greens)``, with
+    several it is ``MultiDiscrete`` and the observation concatenates the signals'
+    vectors; the reward is then the mean of the signals' rewards.
     """
 
-    metadata = {"render_modes": []}  # noqa: RUF012  (Gymnasium's convention)
+    metadata = {"render_modes": list(RENDER_MODES)}  # noqa: RUF012  (Gymnasium's convention)
 
-    def __init__(self, config: EnvConfig | None = None, **overrides: Any) -> None:
-        self.config = _config(config, overrides)
+    def __init__(
+        self,
+        scenario: ScenarioSource | EnvConfig | None = None,
+        config: EnvConfig | None = None,
+        *,
+        render_mode: str | None = None,
+        **overrides: Any,
+    ) -> None:
+        self.config = _config(type(self).__name__, scenario, config, render_mode, overrides)
+        self.render_mode = render_mode
         self.twin = SignalTwin(self.config)
         greens = self.twin.bank.num_greens
         if len(greens) == 1:
@@ -266,6 +347,9 @@ class SignalEnv(gym.Env[np.ndarray, Any]):
             self.twin.info(),
         )
 
+    def render(self) -> None:
+        """Nothing to do: in ``human`` mode sumo-gui draws every step itself."""
+
     def close(self) -> None:
         """Stop SUMO."""
         self.twin.close_sim()
@@ -274,19 +358,28 @@ class SignalEnv(gym.Env[np.ndarray, Any]):
 class SignalParallelEnv(ParallelEnv[str, np.ndarray, int]):
     """PettingZoo parallel env: one agent per signal.
 
-    Keyword arguments are :class:`EnvConfig` fields (or pass ``config=``), plus
-    ``padded``: give every agent the same observation and action space (zero-padded
-    observations, ``Discrete(max greens)`` actions and an ``action_mask`` in each info),
-    so one shared policy can drive every signal. An action outside a signal's mask keeps
-    its current green.
+    The scenario and keyword arguments are those of :class:`SignalEnv`, plus ``padded``:
+    give every agent the same observation and action space (zero-padded observations,
+    ``Discrete(max greens)`` actions and an ``action_mask`` in each info), so one shared
+    policy can drive every signal. Every live agent must act, within its action space:
+    anything else raises, as PettingZoo's wrappers do. The one exception is padding: in
+    ``padded`` mode an action the signal's mask rules out (a green it does not have)
+    keeps its current green, so a shared policy that ignores masks cannot crash a run.
     """
 
-    metadata = {"name": "twin_traffic_signals_v0", "render_modes": []}  # noqa: RUF012
+    metadata = {"name": "twin_traffic_signals_v0", "render_modes": list(RENDER_MODES)}  # noqa: RUF012
 
     def __init__(
-        self, config: EnvConfig | None = None, padded: bool = False, **overrides: Any
+        self,
+        scenario: ScenarioSource | EnvConfig | None = None,
+        config: EnvConfig | None = None,
+        padded: bool = False,
+        *,
+        render_mode: str | None = None,
+        **overrides: Any,
     ) -> None:
-        self.config = _config(config, overrides)
+        self.config = _config(type(self).__name__, scenario, config, render_mode, overrides)
+        self.render_mode = render_mode
         self.padded = padded
         self.twin = SignalTwin(self.config)
         self.possible_agents = list(self.twin.signal_ids)
@@ -345,11 +438,22 @@ class SignalParallelEnv(ParallelEnv[str, np.ndarray, int]):
         dict[str, dict[str, Any]],
     ]:
         """Serve each agent's requested green for one decision interval."""
+        missing = [agent for agent in self.agents if agent not in actions]
+        if missing or not self.agents:
+            raise TwinTrafficError(
+                "call reset() before step()" if not self.agents
+                else f"no action for agent '{missing[0]}'; every live agent acts at each step"
+            )  # fmt: skip
         greens = []
         for index, agent in enumerate(self.possible_agents):
-            action = int(actions.get(agent, -1))
-            valid = 0 <= action < self._greens[agent]
-            greens.append(action if valid else self.twin.bank.engines[index].current_green)
+            action = actions[agent]
+            if not self._action_spaces[agent].contains(action):
+                raise TwinTrafficError(
+                    f"agent '{agent}': action {action!r} is not in its action space "
+                    f"{self._action_spaces[agent]}"
+                )
+            valid = int(action) < self._greens[agent]  # padded mode: beyond the mask
+            greens.append(int(action) if valid else self.twin.bank.engines[index].current_green)
         observations, rewards, truncated = self.twin.step(greens)
         agents = self.possible_agents
         result = (
@@ -379,6 +483,9 @@ class SignalParallelEnv(ParallelEnv[str, np.ndarray, int]):
         return {
             agent: {**shared, "action_mask": self._masks[agent]} for agent in self.possible_agents
         }
+
+    def render(self) -> None:
+        """Nothing to do: in ``human`` mode sumo-gui draws every step itself."""
 
     def close(self) -> None:
         """Stop SUMO."""

@@ -56,6 +56,10 @@ class RunSpec:
         sample_interval: seconds between samples of the queues (and gridlock checks).
         emissions: also measure CO2 and fuel (SUMO's emissions device, which makes SUMO
             itself 30-50% slower; off, they are NaN).
+        protocol: the benchmark preset the run follows (``resco``), if any.
+        time_to_teleport: SUMO's ``--time-to-teleport``, s (-1: never; ``None``: the
+            scenario's own).
+        sumo_options: further SUMO options (see :mod:`twin_traffic.protocol`).
     """
 
     scenario: str
@@ -70,12 +74,16 @@ class RunSpec:
     gridlock_seconds: float = DEFAULT_GRIDLOCK_SECONDS
     sample_interval: float = 5.0
     emissions: bool = False
+    protocol: str | None = None
+    time_to_teleport: float | None = None
+    sumo_options: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict of the spec."""
         data = asdict(self)
         data["params"] = dict(self.params)
         data["routes"] = list(self.routes)
+        data["sumo_options"] = list(self.sumo_options)
         return data
 
     @classmethod
@@ -83,7 +91,15 @@ class RunSpec:
         """Inverse of :meth:`to_dict`."""
         values = dict(data)
         values["routes"] = tuple(values.get("routes", ()))
+        values["sumo_options"] = tuple(values.get("sumo_options", ()))
         return cls(**values)
+
+    def sumo_args(self) -> tuple[str, ...]:
+        """The SUMO options of the run's protocol."""
+        from twin_traffic.protocol import RunProtocol
+
+        protocol = RunProtocol(self.protocol, self.time_to_teleport, self.sumo_options)
+        return tuple(protocol.sumo_args())
 
     @property
     def label(self) -> str:
@@ -131,7 +147,7 @@ def run_episode(
         directory = Path(scratch)
         outputs = OutputFiles(directory, emissions=spec.emissions)
         additional = controller.additional_files(network, directory)
-        config = SimConfig(backend=spec.backend, gui=spec.gui)
+        config = SimConfig(backend=spec.backend, gui=spec.gui, extra_args=spec.sumo_args())
         sim = Simulation(scenario, spec.seed, outputs, config, additional_files=additional)
         clock = time.perf_counter()
         with sim:

@@ -37,6 +37,13 @@ class Scenario:
     traffic_lights: tuple[str, ...] = field(default=(), compare=False)
 
     @property
+    def source_label(self) -> str:
+        """How messages name the scenario: a built-in by its name, others by their file."""
+        if self.builtin:
+            return f"built-in scenario '{self.name}'"
+        return str(self.config_file or self.net_file)
+
+    @property
     def duration(self) -> float:
         """Length of the simulated window in seconds."""
         return self.end - self.begin
@@ -176,7 +183,7 @@ def _from_net(
 def _validated(scenario: Scenario) -> Scenario:
     if scenario.begin < 0 or scenario.end <= scenario.begin:
         raise ScenarioError(
-            f"{scenario.config_file or scenario.net_file}: time window "
+            f"{scenario.source_label}: time window "
             f"begin={_fmt(scenario.begin)} s, end={_fmt(scenario.end)} s is empty; "
             "choose --end after --begin (both in seconds, begin >= 0)"
         )

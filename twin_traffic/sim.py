@@ -66,6 +66,8 @@ class SimConfig:
         warnings: let SUMO print its warnings (off: they would break into progress
             displays; teleports and other figures are counted from its outputs anyway).
         extra_args: further SUMO options, appended last.
+        stderr: where a separate SUMO process (TraCI) writes its stderr; by default the
+            outputs' folder, if any (a failure quotes its last lines).
     """
 
     backend: Backend = "libsumo"
@@ -73,6 +75,7 @@ class SimConfig:
     sumo_home: Path | None = None
     warnings: bool = False
     extra_args: tuple[str, ...] = ()
+    stderr: Path | None = None
 
     @property
     def effective_backend(self) -> Backend:
@@ -201,8 +204,10 @@ class Simulation:
             _libsumo_owner = self
             self.api = libsumo
         else:
+            if self.config.gui:
+                check_display()
             try:
-                self.api = _start_traci(command)
+                self.api = _start_traci(command, self._stderr_file())
             except Exception as error:
                 raise SimulationError(self._failure("SUMO did not start", error)) from None
             # Steps and signal commands use the client's message buffer and socket.
@@ -277,19 +282,26 @@ class Simulation:
                 self._failure(f"SUMO failed at t={self._time:g} s", error)
             ) from None
 
+    def _stderr_file(self) -> Path | None:
+        """Where a separate SUMO process writes its stderr: the run's scratch folder."""
+        if self.config.stderr is not None:
+            return self.config.stderr
+        return None if self.outputs is None else self.outputs.directory / "sumo.stderr"
+
     def _failure(self, what: str, error: BaseException) -> str:
         detail = str(error) or type(error).__name__
         log_lines = []
-        if self.outputs is not None and self.outputs.log.exists():
-            log_lines = [
-                line.strip()
-                for line in self.outputs.log.read_text(errors="replace").splitlines()
-                if line.startswith("Error")
-            ]
-        if log_lines:
-            detail = "; ".join(log_lines[-3:])
-        source = self.scenario.config_file or self.scenario.net_file
-        return f"{source}: {what}: {detail}"
+        stderr = self._stderr_file()
+        for path in (self.outputs.log if self.outputs else None, stderr):
+            if path is not None and path.exists():
+                log_lines += [
+                    line.strip()
+                    for line in path.read_text(errors="replace").splitlines()
+                    if line.strip() and (path == stderr or line.startswith("Error"))
+                ]
+        if log_lines:  # the error log and stderr may carry the same lines
+            detail = "; ".join(list(dict.fromkeys(log_lines))[-3:])
+        return f"{self.scenario.source_label}: {what}: {detail}"
 
     # -- subscriptions -----------------------------------------------------------------------
 
@@ -370,7 +382,18 @@ class Simulation:
             self._set_phase_duration(tls, steps * self.step_length)
 
 
-def _start_traci(command: list[str]) -> Any:
+def check_display() -> None:
+    """Raise SimulationError when sumo-gui cannot open here (no X or Wayland display)."""
+    import os
+
+    if not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+        raise SimulationError(
+            "--gui: no display is available (DISPLAY is not set), so sumo-gui cannot open; "
+            "run without --gui, or under a virtual display (xvfb-run twin-traffic ...)"
+        )
+
+
+def _start_traci(command: list[str], stderr: Path | None = None) -> Any:
     """Start ``command`` as a TraCI server and return the connection to it.
 
     ``traci.start`` waits a whole second before each new attempt to connect, and SUMO is
@@ -382,7 +405,16 @@ def _start_traci(command: list[str]) -> Any:
     from sumolib.miscutils import getFreeSocketPort
 
     port = getFreeSocketPort()
-    process = subprocess.Popen([*command, "--remote-port", str(port)], stdout=subprocess.DEVNULL)
+    # SUMO's own messages (a GUI that cannot open, a crash) go to ``stderr`` so that a
+    # failure can quote them; without a file they reach the terminal.
+    sink = stderr.open("wb") if stderr is not None else None
+    try:
+        process = subprocess.Popen(
+            [*command, "--remote-port", str(port)], stdout=subprocess.DEVNULL, stderr=sink
+        )
+    finally:
+        if sink is not None:
+            sink.close()  # the child holds its own descriptor
     try:
         with contextlib.redirect_stdout(io.StringIO()):  # traci prints every retry
             return traci.connect(port, numRetries=3000, proc=process, waitBetweenRetries=0.02)

@@ -42,6 +42,7 @@ from typing import Any, Literal, NoReturn
 from twin_traffic.errors import ScenarioError, TwinTrafficError
 from twin_traffic.evaluate import RunSpec
 from twin_traffic.executor import Outcome
+from twin_traffic.protocol import RunProtocol, with_timings
 from twin_traffic.store import (
     INDEX_FILE,
     is_complete,
@@ -75,16 +76,19 @@ _TOP_KEYS = {
     "end": "end time override, s",
     "baseline": "the controller label the others are compared with",
     "emissions": "also measure CO2 and fuel (false by default: SUMO runs 30-50% slower)",
+    "protocol": 'a benchmark preset, "resco" (no teleports, decisions every 10 s, 3 s yellow)',
+    "time_to_teleport": "SUMO's time-to-teleport, s (-1: never)",
+    "sumo_options": 'further SUMO options for every run, e.g. ["--max-depart-delay 600"]',
 }
 _SCENARIO_KEYS = ("source", "routes", "label")
 _CONTROLLER_KEYS = ("name", "params", "label", "train")
 # A policy controller with a [controllers.train] table is trained before it is evaluated.
-_TRAIN_KEYS = ("algo", "recipe", "timesteps", "seed", "envs")
+# "envs" is the old name of "workers".
+_TRAIN_KEYS = ("algo", "recipe", "timesteps", "seed", "workers", "envs")
 AGENTS_DIR = "agents"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 # Characters kept in folder names; anything else (path separators, spaces, quotes) is '_'.
 _UNSAFE_IN_FOLDER = re.compile(r"[^A-Za-z0-9._=,+@\[\]-]")
-_MAX_SEED = 2**31 - 1
 
 
 class SweepError(TwinTrafficError):
@@ -144,6 +148,7 @@ class Sweep:
     end: float | None = None
     emissions: bool = False
     description: str = ""
+    protocol: RunProtocol = field(default_factory=RunProtocol)
 
     def runs(self, out: Path | None = None) -> list[SweepRun]:
         """Every run, scenario by scenario, controller by controller, seed by seed.
@@ -159,12 +164,15 @@ class Sweep:
                 RunSpec(
                     scenario=scenario.source,
                     controller=controller.name,
-                    params=_params(controller, scenario, out),
+                    params=_params(controller, scenario, out, self.protocol),
                     seed=seed,
                     routes=scenario.routes,
                     begin=self.begin,
                     end=self.end,
                     emissions=self.emissions,
+                    protocol=self.protocol.name,
+                    time_to_teleport=self.protocol.time_to_teleport,
+                    sumo_options=self.protocol.sumo_options,
                 ),
             )
             for scenario in self.scenarios
@@ -179,12 +187,19 @@ def agent_folder(out: Path, scenario: ScenarioEntry, controller: ControllerEntry
 
 
 def _params(
-    controller: ControllerEntry, scenario: ScenarioEntry, out: Path | None
+    controller: ControllerEntry,
+    scenario: ScenarioEntry,
+    out: Path | None,
+    protocol: RunProtocol | None = None,
 ) -> dict[str, Any]:
+    from twin_traffic.controllers.parameters import parameters_of
+
+    accepted = [p.name for p in parameters_of(controller.name) or ()]
+    params = with_timings(controller.params, accepted, protocol or RunProtocol())
     if controller.train is None or out is None:
-        return dict(controller.params)
+        return params
     model = agent_folder(out, scenario, controller) / "best.zip"
-    return {**controller.params, "model": str(model)}
+    return {**params, "model": str(model)}
 
 
 def folder_name(label: str) -> str:
@@ -235,6 +250,7 @@ def load_sweep(path: str | Path) -> Sweep:
     if not isinstance(emissions, bool):
         fail("emissions", "must be true or false")
 
+    protocol = _protocol(data, fail)
     scenarios = _scenarios(data["scenarios"], path, begin, end, fail)
     controllers = _controllers(data["controllers"], fail)
     seeds = _seeds(data["seeds"], fail)
@@ -253,6 +269,7 @@ def load_sweep(path: str | Path) -> Sweep:
         end=end,
         emissions=emissions,
         description=description,
+        protocol=protocol,
     )
 
 
@@ -284,6 +301,26 @@ def _time(data: Mapping[str, Any], key: str, fail: Fail) -> float | None:
     if value < 0:
         fail(key, f"{value} is negative; times are seconds from 0")
     return float(value)
+
+
+def _protocol(data: Mapping[str, Any], fail: Fail) -> RunProtocol:
+    from twin_traffic.protocol import PRESETS, ProtocolError, make_protocol
+
+    name = data.get("protocol")
+    if name is not None and name not in PRESETS:
+        fail("protocol", f"'{name}' is not a protocol; choose one of: {', '.join(PRESETS)}")
+    teleport = data.get("time_to_teleport")
+    if teleport is not None and (
+        isinstance(teleport, bool) or not isinstance(teleport, (int, float))
+    ):
+        fail("time_to_teleport", "must be a number of seconds, or -1 for never")
+    options = data.get("sumo_options", [])
+    if not isinstance(options, list) or not all(isinstance(o, str) for o in options):
+        fail("sumo_options", 'must be a list of strings, e.g. ["--max-depart-delay 600"]')
+    try:
+        return make_protocol(name, None if teleport is None else float(teleport), options)
+    except ProtocolError as error:
+        fail("sumo_options" if options else "time_to_teleport", str(error))
 
 
 def _scenarios(
@@ -388,26 +425,23 @@ def _train_table(
     _known_keys(value, _TRAIN_KEYS, f"{key}.train", "train", fail)
     if "model" in params:
         fail(f"{key}.params.model", "a trained controller's model comes from its training")
-    for number in ("timesteps", "seed", "envs"):
+    for number in ("timesteps", "seed", "workers", "envs"):
         if number in value and (not isinstance(value[number], int) or value[number] < 0):
             fail(f"{key}.train.{number}", "must be a whole number >= 0")
     return dict(value)
 
 
 def _seeds(value: Any, fail: Fail) -> tuple[int, ...]:
-    if isinstance(value, str):
-        match = re.fullmatch(r"\s*(\d+)\s*-\s*(\d+)\s*", value)
-        if not match or int(match[1]) > int(match[2]):
-            fail("seeds", f'"{value}" is not a range; write "FIRST-LAST", e.g. "0-9"')
-        value = list(range(int(match[1]), int(match[2]) + 1))
-    if not isinstance(value, list) or not value:
-        fail("seeds", 'must be a non-empty list of integers, e.g. [0, 1, 2], or a range "0-9"')
-    for seed in value:
-        if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= _MAX_SEED:
-            fail("seeds", f"{seed!r} is not a seed; seeds are integers from 0 to {_MAX_SEED}")
-    if len(set(value)) != len(value):
-        fail("seeds", "a seed is listed twice; list each seed once")
-    return tuple(value)
+    from twin_traffic.seeds import SeedError, check_seeds, parse_seeds
+
+    try:
+        if isinstance(value, str):
+            return parse_seeds(value, "seeds")
+        if not isinstance(value, list):
+            fail("seeds", 'must be a list of seeds, e.g. [0, 1, 2], or a string "0-9"')
+        return check_seeds(value, "seeds")
+    except SeedError as error:
+        fail(*str(error).split(": ", 1))
 
 
 # -- running ---------------------------------------------------------------------------------
@@ -550,14 +584,20 @@ def _train_agents(
             }
             if "timesteps" in settings:
                 changes["timesteps"] = settings["timesteps"]
-            if "envs" in settings:
-                changes["simulations"] = settings["envs"]
+            if "workers" in settings or "envs" in settings:
+                changes["simulations"] = settings.get("workers", settings.get("envs"))
             checkpoints = folder / "checkpoints"
             interrupted = checkpoints.is_dir() and any(checkpoints.iterdir())
             try:
                 train(
                     scenario.source, replace(recipe, **changes), folder,
                     seed=settings.get("seed", 0), progress_bar=False, resume=interrupted,
+                    scenario_options={
+                        "routes": scenario.routes, "protocol": sweep.protocol.name,
+                        "time_to_teleport": sweep.protocol.time_to_teleport,
+                        "sumo_options": sweep.protocol.sumo_options,
+                        **sweep.protocol.timings(),
+                    },
                 )  # fmt: skip
             except TwinTrafficError as error:
                 for key in keys:
@@ -601,8 +641,13 @@ def _finished(folder: Path, spec: RunSpec) -> bool:
     """A complete run folder written from exactly this spec."""
     if not is_complete(folder):
         return False
+    # Compared as specs, so a folder written before a field existed (its default) counts.
     expected = json.loads(json.dumps(json_safe(spec.to_dict())))
-    return read_spec(folder) == expected
+    try:
+        stored = RunSpec.from_dict(read_spec(folder)).to_dict()
+    except TypeError:  # a field this version does not know
+        return False
+    return json.loads(json.dumps(json_safe(stored))) == expected
 
 
 def _previous_errors(out: Path) -> dict[str, str]:

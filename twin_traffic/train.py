@@ -105,7 +105,12 @@ def default_recipe(algo: str) -> Path:
 
 
 def load_recipe(path: Path) -> Recipe:
-    """Read and check a recipe file; errors name the file and the key."""
+    """Read and check a recipe file; errors name the file and the key.
+
+    Every key and type is checked, the hyperparameters against the algorithm's own
+    constructor and ``[policy]`` against its policy's, so a typo stops training before
+    any simulation starts.
+    """
     try:
         data = tomllib.loads(path.read_text())
     except FileNotFoundError:
@@ -116,16 +121,104 @@ def load_recipe(path: Path) -> Recipe:
     unknown = sorted(set(data) - known)
     if unknown:
         raise TwinTrafficError(f"{path}: unknown key '{unknown[0]}'; recipes take {sorted(known)}")
-    env_fields = {f.name for f in fields(EnvConfig)} - {"scenario", "backend", "gui", "routes"}
-    bad_env = sorted(set(data.get("env", {})) - env_fields)
-    if bad_env:
-        raise TwinTrafficError(f"{path}: [env] has unknown key '{bad_env[0]}'")
-    if data.get("algo", "ppo") not in ALGORITHMS:
-        raise TwinTrafficError(f"{path}: algo must be one of {', '.join(ALGORITHMS)}")
-    check_policies(data.get("policies", "shared"), data.get("algo", "ppo"), str(path))
     if "eval_seeds" in data:
-        data["eval_seeds"] = tuple(int(s) for s in data["eval_seeds"])
-    return Recipe(**data)
+        from twin_traffic.seeds import SeedError, check_seeds
+
+        try:
+            data["eval_seeds"] = check_seeds(data["eval_seeds"], "eval_seeds")
+        except SeedError as error:
+            raise TwinTrafficError(f"{path}: {error}") from None
+    recipe = Recipe(**data)
+    check_recipe(recipe, str(path))
+    return recipe
+
+
+_ENV_FIXED = ("scenario", "backend", "gui", "routes", "time_to_teleport", "sumo_options")
+
+
+def check_recipe(recipe: Recipe, source: str) -> None:
+    """Check every field of a recipe; TwinTrafficError names ``source``, the key and the fix."""
+    from twin_traffic.features import check_feature_names
+
+    def fail(key: str, problem: str) -> None:
+        raise TwinTrafficError(f"{source}: {key}: {problem}")
+
+    if recipe.algo not in ALGORITHMS:
+        raise TwinTrafficError(
+            f"{source}: algo must be one of {', '.join(ALGORITHMS)} (not '{recipe.algo}')"
+        )
+    for key in ("timesteps", "simulations", "eval_every", "checkpoint_every"):
+        value = getattr(recipe, key)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            fail(key, f"{value!r} is not a whole number >= 1")
+    for key in ("env", "hyperparameters", "policy"):
+        if not isinstance(getattr(recipe, key), Mapping):
+            fail(key, f"must be a table: [{key}]")
+    env_fields = {f.name: f.default for f in fields(EnvConfig) if f.name not in _ENV_FIXED}
+    for key, value in recipe.env.items():
+        if key not in env_fields:
+            fail(f"env.{key}", f"unknown key; [env] takes {', '.join(sorted(env_fields))}")
+        if value is not None and key not in ("demand_scale", "begin", "end"):
+            _check_type(f"{source}: env.{key}", value, env_fields[key])
+    try:
+        config = env_config("grid3x3", recipe)
+        check_feature_names(config.observation, config.reward)
+        config.timing  # noqa: B018  (validates the timings)
+    except TwinTrafficError as error:
+        fail("env", str(error))
+    except (TypeError, ValueError) as error:
+        fail("env", f"{error}; see the [env] keys in agents/ppo-shared.toml")
+    check_policies(recipe.policies, recipe.algo, source)
+    algorithm = ALGORITHMS[recipe.algo]
+    _check_keywords(algorithm, recipe.hyperparameters, f"{source}: [hyperparameters]",
+                    reserved=("policy", "env", "seed", "device", "tensorboard_log",
+                              "policy_kwargs", "verbose"))  # fmt: skip
+    # Independent policies pass their keywords on to the same MlpPolicy.
+    policy_class = algorithm.policy_aliases.get("MlpPolicy")
+    if policy_class is not None:
+        _check_keywords(policy_class, recipe.policy, f"{source}: [policy]",
+                        reserved=("observation_space", "action_space", "lr_schedule",
+                                  "signals"))  # fmt: skip
+
+
+def _check_keywords(
+    target: Callable[..., Any], given: Mapping[str, Any], where: str, reserved: Sequence[str]
+) -> None:
+    """Fail on a keyword ``target``'s constructor does not take, listing those it does."""
+    import inspect
+
+    parameters = inspect.signature(target).parameters
+    accepted = [
+        name
+        for name, parameter in parameters.items()
+        if name not in reserved and name != "self" and not name.startswith("_")
+        and parameter.kind not in (inspect.Parameter.VAR_POSITIONAL,
+                                   inspect.Parameter.VAR_KEYWORD)
+    ]  # fmt: skip
+    for key in given:
+        if key in reserved:
+            raise TwinTrafficError(f"{where}: {key} is set by twin-traffic itself; remove it")
+        if key not in accepted:
+            raise TwinTrafficError(
+                f"{where}: {getattr(target, '__name__', target)} takes no '{key}'; it takes: "
+                f"{', '.join(accepted)}"
+            )
+        _check_type(f"{where}: {key}", given[key], parameters[key].default)
+
+
+def _check_type(where: str, value: Any, default: Any) -> None:
+    """A value of the same kind as a keyword's default (numbers, true/false); a callable
+    (a learning-rate schedule from Python) is left to the algorithm."""
+    if callable(value):
+        return
+    if isinstance(default, bool):
+        if not isinstance(value, bool):
+            raise TwinTrafficError(f"{where} = {value!r} must be true or false")
+    elif isinstance(default, (int, float)):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise TwinTrafficError(f"{where} = {value!r} must be a number")
+        if isinstance(default, int) and isinstance(value, float) and not value.is_integer():
+            raise TwinTrafficError(f"{where} = {value!r} must be a whole number")
 
 
 def check_policies(policies: str, algo: str, source: str) -> None:
@@ -146,14 +239,17 @@ class TrainResult:
     baselines: dict[str, list[float]]
 
 
-def env_config(scenario: str, recipe: Recipe) -> EnvConfig:
-    """The training environment of a recipe on a scenario."""
-    values = dict(recipe.env)
+def env_config(scenario: str, recipe: Recipe, **scenario_options: Any) -> EnvConfig:
+    """The training environment of a recipe on a scenario; ``scenario_options`` are the
+    :class:`EnvConfig` fields of the command line (routes, begin, end, the protocol)."""
+    values = {**recipe.env, **scenario_options}
     for key in ("observation", "signals"):
         if key in values and values[key] is not None:
             values[key] = tuple(values[key])
     if isinstance(values.get("demand_scale"), list):
         values["demand_scale"] = tuple(values["demand_scale"])
+    for key in ("routes", "sumo_options"):
+        values[key] = tuple(values.get(key, ()))
     return EnvConfig(scenario=scenario, **values)
 
 
@@ -166,18 +262,28 @@ def train(
     progress_bar: bool = True,
     on_evaluation: Callable[[int, float], None] | None = None,
     time_limit: float | None = None,
+    scenario_options: Mapping[str, Any] | None = None,
 ) -> TrainResult:
     """Train an agent on ``scenario`` into ``folder`` (see the module docstring).
 
     ``time_limit`` (seconds of wall time) ends training early, with a last evaluation.
+    ``scenario_options`` are :class:`EnvConfig` fields that describe the scenario and its
+    protocol (``routes``, ``begin``, ``end``, ``protocol``, ``time_to_teleport``,
+    ``sumo_options``, and the preset's ``decision_interval`` and ``yellow``); they
+    override the recipe's ``[env]``.
 
     Raises:
         TwinTrafficError: a bad scenario or recipe, or ``--resume`` with nothing to resume.
     """
     import torch
 
+    from twin_traffic.scenario import load_scenario
+
+    # Everything is checked before the run folder exists or a simulation starts.
+    check_recipe(recipe, "recipe")
+    config = env_config(scenario, recipe, **dict(scenario_options or {}))
+    load_scenario(scenario, routes=config.routes, begin=config.begin, end=config.end)
     torch.set_num_threads(1)  # simulations run in their own processes beside it
-    config = env_config(scenario, recipe)
     folder.mkdir(parents=True, exist_ok=True)
     checkpoints = folder / "checkpoints"
     latest = _latest_checkpoint(checkpoints)
@@ -321,10 +427,28 @@ def evaluate_policy(
     """Mean delay of a saved policy on each seed, through the evaluation runner."""
     specs = [
         RunSpec(config.scenario, controller="policy", params={"model": str(model)}, seed=s,
-                begin=config.begin, end=config.end, emissions=False)
+                emissions=False, **scenario_fields(config))
         for s in seeds
     ]  # fmt: skip
     return [_delay(outcome) for outcome in sorted(run_specs(specs, workers), key=lambda o: o.index)]
+
+
+def scenario_fields(config: EnvConfig) -> dict[str, Any]:
+    """The :class:`RunSpec` fields that describe the env's scenario and protocol."""
+    return {
+        "routes": config.routes, "begin": config.begin, "end": config.end,
+        "protocol": config.protocol, "time_to_teleport": config.time_to_teleport,
+        "sumo_options": config.sumo_options,
+    }  # fmt: skip
+
+
+def protocol_params(controller: str, protocol: str | None) -> dict[str, Any]:
+    """A baseline controller's parameters under a protocol preset (its timings)."""
+    from twin_traffic.controllers.parameters import parameters_of
+    from twin_traffic.protocol import RunProtocol, with_timings
+
+    accepted = [p.name for p in parameters_of(controller) or ()]
+    return with_timings({}, accepted, RunProtocol(protocol))
 
 
 def _baselines(
@@ -337,8 +461,8 @@ def _baselines(
         if stored.get("seeds") == list(seeds):
             return dict(stored["delay"])
     specs = [
-        RunSpec(config.scenario, controller=name, seed=s, begin=config.begin, end=config.end,
-                emissions=False)
+        RunSpec(config.scenario, controller=name, seed=s, emissions=False,
+                params=protocol_params(name, config.protocol), **scenario_fields(config))
         for name in BASELINES
         for s in seeds
     ]  # fmt: skip

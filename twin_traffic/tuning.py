@@ -28,6 +28,7 @@ import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from scipy.optimize import differential_evolution
@@ -47,6 +48,9 @@ from twin_traffic.plans import (
     write_plan,
 )
 from twin_traffic.scenario import Scenario, load_scenario
+
+if TYPE_CHECKING:
+    from twin_traffic.protocol import RunProtocol
 
 PROGRAM_ID = "twin-traffic-tuned"
 MIN_BUDGET = 5
@@ -186,6 +190,7 @@ def tune(
     begin: float | None = None,
     end: float | None = None,
     progress: TuneProgress | None = None,
+    protocol: RunProtocol | None = None,
 ) -> TuneResult:
     """Optimise the cycle, splits and offsets of a scenario's fixed-time plans.
 
@@ -203,6 +208,8 @@ def tune(
         begin: start time override, s.
         end: end time override, s.
         progress: called after each evaluated plan.
+        protocol: the benchmark protocol of every simulation (see
+            :mod:`twin_traffic.protocol`).
 
     Raises:
         TwinTrafficError: a bad scenario or budget, or a simulation that failed.
@@ -231,6 +238,9 @@ def tune(
         begin=begin,
         end=end,
         emissions=False,  # CO2 is not the objective; the device costs ~20% of SUMO's time
+        protocol=protocol.name if protocol else None,
+        time_to_teleport=protocol.time_to_teleport if protocol else None,
+        sumo_options=protocol.sumo_options if protocol else (),
     )
     cache: dict[str, dict[int, float]] = {}
     history: list[float] = []

@@ -1,11 +1,20 @@
-"""Pieces several commands share: running specs with a progress display, parameters."""
+"""Pieces several commands share: the options that describe a scenario and its protocol,
+seeds, controller parameters, and running specs with a progress display.
+
+Every command that takes a scenario declares the scenario options with the same aliases
+below, so ``--routes``, ``--begin``, ``--end``, ``--protocol``, ``--time-to-teleport`` and
+``--sumo-option`` mean the same everywhere.
+"""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from enum import Enum
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
 
+import typer
 from rich.markup import escape
 
 from twin_traffic.cli.app import err
@@ -14,6 +23,72 @@ from twin_traffic.errors import TwinTrafficError
 if TYPE_CHECKING:
     from twin_traffic.evaluate import RunSpec
     from twin_traffic.executor import Outcome
+    from twin_traffic.protocol import RunProtocol
+
+
+class ProtocolChoice(str, Enum):
+    """The benchmark presets (see :mod:`twin_traffic.protocol`)."""
+
+    resco = "resco"
+
+
+ScenarioArg = Annotated[
+    str, typer.Argument(help="Built-in name, .sumocfg, or .net.xml with --routes.")
+]
+RoutesOption = Annotated[
+    list[Path] | None, typer.Option(help="Route files of a .net.xml scenario; repeat for several.")
+]
+BeginOption = Annotated[float | None, typer.Option(help="Start time override, s.")]
+EndOption = Annotated[float | None, typer.Option(help="End time override, s.")]
+ProtocolOption = Annotated[
+    ProtocolChoice | None,
+    typer.Option(
+        help="Benchmark protocol preset: resco = no teleports, a decision every 10 s, 3 s "
+        "yellow (recorded in every run's spec)."
+    ),
+]
+TeleportOption = Annotated[
+    float | None,
+    typer.Option(
+        "--time-to-teleport",
+        help="SUMO's time-to-teleport, s: a vehicle stuck this long jumps ahead (-1: never; "
+        "default: the scenario's own, SUMO's 300).",
+    ),
+]
+SumoOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--sumo-option",
+        help="Another SUMO option for every run, as one string, e.g. --sumo-option "
+        "'--max-depart-delay 600'; repeat for several.",
+    ),
+]
+WorkersOption = Annotated[int, typer.Option(min=1, help="Simulations run in parallel.")]
+HOLDOUT_SEEDS = "200-204"
+"""The default held-out seeds of every final comparison (train, tune)."""
+
+
+def seeds_option(values: Sequence[str] | None, default: str, option: str = "--seeds") -> list[int]:
+    """The seeds of a seed option (see :mod:`twin_traffic.seeds`), or ``default``."""
+    from twin_traffic.seeds import parse_seeds
+
+    text = " ".join(values) if values else default
+    return list(parse_seeds(text, option))
+
+
+def protocol_from(
+    protocol: ProtocolChoice | None, time_to_teleport: float | None, sumo_options: list[str] | None
+) -> RunProtocol:
+    """The checked run protocol of the scenario options."""
+    from twin_traffic.protocol import make_protocol
+
+    return make_protocol(protocol.value if protocol else None, time_to_teleport,
+                         sumo_options or ())  # fmt: skip
+
+
+def route_paths(routes: Sequence[Path] | None) -> tuple[str, ...]:
+    """Route files as absolute paths (workers may run elsewhere)."""
+    return tuple(str(Path(r).resolve()) for r in routes or ())
 
 
 class OutputFormat(str, Enum):
@@ -63,6 +138,24 @@ def run_with_progress(specs: list[RunSpec], workers: int) -> list[Outcome]:
                 elapsed = time.perf_counter() - started
                 err.print(f"{status} {escape(outcome.spec.label)} ({elapsed:.1f} s)")
     return sorted(outcomes, key=lambda o: o.index)
+
+
+def checked_controllers(
+    params: dict[str, dict[str, Any]], protocol: RunProtocol
+) -> dict[str, dict[str, Any]]:
+    """Every controller's parameters checked and the controller built once, before any run,
+    with the protocol's timings where it takes them; errors are one line."""
+    from twin_traffic.controllers import make_controller
+    from twin_traffic.controllers.parameters import parameters_of
+    from twin_traffic.protocol import with_timings
+
+    checked = {}
+    for name, given in params.items():
+        accepted = [p.name for p in parameters_of(name) or ()]
+        values = with_timings(given, accepted, protocol)
+        make_controller(name, values)  # unknown names, keys, types and ranges fail here
+        checked[name] = values
+    return checked
 
 
 def controller_params(items: list[str], controllers: list[str]) -> dict[str, dict[str, Any]]:

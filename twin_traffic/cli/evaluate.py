@@ -13,18 +13,39 @@ from rich.markup import escape
 from twin_traffic.cli.app import app, err, out
 from twin_traffic.cli.common import (
     BackendChoice,
+    BeginOption,
+    EndOption,
     OutputFormat,
+    ProtocolOption,
+    RoutesOption,
+    ScenarioArg,
+    SumoOption,
+    TeleportOption,
+    WorkersOption,
+    checked_controllers,
     controller_params,
+    protocol_from,
+    route_paths,
     run_with_progress,
+    seeds_option,
 )
 
 if TYPE_CHECKING:
     from twin_traffic.executor import Outcome
 
 
-@app.command()
+def _controller_help() -> str:
+    """The controllers and their parameters with defaults, for ``evaluate --help``."""
+    from twin_traffic.controllers.parameters import PARAMETERS, summary
+
+    lines = ["Controllers and their --param keys (defaults):"]
+    lines += [f"{name}: {summary(name)}" for name in PARAMETERS]
+    return "\n\n".join(lines)
+
+
+@app.command(epilog=_controller_help())
 def evaluate(
-    scenario: Annotated[str, typer.Argument(help="Built-in name, .sumocfg or .net.xml.")],
+    scenario: ScenarioArg,
     controller: Annotated[
         list[str] | None,
         typer.Option("--controller", "-c", help="Controller name; repeat to compare several."),
@@ -34,11 +55,12 @@ def evaluate(
         typer.Option(
             "--param",
             "-p",
-            help="Controller parameter KEY=VALUE (or CONTROLLER.KEY=VALUE with several).",
+            help="Controller parameter KEY=VALUE (or CONTROLLER.KEY=VALUE with several); "
+            "the keys are listed below.",
         ),
     ] = None,
     seeds: Annotated[
-        list[int] | None, typer.Option(help="SUMO seeds, e.g. --seeds 0 1 2 or --seeds 0-4.")
+        list[str] | None, typer.Option(help="SUMO seeds: 0-4, 0,1,2 or 0 1 2 (default 0).")
     ] = None,
     out_dir: Annotated[
         Path | None, typer.Option("--out", help="Write one results folder per run here.")
@@ -50,12 +72,13 @@ def evaluate(
     backend: Annotated[BackendChoice, typer.Option(help="Simulation backend.")] = (
         BackendChoice.libsumo
     ),
-    routes: Annotated[
-        list[Path] | None, typer.Option(help="Route files (with a .net.xml).")
-    ] = None,
-    begin: Annotated[float | None, typer.Option(help="Start time override, s.")] = None,
-    end: Annotated[float | None, typer.Option(help="End time override, s.")] = None,
-    workers: Annotated[int, typer.Option(min=1, help="Simulations run in parallel.")] = 1,
+    routes: RoutesOption = None,
+    begin: BeginOption = None,
+    end: EndOption = None,
+    protocol: ProtocolOption = None,
+    time_to_teleport: TeleportOption = None,
+    sumo_option: SumoOption = None,
+    workers: WorkersOption = 1,
     emissions: Annotated[
         bool,
         typer.Option(help="Also measure CO2 and fuel (SUMO runs 30-50% slower with them)."),
@@ -70,10 +93,17 @@ def evaluate(
     from twin_traffic.evaluate import RunSpec
     from twin_traffic.scenario import load_scenario
 
+    # Everything is checked before the first run starts: seeds, controllers and their
+    # parameters, the protocol, the scenario.
     controllers = list(dict.fromkeys(controller or ["fixed"]))
-    seed_list = list(dict.fromkeys(seeds if seeds is not None else [0]))
-    params = controller_params(param or [], controllers)
-    route_names = tuple(str(r) for r in routes or ())
+    if gui:
+        from twin_traffic.sim import check_display
+
+        check_display()
+    seed_list = seeds_option(seeds, "0")
+    run_protocol = protocol_from(protocol, time_to_teleport, sumo_option)
+    params = checked_controllers(controller_params(param or [], controllers), run_protocol)
+    route_names = route_paths(routes)
     loaded = load_scenario(scenario, routes=route_names, begin=begin, end=end)
     specs = [
         RunSpec(
@@ -81,12 +111,15 @@ def evaluate(
             controller=name,
             params=params[name],
             seed=seed,
-            routes=tuple(str(Path(r).resolve()) for r in route_names),
+            routes=route_names,
             begin=begin,
             end=end,
             backend=backend.value,
             gui=gui,
             emissions=emissions,
+            protocol=run_protocol.name,
+            time_to_teleport=run_protocol.time_to_teleport,
+            sumo_options=run_protocol.sumo_options,
         )
         for name in controllers
         for seed in seed_list

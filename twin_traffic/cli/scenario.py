@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING
 
-import typer
 from rich.table import Table
 
 from twin_traffic.cli.app import out, scenario_app
+from twin_traffic.cli.common import (
+    BeginOption,
+    EndOption,
+    ProtocolOption,
+    RoutesOption,
+    ScenarioArg,
+    SumoOption,
+    TeleportOption,
+    protocol_from,
+)
 from twin_traffic.errors import TwinTrafficError
 
 if TYPE_CHECKING:
@@ -37,13 +46,13 @@ def scenario_list() -> None:
 
 @scenario_app.command("info")
 def scenario_info(
-    scenario: Annotated[str, typer.Argument(help="Built-in name, .sumocfg or .net.xml.")],
-    routes: Annotated[
-        list[Path] | None, typer.Option(help="Route files (with a .net.xml).")
-    ] = None,
+    scenario: ScenarioArg,
+    routes: RoutesOption = None,
+    begin: BeginOption = None,
+    end: EndOption = None,
 ) -> None:
     """Show a scenario's files, time window and signals."""
-    loaded, network = _load(scenario, routes)
+    loaded, network = _load(scenario, routes, begin, end)
     out.print(f"[bold]{loaded.name}[/bold]  window {loaded.begin:g}–{loaded.end:g} s")
     for label, paths in (
         ("config", [loaded.config_file] if loaded.config_file else []),
@@ -71,28 +80,39 @@ def scenario_info(
 
 @scenario_app.command("check")
 def scenario_check(
-    scenario: Annotated[str, typer.Argument(help="Built-in name, .sumocfg or .net.xml.")],
-    routes: Annotated[
-        list[Path] | None, typer.Option(help="Route files (with a .net.xml).")
-    ] = None,
+    scenario: ScenarioArg,
+    routes: RoutesOption = None,
+    begin: BeginOption = None,
+    end: EndOption = None,
+    protocol: ProtocolOption = None,
+    time_to_teleport: TeleportOption = None,
+    sumo_option: SumoOption = None,
 ) -> None:
-    """Validate a scenario without simulating it (exit code 1 and the reason if it fails)."""
-    loaded, network = _load(scenario, routes)
+    """Validate a scenario, and the protocol options if given, without simulating it (exit
+    code 1 and the reason if it fails)."""
+    run_protocol = protocol_from(protocol, time_to_teleport, sumo_option)
+    loaded, network = _load(scenario, routes, begin, end)
     for light in network.traffic_lights.values():
         if not light.green_phases:
             raise TwinTrafficError(
                 f"{loaded.net_file}: signal '{light.id}' has no green phase in programme "
                 f"'{light.program_id}'; give it at least one phase with a G or g"
             )
+    args = run_protocol.sumo_args()
+    extra = f"; SUMO options {' '.join(args)}" if args else ""
     out.print(
         f"[green]ok[/green] {loaded.name}: {len(network.traffic_lights)} signals, "
         f"{len(loaded.route_files)} route file(s), window {loaded.begin:g}–{loaded.end:g} s"
+        f"{extra}",
+        highlight=False,
     )
 
 
-def _load(scenario: str, routes: list[Path] | None) -> tuple[Scenario, Network]:
+def _load(
+    scenario: str, routes: list[Path] | None, begin: float | None, end: float | None
+) -> tuple[Scenario, Network]:
     from twin_traffic.network import load_network
     from twin_traffic.scenario import load_scenario
 
-    loaded = load_scenario(scenario, routes=routes or ())
+    loaded = load_scenario(scenario, routes=routes or (), begin=begin, end=end)
     return loaded, load_network(loaded)

@@ -4,98 +4,160 @@ from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from twin_traffic.cli.app import app, err, out
-from twin_traffic.cli.common import run_with_progress
+from twin_traffic.cli.common import (
+    HOLDOUT_SEEDS,
+    BeginOption,
+    EndOption,
+    ProtocolOption,
+    RoutesOption,
+    ScenarioArg,
+    SumoOption,
+    TeleportOption,
+    protocol_from,
+    route_paths,
+    run_with_progress,
+    seeds_option,
+)
 
 
 @app.command()
 def train(
-    scenario: Annotated[str, typer.Argument(help="Built-in name, .sumocfg or .net.xml.")],
+    scenario: ScenarioArg,
     algo: Annotated[str, typer.Option(help="ppo (MaskablePPO), a2c or dqn.")] = "ppo",
     recipe: Annotated[
         Path | None, typer.Option(help="Recipe TOML (default: agents/ALGO-shared.toml).")
     ] = None,
-    timesteps: Annotated[int | None, typer.Option(help="Steps over all slots.")] = None,
-    seed: Annotated[int, typer.Option(help="Seed of the policy and of training episodes.")] = 0,
-    envs: Annotated[int | None, typer.Option(help="Simulations run in parallel.")] = None,
+    timesteps: Annotated[int | None, typer.Option(min=1, help="Steps over all slots.")] = None,
+    seed: Annotated[
+        int, typer.Option(min=0, help="Seed of the policy and of training episodes.")
+    ] = 0,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            "--workers", "--envs", min=1, help="Simulations run in parallel (--envs: its old name)."
+        ),
+    ] = None,
     out_dir: Annotated[Path, typer.Option("--out", help="Run folder.")] = Path("runs/agent"),
     resume: Annotated[bool, typer.Option(help="Continue from the last checkpoint.")] = False,
     independent: Annotated[
         bool, typer.Option(help="One policy network per signal instead of a shared one (ppo).")
     ] = False,
-    end: Annotated[float | None, typer.Option(help="Episode end time override, s.")] = None,
+    routes: RoutesOption = None,
+    begin: BeginOption = None,
+    end: EndOption = None,
+    protocol: ProtocolOption = None,
+    time_to_teleport: TeleportOption = None,
+    sumo_option: SumoOption = None,
     eval_seeds: Annotated[
-        list[int] | None, typer.Option(help="Held-out seeds, e.g. --eval-seeds 100 101 102.")
+        list[str] | None,
+        typer.Option(
+            help="Validation seeds that pick the best model during training "
+            "(default: the recipe's, 100-102)."
+        ),
     ] = None,
-    eval_every: Annotated[int | None, typer.Option(help="Steps between evaluations.")] = None,
-    compare_seeds: Annotated[
-        list[int] | None,
-        typer.Option(help="Held-out seeds of the final comparison (default: 200-204)."),
+    eval_every: Annotated[int | None, typer.Option(min=1, help="Steps between evaluations.")] = (
+        None
+    ),
+    holdout_seeds: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--holdout-seeds",
+            "--compare-seeds",
+            help=f"Held-out seeds of the final comparison (default {HOLDOUT_SEEDS}; "
+            "--compare-seeds: its old name).",
+        ),
     ] = None,
 ) -> None:
-    """Train a shared signal policy, keep the best on held-out seeds, then compare it with
-    fixed-time and max-pressure on seeds never used in training."""
-    from twin_traffic.train import default_recipe, load_recipe
+    """Train a shared signal policy, keep the best on validation seeds, then compare it with
+    fixed-time and max-pressure on held-out seeds never used in training."""
+    from twin_traffic.scenario import load_scenario
+    from twin_traffic.train import check_recipe, default_recipe, load_recipe
     from twin_traffic.train import train as run_training
 
+    # Everything is checked before the run folder exists or a simulation starts.
     base = load_recipe(recipe or default_recipe(algo))
-    overrides: dict[str, object] = {}
+    run_protocol = protocol_from(protocol, time_to_teleport, sumo_option)
+    route_names = route_paths(routes)
+    loaded = load_scenario(scenario, routes=route_names, begin=begin, end=end)
+    source = scenario if loaded.builtin else str(Path(scenario).resolve())
+    final_seeds = seeds_option(holdout_seeds, HOLDOUT_SEEDS, "--holdout-seeds")
+    overrides: dict[str, Any] = {}
     if timesteps is not None:
         overrides["timesteps"] = timesteps
-    if envs is not None:
-        overrides["simulations"] = envs
+    if workers is not None:
+        overrides["simulations"] = workers
     if eval_seeds:
-        overrides["eval_seeds"] = tuple(eval_seeds)
+        overrides["eval_seeds"] = tuple(seeds_option(eval_seeds, "", "--eval-seeds"))
     if eval_every is not None:
         overrides["eval_every"] = eval_every
-    if end is not None:
-        overrides["env"] = {**base.env, "end": end}
     if independent:
         overrides["policies"] = "independent"
-    chosen = replace(base, **overrides)  # type: ignore[arg-type]
+    chosen = replace(base, **overrides)
+    check_recipe(chosen, "the command line")
+    options: dict[str, Any] = {
+        "routes": route_names,
+        "protocol": run_protocol.name,
+        "time_to_teleport": run_protocol.time_to_teleport,
+        "sumo_options": run_protocol.sumo_options,
+        **run_protocol.timings(),
+    }
+    if begin is not None:
+        options["begin"] = begin
+    if end is not None:
+        options["end"] = end
 
     def report(steps: int, delay: float) -> None:
         err.print(f"held-out delay at {steps:,} steps: {delay:.1f} s/trip", highlight=False)
 
     result = run_training(
-        scenario, chosen, out_dir, seed=seed, resume=resume,
-        progress_bar=err.is_terminal, on_evaluation=report,
+        source, chosen, out_dir, seed=seed, resume=resume,
+        progress_bar=err.is_terminal, on_evaluation=report, scenario_options=options,
     )  # fmt: skip
     err.print(f"best model: {result.best_model}; learning curve: {out_dir / 'learning_curve.png'}")
-    _compare(
-        scenario,
-        result.best_model,
-        chosen.env.get("end"),
-        compare_seeds or [200, 201, 202, 203, 204],
-    )
+    _compare(loaded.name, source, result.best_model, options, final_seeds, chosen.simulations)
 
 
-def _compare(scenario: str, model: Path, end: object, seeds: list[int]) -> None:
+def _compare(
+    name: str,
+    scenario: str,
+    model: Path,
+    options: dict[str, Any],
+    seeds: list[int],
+    workers: int,
+) -> None:
     """Agent vs fixed-time vs max-pressure on held-out seeds, as a table."""
     from twin_traffic.evaluate import RunSpec
     from twin_traffic.metrics import summarize_runs
     from twin_traffic.report import comparison_table
+    from twin_traffic.train import protocol_params
 
-    window = float(end) if isinstance(end, (int, float)) else None
-    controllers = {"fixed": {}, "max-pressure": {}, "agent": {"model": str(model)}}
+    controllers = {
+        "fixed": {},
+        "max-pressure": protocol_params("max-pressure", options["protocol"]),
+        "agent": {"model": str(model)},
+    }
     specs = [
-        RunSpec(scenario, controller="policy" if name == "agent" else name, params=params,
-                seed=s, end=window, emissions=False)
-        for name, params in controllers.items()
+        RunSpec(scenario, controller="policy" if label == "agent" else label, params=params,
+                seed=s, emissions=False, routes=options["routes"], begin=options.get("begin"),
+                end=options.get("end"), protocol=options["protocol"],
+                time_to_teleport=options["time_to_teleport"],
+                sumo_options=options["sumo_options"])
+        for label, params in controllers.items()
         for s in seeds
     ]  # fmt: skip
-    outcomes = run_with_progress(specs, workers=2)
+    outcomes = run_with_progress(specs, workers)
     failures = [o.error for o in outcomes if not o.ok]
     if failures:
         err.print(f"[red]error:[/red] {failures[0]}")
         raise typer.Exit(1)
     per_controller = {}
-    for i, name in enumerate(controllers):
+    for i, label in enumerate(controllers):
         runs = outcomes[i * len(seeds) : (i + 1) * len(seeds)]
-        per_controller[name] = summarize_runs([o.result.metrics for o in runs if o.result])
-    title = f"{Path(scenario).name}: agent on held-out seeds {seeds[0]}–{seeds[-1]}, mean ± 95% CI"
+        per_controller[label] = summarize_runs([o.result.metrics for o in runs if o.result])
+    title = f"{name}: agent on held-out seeds {', '.join(map(str, seeds))}, mean ± 95% CI"
     out.print(comparison_table(title, per_controller, baseline="fixed"))

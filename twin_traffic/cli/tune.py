@@ -11,7 +11,21 @@ from rich.markup import escape
 from rich.table import Table
 
 from twin_traffic.cli.app import app, err, out
-from twin_traffic.cli.common import run_with_progress
+from twin_traffic.cli.common import (
+    HOLDOUT_SEEDS,
+    BeginOption,
+    EndOption,
+    ProtocolOption,
+    RoutesOption,
+    ScenarioArg,
+    SumoOption,
+    TeleportOption,
+    WorkersOption,
+    protocol_from,
+    route_paths,
+    run_with_progress,
+    seeds_option,
+)
 from twin_traffic.errors import TwinTrafficError
 
 if TYPE_CHECKING:
@@ -20,35 +34,36 @@ if TYPE_CHECKING:
     from twin_traffic.executor import Outcome
     from twin_traffic.tuning import TuneProgress, TuneResult
 
-DEFAULT_HOLDOUT = [100, 101, 102, 103, 104]
-
 
 @app.command()
 def tune(
-    scenario: Annotated[str, typer.Argument(help="Built-in name, .sumocfg or .net.xml.")],
+    scenario: ScenarioArg,
     budget: Annotated[
         int, typer.Option(min=5, help="Candidate plans to evaluate (each on every seed).")
     ] = 60,
     seeds: Annotated[
-        list[int] | None, typer.Option(help="Training seeds, e.g. --seeds 0 1 2.")
+        list[str] | None, typer.Option(help="Training seeds: 0-2, 0,1,2 or 0 1 2 (default 0-2).")
     ] = None,
     holdout_seeds: Annotated[
-        list[int] | None,
-        typer.Option(help="Seeds the plan is reported on, never trained on (default 100-104)."),
+        list[str] | None,
+        typer.Option(
+            help=f"Seeds the plan is reported on, never tuned on (default {HOLDOUT_SEEDS})."
+        ),
     ] = None,
     out_file: Annotated[
         Path, typer.Option("--out", help="Where to write the plan (a SUMO additional file).")
     ] = Path("plan.add.xml"),
-    workers: Annotated[int, typer.Option(min=1, help="Simulations run in parallel.")] = 1,
+    workers: WorkersOption = 1,
     min_cycle: Annotated[float, typer.Option(help="Shortest cycle, s.")] = 30.0,
     max_cycle: Annotated[float, typer.Option(help="Longest cycle, s.")] = 150.0,
     min_green: Annotated[float, typer.Option(help="Shortest green of any phase, s.")] = 5.0,
     optimizer_seed: Annotated[int, typer.Option(help="Seed of differential evolution.")] = 0,
-    routes: Annotated[
-        list[Path] | None, typer.Option(help="Route files (with a .net.xml).")
-    ] = None,
-    begin: Annotated[float | None, typer.Option(help="Start time override, s.")] = None,
-    end: Annotated[float | None, typer.Option(help="End time override, s.")] = None,
+    routes: RoutesOption = None,
+    begin: BeginOption = None,
+    end: EndOption = None,
+    protocol: ProtocolOption = None,
+    time_to_teleport: TeleportOption = None,
+    sumo_option: SumoOption = None,
 ) -> None:
     """Tune cycle, green splits and offsets of the fixed-time plan by simulation.
 
@@ -62,15 +77,16 @@ def tune(
     from twin_traffic.tuning import tune as run_tuning
     from twin_traffic.tuning import write_tuned_plan
 
-    train = list(dict.fromkeys(seeds if seeds is not None else [0, 1, 2]))
-    held_out = list(dict.fromkeys(holdout_seeds if holdout_seeds is not None else DEFAULT_HOLDOUT))
+    train = seeds_option(seeds, "0-2")
+    held_out = seeds_option(holdout_seeds, HOLDOUT_SEEDS, "--holdout-seeds")
+    run_protocol = protocol_from(protocol, time_to_teleport, sumo_option)
     overlap = sorted(set(train) & set(held_out))
     if overlap:
         raise TwinTrafficError(
             f"seeds {', '.join(map(str, overlap))} are both training and held-out seeds; "
             "choose --holdout-seeds the tuning never sees"
         )
-    route_names = tuple(str(Path(r).resolve()) for r in routes or ())
+    route_names = route_paths(routes)
     loaded = load_scenario(scenario, routes=route_names, begin=begin, end=end)
     source = scenario if loaded.builtin else str(Path(scenario).resolve())
     started = time.perf_counter()
@@ -88,6 +104,7 @@ def tune(
             begin=begin,
             end=end,
             progress=progress,
+            protocol=run_protocol,
         ),
         loaded.name,
     )
@@ -108,6 +125,9 @@ def tune(
             begin=begin,
             end=end,
             emissions=False,
+            protocol=run_protocol.name,
+            time_to_teleport=run_protocol.time_to_teleport,
+            sumo_options=run_protocol.sumo_options,
         )
 
     specs = [spec("fixed", s) for s in [*train, *held_out]] + [spec("tuned", s) for s in held_out]

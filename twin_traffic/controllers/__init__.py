@@ -10,9 +10,10 @@ import importlib
 from collections.abc import Mapping
 
 from twin_traffic.controllers.base import Controller
+from twin_traffic.controllers.parameters import check_params
 from twin_traffic.errors import ControllerError
 
-__all__ = ["CONTROLLERS", "Controller", "make_controller"]
+__all__ = ["CONTROLLERS", "Controller", "check_params", "make_controller"]
 
 # name -> "module:Class"; the class takes the parameters given as --param key=value.
 CONTROLLERS: dict[str, str] = {
@@ -29,15 +30,16 @@ CONTROLLERS: dict[str, str] = {
 
 
 def make_controller(name: str, params: Mapping[str, object] | None = None) -> Controller:
-    """Build a controller by name; unknown names and parameters raise ControllerError."""
-    target = CONTROLLERS.get(name)
-    if target is None:
-        known = ", ".join(sorted(CONTROLLERS))
-        raise ControllerError(f"unknown controller '{name}'; choose one of: {known}")
-    module_name, _, class_name = target.partition(":")
+    """Build a controller by name; unknown names and parameters raise ControllerError.
+
+    The parameters are checked against the controller's declaration first (see
+    :mod:`twin_traffic.controllers.parameters`), so a typo names the valid keys.
+    """
+    checked = check_params(name, dict(params or {}))
+    module_name, _, class_name = CONTROLLERS[name].partition(":")
     factory = getattr(importlib.import_module(module_name), class_name)
     try:
-        controller: Controller = factory(**dict(params or {}))
+        controller: Controller = factory(**checked)
     except TypeError as error:
         raise ControllerError(f"controller '{name}': bad parameters ({error})") from None
     return controller
