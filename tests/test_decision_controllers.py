@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from twin_traffic.controllers import make_controller
 from twin_traffic.controllers.decision import decide
 from twin_traffic.controllers.greedy import GreedyController, longest_queues
 from twin_traffic.controllers.max_pressure import (

@@ -234,6 +234,10 @@ class PhaseEngine:
             else max(1, _ceil_steps(timing.max_green, self.step_length))
         )
 
+        self.dominated: tuple[bool, ...] = dominated_greens(self.greens)
+        self._stages = frozenset(
+            g for g, dominated in zip(self.greens, self.dominated, strict=True) if not dominated
+        )
         # Precompute every src -> dst plan so tick() only indexes tuples.
         n = self.num_greens
         self._plans: list[list[tuple[tuple[str, int], ...]]] = [[()] * n for _ in range(n)]
@@ -269,10 +273,12 @@ class PhaseEngine:
     def _programme_transition(self, src: int, dst: int) -> tuple[tuple[str, int], ...] | None:
         """The programme's own path from green ``src`` to green ``dst``, if it is safe.
 
-        The path runs through the programme's transition phases and through green
-        phases that only keep links ``src`` already gives green to (a stage split
-        into a clearance green, a lagging protected left, a bypass lane that is
-        always green), so a real programme's intergreen is followed as written.
+        The path runs through the programme's transition phases and through
+        clearance greens: dominated greens (:func:`dominated_greens`) that only keep
+        links ``src`` already gives green to, such as an intergreen where only an
+        always-green bypass lane runs. A real programme's intergreen is so followed as
+        written; a path through another stage (a lagging protected left) is not a
+        transition, since a controller may choose that stage or skip it.
         """
         states, durations, step = self.programme_states, self.programme_durations, self.step_length
         src_state, dst_state = self.greens[src], self.greens[dst]
@@ -295,7 +301,7 @@ class PhaseEngine:
                         if plan and _is_safe_path([src_state, *(p for p, _ in plan), dst_state]):
                             return plan
                         break
-                    if not _green_links(phase) <= src_green:
+                    if phase in self._stages or not _green_links(phase) <= src_green:
                         break  # another stage starts: not a path to dst
                 steps = _ceil_steps(durations[j], step)
                 if any(c in YELLOW_CHARS for c in phase):
