@@ -72,9 +72,7 @@ def test_all_red_follows_a_programme_yellow() -> None:
     assert real_engine().transition(0, 1)  # sanity: the fixture programme has transitions
     engine = PhaseEngine(states, [30, 3, 30, 3], SignalTiming(all_red=2.0))
     assert engine.transition(0, 1) == (("yyrr", 3.0), ("rrrr", 2.0))
-    assert PhaseEngine(states, [30, 3, 30, 3], SignalTiming()).transition(0, 1) == (
-        ("yyrr", 3.0),
-    )
+    assert PhaseEngine(states, [30, 3, 30, 3], SignalTiming()).transition(0, 1) == (("yyrr", 3.0),)
 
 
 def test_all_red_changes_a_run_on_a_programme_with_its_own_transitions() -> None:

@@ -10,7 +10,6 @@ from twin_traffic.errors import ControllerError
 
 if TYPE_CHECKING:
     from twin_traffic.network import Network
-    from twin_traffic.sim import Simulation
 
 PROGRAM_ID = "twin-traffic-actuated"
 
@@ -65,9 +64,3 @@ class ActuatedController:
         ET.indent(root)
         ET.ElementTree(root).write(path, encoding="utf-8", xml_declaration=True)
         return [path]
-
-    def reset(self, network: Network, sim: Simulation) -> None:
-        """Nothing to do: SUMO runs the actuated programmes."""
-
-    def act(self, sim: Simulation) -> None:
-        """Never called: SUMO runs the actuated programmes."""

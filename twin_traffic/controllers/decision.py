@@ -21,19 +21,18 @@ outgoing lane), never per vehicle. What every deciding controller shares:
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from twin_traffic.control import SignalBank
 from twin_traffic.errors import ControllerError
 from twin_traffic.features import DEFAULT_SENSOR_RANGE, Observer, SignalLayout, Snapshot
 from twin_traffic.signals import PhaseEngine, SignalTiming
 
 if TYPE_CHECKING:
     from twin_traffic.network import Network
-    from twin_traffic.sim import Simulation
 
 CYCLES = ("acyclic", "cyclic")
 # Real approaches lose several seconds per switch (yellows, clearance greens, start-up):
@@ -89,8 +88,6 @@ class GreenChooser(ABC):
         self.spillback = float(spillback)
         self.max_wait = float(max_wait)
         self.sensor_range = float(sensor_range)
-        self.bank: SignalBank | None = None
-        self.observer: Observer | None = None
         self._unserved_since: dict[str, np.ndarray] = {}
 
     def additional_files(self, network: Network, directory: Path) -> list[Path]:
@@ -101,35 +98,23 @@ class GreenChooser(ABC):
         return [observer.detector_file(directory / "decision-detectors.add.xml",
                                        network.lane_lengths)]  # fmt: skip
 
-    def reset(self, network: Network, sim: Simulation) -> None:
-        """Take every signal over and prepare to read the lanes."""
-        ids = network.signal_ids
-        self.bank = SignalBank(network, ids, self.timing, sim.step_length)
-        self.bank.start(sim)
-        self.observer = self.observer_for(network)
-        self.observer.attach(sim)
-        self._unserved_since = {}
-
     def observer_for(self, network: Network) -> Observer:
         """What the controller reads: the lane variables it ``needs``."""
         return Observer(network, network.signal_ids, observation=(), reward="queue",
                         sensor_range=self.sensor_range, extra_needs=self.needs)  # fmt: skip
 
-    def act(self, sim: Simulation) -> None:
-        """Read the lanes once and request each signal's chosen green."""
-        assert self.bank is not None and self.observer is not None
-        snapshot = self.observer.read(sim.time)
-        self.bank.request(
-            [
-                self.choose(layout, snapshot, engine)
-                for layout, engine in zip(self.observer.layouts, self.bank.engines, strict=True)
-            ]
-        )
+    def start(self, network: Network, engines: Sequence[PhaseEngine], observer: Observer) -> None:
+        """Begin a run: forget what earlier runs left."""
+        self._unserved_since = {}
 
-    def advance(self, sim: Simulation, until: float) -> None:
-        """Run SUMO to ``until`` through the phase engines."""
-        assert self.bank is not None
-        self.bank.advance(sim, until)
+    def greens(
+        self, snapshot: Snapshot, engines: Sequence[PhaseEngine], observer: Observer
+    ) -> list[int]:
+        """Each signal's green, chosen one signal at a time by :meth:`choose`."""
+        return [
+            self.choose(layout, snapshot, engine)
+            for layout, engine in zip(observer.layouts, engines, strict=True)
+        ]
 
     @abstractmethod
     def choose(self, layout: SignalLayout, snapshot: Snapshot, engine: PhaseEngine) -> int:

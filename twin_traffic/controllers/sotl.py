@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from twin_traffic.controllers.decision import GreenChooser
 from twin_traffic.errors import ControllerError
-from twin_traffic.features import SignalLayout, Snapshot
+from twin_traffic.features import Observer, SignalLayout, Snapshot
 from twin_traffic.signals import PhaseEngine
+
+if TYPE_CHECKING:
+    from twin_traffic.network import Network
 
 
 class SotlController(GreenChooser):
@@ -36,6 +42,12 @@ class SotlController(GreenChooser):
         self.threshold = float(threshold)
         self._kappa: dict[str, float] = {}
         self._green: dict[str, int] = {}
+
+    def start(self, network: Network, engines: Sequence[PhaseEngine], observer: Observer) -> None:
+        """Begin a run with every count at zero."""
+        super().start(network, engines, observer)
+        self._kappa = {}
+        self._green = {}
 
     def choose(self, layout: SignalLayout, snapshot: Snapshot, engine: PhaseEngine) -> int:
         """Keep the green until enough traffic has built up at red."""

@@ -42,7 +42,6 @@ from twin_traffic.signals import GREEN_CHARS, dominated_greens
 if TYPE_CHECKING:
     from twin_traffic.network import Network
     from twin_traffic.scenario import Scenario
-    from twin_traffic.sim import Simulation
 
 PROGRAM_ID = "twin-traffic-webster"
 SECONDS_PER_HOUR = 3600.0
@@ -427,12 +426,6 @@ class WebsterController:
         )
         path = directory / "webster.add.xml"
         return [write_plan(programmes, path, comment=f"Webster plan ({summary})")]
-
-    def reset(self, network: Network, sim: Simulation) -> None:
-        """Nothing to do: SUMO runs the plan."""
-
-    def act(self, sim: Simulation) -> None:
-        """Never called: SUMO runs the plan."""
 
 
 __all__ = [
