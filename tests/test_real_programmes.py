@@ -13,7 +13,7 @@ from test_control import SecondBySecond
 
 from twin_traffic.control import SignalBank
 from twin_traffic.evaluate import RunSpec, run_episode
-from twin_traffic.network import load_network
+from twin_traffic.network import Link, Phase, TrafficLight, load_network
 from twin_traffic.scenario import load_scenario
 from twin_traffic.signals import PhaseEngine, SignalTiming, dominated_greens
 from twin_traffic.sim import SimConfig
@@ -136,3 +136,33 @@ def test_sumo_keeps_shared_links_green_on_a_real_programme(backend: str, tmp_pat
     assert left_yellows <= {"rrryrrrrrrryrrrr", "yyyyrrrryyyyrrrr"}
     assert "yyygrrrryyygrrrr" in shown
     assert {A, L, B} <= set(shown)
+
+
+def test_actuated_keeps_a_real_programmes_fixed_phases(tmp_path: Path) -> None:
+    from twin_traffic.controllers.actuated import ActuatedController
+    from twin_traffic.plans import read_plan
+
+    scenario = load_scenario(_real_scenario(tmp_path), end=300)
+    [path] = ActuatedController().additional_files(load_network(scenario), tmp_path)
+    phases = read_plan(path)["C"].phases
+    # The city's bounds on its stages; its fixed extension and intergreen phases stay fixed.
+    assert [(p.min_dur, p.max_dur) for p in phases if p.min_dur is not None] == [
+        (10, 40),
+        (10, 40),
+    ]
+    assert [p.duration for p in phases] == [p[1] for p in REAL]
+    result = run_episode(RunSpec(str(scenario.config_file), "actuated", seed=0, end=300))
+    assert result.metrics["vehicles"] > 0
+
+
+def test_webster_times_a_real_programmes_stages_only(tmp_path: Path) -> None:
+    from twin_traffic.controllers.webster import adjustable_stages
+
+    light = load_network(load_scenario(_real_scenario(tmp_path))).traffic_lights["C"]
+    # A's adjustable phase and B's: A's fixed extension and the fixed left stay as they are.
+    assert adjustable_stages(light) == [[0], [6]]
+    # Bologna's kind: a clearance green (always-green bypass) is never a stage.
+    states = ["GGrrG", "yyrrG", "rrrrG", "rrGGG", "rryyG", "rrrrG"]
+    phases = tuple(Phase(s, d) for s, d in zip(states, [30, 3, 2, 30, 3, 2], strict=True))
+    bypass = TrafficLight("X", "0", phases, tuple(Link(i, f"a{i}", f"b{i}") for i in range(5)))
+    assert adjustable_stages(bypass) == [[0], [3]]
