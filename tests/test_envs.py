@@ -197,3 +197,18 @@ def _green_runs(states: list[str], greens: set[str]) -> list[tuple[str, int, boo
                 runs[-1] = (runs[-1][0], runs[-1][1], True)
             runs.append((state, 1, False))
     return [run for run in runs if run[0] in greens]
+
+
+def test_cyclic_mode_moves_on_in_programme_order() -> None:
+    # single's C has four greens; asking for the third from the first serves the second.
+    env = SignalEnv(scenario="single", end=120, min_green=5, cycle="cyclic")
+    env.reset(seed=0)
+    engine = env.twin.bank.engines[0]
+    assert engine.num_greens == 4 and engine.current_green == 0
+    env.step(2)
+    assert engine.current_green == 1
+    env.step(1)  # the current green: kept
+    assert engine.current_green == 1
+    env.close()
+    with pytest.raises(TwinTrafficError, match="cycle must be"):
+        SignalEnv(scenario="single", cycle="round")
