@@ -64,7 +64,8 @@ def test_bad_scenario_is_one_line_on_stderr(tmp_path: Path) -> None:
 def test_unknown_controller_is_reported_per_run() -> None:
     result = cli("evaluate", "single", "--end", "30", "--controller", "magic")
     assert result.returncode == 1
-    assert "unknown controller 'magic'; choose one of: actuated, fixed," in result.stderr
+    known = "actuated, advanced-max-pressure, efficient-max-pressure, fixed,"
+    assert f"unknown controller 'magic'; choose one of: {known}" in result.stderr
     assert "Traceback" not in result.stderr
 
 
