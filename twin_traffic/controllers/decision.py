@@ -131,8 +131,10 @@ class GreenChooser(ABC):
         """Per link: seconds its lane has had demand without green, once past ``max_wait``
         (0 elsewhere). Updated at every decision."""
         lanes = layout.link_in
-        demand = (snapshot.halting[lanes] + snapshot.pending[lanes]) > 0 if len(
-            snapshot.pending) else snapshot.halting[lanes] > 0  # fmt: skip
+        queued = snapshot.halting[lanes]
+        if len(snapshot.pending):
+            queued = queued + snapshot.pending[lanes]
+        demand = queued > 0
         green = layout.protected[engine.current_green] | layout.permissive[engine.current_green]
         served = green & ~engine.in_transition
         since = self._unserved_since.get(layout.id)
