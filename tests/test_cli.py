@@ -74,7 +74,7 @@ def test_unknown_controller_fails_before_any_run() -> None:
     [
         (("-c", "max-pressure", "-p", "min_gren=5"),
          "error: max-pressure: no parameter 'min_gren'; its parameters are: decision_interval, "
-         "min_green, max_green, yellow, all_red"),
+         "min_green, max_green, yellow, all_red, cycle, spillback, max_wait, sensor_range"),
         (("-c", "sotl", "-p", "threshold=lots"), "error: sotl: threshold='lots' must be a number"),
         (("-c", "greedy", "-p", "min_green=-2"),
          "error: greedy: min_green=-2 is out of range; min_green must be >= 0"),
@@ -126,7 +126,7 @@ def test_version_and_help_still_work() -> None:
     )
     helped = cli("evaluate", "--help")
     assert helped.returncode == 0 and "--protocol" in helped.stdout
-    assert "max-pressure: decision_interval=5, min_green=5, max_green=60" in helped.stdout
+    assert "max-pressure: decision_interval=5, min_green=15, max_green=60" in helped.stdout
     assert "plan: file or plan (a plan file, required)" in helped.stdout
     bare = cli("scenario")
     assert bare.returncode == 0 and "check" in bare.stdout

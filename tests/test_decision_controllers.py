@@ -5,62 +5,159 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from twin_traffic.controllers.decision import decide
 from twin_traffic.controllers.greedy import GreedyController, longest_queues
-from twin_traffic.controllers.max_pressure import MaxPressureController, pressures
+from twin_traffic.controllers.max_pressure import (
+    AdvancedMaxPressureController,
+    EfficientMaxPressureController,
+    MaxPressureController,
+    green_pressures,
+)
 from twin_traffic.controllers.sotl import SotlController
 from twin_traffic.evaluate import RunSpec, run_episode
-from twin_traffic.features import SignalLayout, Snapshot
+from twin_traffic.features import SignalLayout, Snapshot, _layout
+from twin_traffic.network import Link, Phase, TrafficLight
 from twin_traffic.signals import PhaseEngine, SignalTiming
 
-# A crossing: lanes 0,1 (north/south) feed lane 4, lanes 2,3 (east/west) feed lane 5.
-# Green 0 serves the north/south movements, green 1 the east/west ones.
-LAYOUT = SignalLayout(
-    id="X",
-    num_greens=2,
-    in_lanes=np.array([0, 1, 2, 3]),
-    movement_in=np.array([0, 1, 2, 3]),
-    movement_out=np.array([4, 4, 5, 5]),
-    green_movements=np.array([[True, True, False, False], [False, False, True, True]]),
-)
+LANES = ["n", "s", "e", "w", "out_ns", "out_ew"]
+CAPACITY = np.full(len(LANES), 10.0)
 
 
-def snapshot(vehicles: list[float], halting: list[float] | None = None) -> Snapshot:
+def layout_of(states: list[str], links: list[tuple[str, str]]) -> SignalLayout:
+    """The layout the observer builds for a hand-built programme and its links."""
+    phases = tuple(Phase(state, 30.0) for state in states)
+    light = TrafficLight("X", "0", phases, tuple(Link(i, a, b) for i, (a, b) in enumerate(links)))
+    return _layout(light, {lane: i for i, lane in enumerate(LANES)}, CAPACITY)
+
+
+# A crossing: n, s feed out_ns; e, w feed out_ew. Green 0 serves N/S, green 1 E/W.
+CROSSING = ["GGrr", "yyrr", "rrGG", "rryy"]
+LAYOUT = layout_of(CROSSING, [("n", "out_ns"), ("s", "out_ns"), ("e", "out_ew"), ("w", "out_ew")])
+
+
+def snapshot(
+    vehicles: list[float],
+    halting: list[float] | None = None,
+    pending: list[float] | None = None,
+    in_range: list[float] | None = None,
+    time: float = 0.0,
+) -> Snapshot:
     zeros = np.zeros(6)
     return Snapshot(
-        time=0.0,
+        time=time,
         vehicles=np.array(vehicles, dtype=float),
         halting=np.array(halting if halting is not None else vehicles, dtype=float),
-        speed=zeros, waiting=zeros, sensor_occupancy=zeros, sensor_halting=zeros,
-        crossed=zeros,
+        speed=zeros, waiting=zeros, sensor_occupancy=zeros, crossed=zeros,
+        sensor_halting=np.array(halting if halting is not None else vehicles, dtype=float),
+        sensor_vehicles=np.array(in_range if in_range is not None else vehicles, dtype=float),
+        pending=np.array(pending if pending is not None else zeros, dtype=float),
     )  # fmt: skip
 
 
-def engine(min_green: float = 5.0) -> PhaseEngine:
+def engine(min_green: float = 5.0, states: list[str] = CROSSING) -> PhaseEngine:
     timing = SignalTiming(yellow=3, min_green=min_green, max_green=60)
-    return PhaseEngine(["GGrr", "yyrr", "rrGG", "rryy"], [30, 3, 30, 3], timing)
+    return PhaseEngine(states, [30, 3] * (len(states) // 2), timing)
 
 
 def test_max_pressure_picks_the_largest_incoming_minus_outgoing() -> None:
-    # N/S: (6 - 9) + (2 - 9) = -10; E/W: (3 - 1) + (4 - 1) = 5 -> east/west.
+    # N/S: 6 - 9 and 2 - 9 are no claim; E/W: (3 - 1) + (4 - 1) = 5 -> east/west.
     state = snapshot([6, 2, 3, 4, 9, 1])
-    assert pressures(LAYOUT, state) == [-10.0, 5.0]
+    assert list(green_pressures(LAYOUT, state.vehicles, np.ones(4))) == [0.0, 5.0]
     assert MaxPressureController().choose(LAYOUT, state, engine()) == 1
-    # A full downstream lane is what turns the choice: same queues, empty lane 4.
+    # A lighter downstream lane is what turns the choice: same queues, empty out_ns.
     assert MaxPressureController().choose(LAYOUT, snapshot([6, 2, 3, 4, 0, 1]), engine()) == 0
 
 
-def test_max_pressure_ties_keep_the_current_green() -> None:
-    state = snapshot([2, 2, 2, 2, 0, 0])
+def test_a_switch_must_win_by_more_than_the_transition_loses() -> None:
     signal = engine()
-    assert MaxPressureController().choose(LAYOUT, state, signal) == 0
-    signal.reset(1)
-    assert MaxPressureController().choose(LAYOUT, state, signal) == 1
+    signal.reset(1)  # E/W green with pressure 5; the switch to N/S costs a 3 s yellow
+    # Over H = 3 + 5 s, N/S serves 5 s: 8 * 5 = 40 does not beat 5 * 8 = 40 -> stay.
+    assert MaxPressureController().choose(LAYOUT, snapshot([6, 2, 3, 4, 0, 1]), signal) == 1
+    # 12 * 5 = 60 > 40 -> switch.
+    assert MaxPressureController().choose(LAYOUT, snapshot([10, 2, 3, 4, 0, 1]), signal) == 0
+
+
+def test_a_movement_whose_exit_spills_back_has_no_claim() -> None:
+    # E/W has the larger pressure (22 against 6), but out_ew is full (9 of 10 places,
+    # the default spillback 0.9): N/S is served.
+    state = snapshot([3, 3, 20, 20, 0, 9])
+    assert MaxPressureController().choose(LAYOUT, state, engine()) == 0
+    assert EfficientMaxPressureController().choose(LAYOUT, state, engine()) == 0
+    assert GreedyController().choose(LAYOUT, state, engine()) == 0
+    # A lane counted full only at 10 vehicles still has room: E/W wins.
+    assert MaxPressureController(spillback=1.0).choose(LAYOUT, state, engine()) == 1
+
+
+def test_vehicles_waiting_to_enter_count_as_queued() -> None:
+    # Lane counts favour N/S, but 20 vehicles wait to be inserted on e's edge.
+    state = snapshot([4, 4, 1, 1, 0, 0], pending=[0, 0, 20, 0, 0, 0])
+    assert MaxPressureController().choose(LAYOUT, state, engine()) == 1
+    assert GreedyController().choose(LAYOUT, state, engine()) == 1
+
+
+def test_a_starving_lane_is_served_whatever_the_pressure() -> None:
+    controller = MaxPressureController(max_wait=60)
+    signal = engine(min_green=0)
+    heavy_ns = [20, 20, 1, 0, 0, 0]  # one car waits on e, N/S always wins on pressure
+    for time in (0.0, 30.0):
+        assert controller.choose(LAYOUT, snapshot(heavy_ns, time=time), signal) == 0
+    assert controller.choose(LAYOUT, snapshot(heavy_ns, time=60.0), signal) == 1
+
+
+def test_efficient_pressure_is_queue_minus_mean_exit_queue() -> None:
+    # n feeds both exits (through and turn): it counts once, against their mean queue.
+    layout = layout_of(
+        ["GGrr", "yyrr", "rrGG", "rryy"],
+        [("n", "out_ns"), ("n", "out_ew"), ("e", "out_ew"), ("w", "out_ns")],
+    )
+    halting = [8, 0, 3, 3, 4, 2]  # n: 8 - (4 + 2) / 2 = 5; e: 3 - 2 = 1; w: 3 - 4 < 0
+    state = snapshot([20, 0, 0, 0, 0, 0], halting=halting)
+    assert list(EfficientMaxPressureController().scores(layout, state)) == [5.0, 1.0]
+    # Max-pressure counts vehicles instead of queues.
+    assert list(MaxPressureController().scores(layout, state)) == [20.0, 0.0]
+
+
+def test_advanced_max_pressure_keeps_a_green_with_running_vehicles() -> None:
+    controller = AdvancedMaxPressureController()
+    # Green 0 (N/S): 6 vehicles in range, none halting (6 running). E/W queue: 5 + 0.
+    state = snapshot([6, 0, 5, 0, 0, 0], halting=[0, 0, 5, 0, 0, 0])
+    assert controller.choose(LAYOUT, state, engine()) == 0
+    # Only 4 running: the best efficient pressure (5) wins.
+    state = snapshot([4, 0, 5, 0, 0, 0], halting=[0, 0, 5, 0, 0, 0])
+    assert controller.choose(LAYOUT, state, engine()) == 1
+
+
+THREE_STAGES = ["GrrGrr", "yrryrr", "rGrrGr", "ryrryr", "rrGrrG", "rryrry"]
+THREE_LINKS = [("n", "out_ns"), ("e", "out_ew"), ("w", "out_ew")] * 2
+
+
+def test_cyclic_mode_goes_to_the_next_green_with_demand() -> None:
+    layout = layout_of(THREE_STAGES, THREE_LINKS)
+    signal = engine(states=THREE_STAGES)
+    signal.reset(0)
+    state = snapshot([0, 0, 1, 9, 0, 0])  # green 1 (e) has a little demand, green 2 (w) more
+    assert MaxPressureController().choose(layout, state, signal) == 2
+    assert MaxPressureController(cycle="cyclic").choose(layout, state, signal) == 1
+    # Without demand on green 1, cyclic skips it.
+    state = snapshot([0, 0, 0, 9, 0, 0])
+    assert MaxPressureController(cycle="cyclic").choose(layout, state, signal) == 2
+
+
+def test_dominated_greens_are_not_chosen() -> None:
+    # Green 1 gives the N/S lanes green but nothing more: green 0 serves all it does.
+    states = ["GGGr", "yyyr", "GGrr", "yyrr", "rrrG", "rrry"]
+    layout = layout_of(states, [("n", "out_ns"), ("s", "out_ns"), ("e", "out_ew"), ("w", "out_ew")])
+    assert list(layout.maximal) == [True, False, True]
+    signal = engine(states=states)
+    signal.reset(2)
+    state = snapshot([5, 5, 0, 0, 0, 0])  # greens 0 and 1 tie on pressure
+    assert decide(layout, MaxPressureController().scores(layout, state), signal, 5.0) == 0
 
 
 def test_greedy_serves_the_single_longest_queue() -> None:
     # E/W holds more vehicles in total (5 + 5), but the longest queue is north (8).
     state = snapshot([0, 0, 0, 0, 0, 0], halting=[8, 0, 5, 5, 0, 0])
-    assert longest_queues(LAYOUT, state) == [8.0, 5.0]
+    assert list(longest_queues(LAYOUT, state)) == [8.0, 5.0]
     assert GreedyController().choose(LAYOUT, state, engine()) == 0
     state = snapshot([0] * 6, halting=[1, 0, 0, 2, 0, 0])
     assert GreedyController().choose(LAYOUT, state, engine()) == 1
@@ -88,7 +185,9 @@ def test_sotl_respects_min_green_and_leaves_an_idle_green_at_once() -> None:
     assert controller.choose(LAYOUT, snapshot([0, 0, 0, 0, 0, 0]), signal) == 0
 
 
-@pytest.mark.parametrize("name", ["max-pressure", "greedy", "sotl"])
+@pytest.mark.parametrize(
+    "name", ["max-pressure", "efficient-max-pressure", "advanced-max-pressure", "greedy", "sotl"]
+)
 def test_decision_controllers_beat_fixed_time_on_the_grid(name: str) -> None:
     fixed = run_episode(RunSpec("grid3x3", seed=1, end=900))
     result = run_episode(RunSpec("grid3x3", controller=name, seed=1, end=900))

@@ -262,3 +262,18 @@ def test_sumo_errors_reach_the_user_of_a_traci_env(monkeypatch: pytest.MonkeyPat
     with pytest.raises(SimulationError, match="unable to open display"):
         env.reset(seed=0)
     env.close()
+
+
+def test_cyclic_mode_moves_on_in_programme_order() -> None:
+    # single's C has four greens; asking for the third from the first serves the second.
+    env = SignalEnv(scenario="single", end=120, min_green=5, cycle="cyclic")
+    env.reset(seed=0)
+    engine = env.twin.bank.engines[0]
+    assert engine.num_greens == 4 and engine.current_green == 0
+    env.step(2)
+    assert engine.current_green == 1
+    env.step(1)  # the current green: kept
+    assert engine.current_green == 1
+    env.close()
+    with pytest.raises(TwinTrafficError, match="cycle must be"):
+        SignalEnv(scenario="single", cycle="round")

@@ -410,8 +410,9 @@ def test_two_phase_programme_transitions() -> None:
     engine = PhaseEngine(*TWO_PHASE, SignalTiming(yellow=5.0, all_red=2.0))
     assert engine.greens == ("GGrr", "rrGG")
     assert engine.num_greens == 2
-    assert engine.transition(0, 1) == (("yyrr", 3.0),)
-    assert engine.transition(1, 0) == (("rryy", 4.0),)
+    # The programme's 3 s yellow, then the configured all-red clearance.
+    assert engine.transition(0, 1) == (("yyrr", 3.0), ("rrrr", 2.0))
+    assert engine.transition(1, 0) == (("rryy", 4.0), ("rrrr", 2.0))
     assert engine.transition_origin(0, 1) == "programme"
     assert engine.transition(0, 0) == ()
     assert engine.transition_origin(1, 1) == "none"
@@ -458,7 +459,10 @@ def test_protected_left_programme() -> None:
     assert green_phase_indices(PROTECTED_LEFT) == (0, 2, 4, 6)
     for i in range(4):  # programme order: the programme's own 3 s yellows
         assert engine.transition_origin(i, (i + 1) % 4) == "programme"
-        assert engine.transition(i, (i + 1) % 4) == ((PROTECTED_LEFT[2 * i + 1], 3.0),)
+        assert engine.transition(i, (i + 1) % 4) == (
+            (PROTECTED_LEFT[2 * i + 1], 3.0),
+            ("rrrrrrrrrrrr", 1.0),  # all-red clearance after the programme's yellow
+        )
     # Skipping the left: derived yellow (timing) + all-red clearance.
     assert engine.transition_origin(0, 2) == "derived"
     assert engine.transition(0, 2) == (("yyrrrryyrrrr", 4.0), ("rrrrrrrrrrrr", 1.0))
@@ -477,7 +481,7 @@ def test_non_alternating_programme() -> None:
     assert engine.transition(0, 1) == ()
     # Green -> yellow -> all-red -> green: taken from the programme.
     assert engine.transition(1, 2) == (("yyyr", 3.0), ("rrrr", 2.0))
-    assert engine.transition(2, 0) == (("rrry", 3.0),)
+    assert engine.transition(2, 0) == (("rrry", 3.0), ("rrrr", 1.0))
     # Not in the programme: derived.
     assert engine.transition_origin(0, 2) == "derived"
     assert engine.transition(0, 2) == (("yyrr", 3.0), ("rrrr", 1.0))

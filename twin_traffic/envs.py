@@ -44,7 +44,7 @@ from twin_traffic.errors import TwinTrafficError
 from twin_traffic.features import DEFAULT_OBSERVATION, DEFAULT_REWARD, Observer, Snapshot
 from twin_traffic.network import Network, load_network
 from twin_traffic.scenario import Scenario, builtin_scenarios, load_scenario
-from twin_traffic.signals import SignalTiming
+from twin_traffic.signals import PhaseEngine, SignalTiming
 from twin_traffic.sim import Backend, SimConfig, Simulation
 
 _MAX_SEED = 2**31 - 1
@@ -65,6 +65,9 @@ class EnvConfig:
         min_green: minimum green before a switch, s.
         max_green: maximum green before a forced switch, s.
         sensor_range: reach of the approach detectors of the ``sensor`` observation, m.
+        cycle: ``acyclic`` (an action is the green to show) or ``cyclic`` (the programme's
+            order: an action other than the current green moves on to the next green
+            in order that no other green serves better; the policy decides when).
         demand_scale: SUMO's ``--scale`` for the demand; a ``(low, high)`` pair draws a
             scale per episode from ``np_random`` (demand randomisation).
         backend: ``libsumo`` or ``traci``.
@@ -89,6 +92,7 @@ class EnvConfig:
     min_green: float = 5.0
     max_green: float = 60.0
     sensor_range: float = 50.0
+    cycle: str = "acyclic"
     demand_scale: float | tuple[float, float] = 1.0
     backend: Backend = "libsumo"
     gui: bool = False
@@ -132,6 +136,8 @@ class SignalTwin:
             )
         self.signal_ids = tuple(signals)
         timing = config.timing  # validates the timings
+        if config.cycle not in ("acyclic", "cyclic"):
+            raise TwinTrafficError(f"cycle must be 'acyclic' or 'cyclic', got {config.cycle!r}")
         self.observer = Observer(
             self.network,
             self.signal_ids,
@@ -177,6 +183,11 @@ class SignalTwin:
         sim = self.sim
         if sim is None or self._last is None:
             raise TwinTrafficError("call reset() before step()")
+        if self.config.cycle == "cyclic":
+            greens = [
+                green if green == engine.current_green else _next_stage(engine)
+                for green, engine in zip(greens, self.bank.engines, strict=True)
+            ]
         self.bank.request(greens)
         self.bank.advance(sim, min(sim.time + self.config.decision_interval, self.scenario.end))
         snapshot = self.observer.read(sim.time)
@@ -211,6 +222,16 @@ class SignalTwin:
         """Stop SUMO and remove scratch files."""
         self.close_sim()
         self._scratch.cleanup()
+
+
+def _next_stage(engine: PhaseEngine) -> int:
+    """The next green after the current one in programme order that is not dominated."""
+    n = engine.num_greens
+    for step in range(1, n):
+        green = (engine.current_green + step) % n
+        if not engine.dominated[green]:
+            return green
+    return engine.current_green
 
 
 ScenarioSource = str | Path | Scenario

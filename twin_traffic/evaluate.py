@@ -18,7 +18,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from twin_traffic.control import SignalBank
 from twin_traffic.controllers import Controller, make_controller
+from twin_traffic.controllers.base import DecidingController, is_deciding
 from twin_traffic.metrics import read_teleports, read_tripinfo, summarize_run
 from twin_traffic.network import Network, load_network
 from twin_traffic.scenario import Scenario, load_scenario
@@ -153,7 +155,6 @@ def run_episode(
         with sim:
             timings["sumo_start"] = time.perf_counter() - clock
             clock = time.perf_counter()
-            controller.reset(network, sim)
             sample_times, queues, gridlock_at = _drive(sim, network, controller, spec, progress)
             timings["simulate"] = time.perf_counter() - clock
             clock = time.perf_counter()
@@ -164,6 +165,27 @@ def run_episode(
     queue_table = pd.DataFrame(queues, columns=list(network.signal_ids))
     queue_table.insert(0, "time", sample_times)
     return RunResult(spec, metrics, trips, queue_table, gridlock_at, timings)
+
+
+class DecisionRunner:
+    """The runner's side of a deciding controller: it owns the phase engines (a
+    :class:`~twin_traffic.control.SignalBank` built with the controller's timing) and
+    the lane reader, reads the state once per decision and requests the greens the
+    controller chooses."""
+
+    def __init__(self, controller: Controller, network: Network, sim: Simulation) -> None:
+        assert isinstance(controller, DecidingController)
+        self.controller = controller
+        self.bank = SignalBank(network, network.signal_ids, controller.timing, sim.step_length)
+        self.bank.start(sim)
+        self.observer = controller.observer_for(network)
+        self.observer.attach(sim)
+        controller.start(network, self.bank.engines, self.observer)
+
+    def decide(self, sim: Simulation) -> None:
+        """Read the lanes and request each signal's chosen green."""
+        snapshot = self.observer.read(sim.time)
+        self.bank.request(self.controller.greens(snapshot, self.bank.engines, self.observer))
 
 
 def _drive(
@@ -194,6 +216,7 @@ def _drive(
     network_halting = sim.edge_reader(sim.all_edges(), [LAST_STEP_VEHICLE_HALTING_NUMBER])
 
     scenario = sim.scenario
+    runner = DecisionRunner(controller, network, sim) if is_deciding(controller) else None
     interval = controller.decision_interval
     next_decision = scenario.begin if interval is not None else math.inf
     next_sample = scenario.begin + spec.sample_interval
@@ -203,14 +226,14 @@ def _drive(
     stuck_since: float | None = None
     gridlock_at: float | None = None
     while sim.running:
-        if interval is not None and sim.time >= next_decision - _EPS:
-            controller.act(sim)
+        if runner is not None and interval is not None and sim.time >= next_decision - _EPS:
+            runner.decide(sim)
             next_decision += interval
         until = min(next_sample, next_decision, scenario.end)
-        if interval is None:
+        if runner is None:
             sim.step(until)  # SUMO runs the controller's programmes
         else:
-            controller.advance(sim, until)
+            runner.bank.advance(sim, until)
         if sim.time < next_sample - _EPS:
             continue
         next_sample += spec.sample_interval

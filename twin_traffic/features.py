@@ -35,15 +35,15 @@ Rewards (per signal; higher is better):
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from twin_traffic.errors import TwinTrafficError
-from twin_traffic.network import Network
+from twin_traffic.network import Link, Network, Phase
 from twin_traffic.sensors import Detector, write_detectors
-from twin_traffic.signals import GREEN_CHARS, PhaseEngine
+from twin_traffic.signals import GREEN_CHARS, PhaseEngine, dominated_greens
 from twin_traffic.sim import (
     LAST_STEP_MEAN_SPEED,
     LAST_STEP_OCCUPANCY,
@@ -80,6 +80,20 @@ class SignalLayout:
     movement_out: np.ndarray
     # green_movements[g, m]: movement m has green in green g.
     green_movements: np.ndarray
+    # Per controlled link (signal link order): its incoming and outgoing lane, and the
+    # share of its incoming lane's links it is (so a lane counts once over its links).
+    link_in: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=int))
+    link_out: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=int))
+    link_share: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    # protected[g, k] / permissive[g, k]: link k has 'G' / 'g' in green g.
+    protected: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), dtype=bool))
+    permissive: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), dtype=bool))
+    # maximal[g]: no other green serves all of green g's links at least as well.
+    maximal: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
+    # Vehicles each link's outgoing lane holds when full (spill-back test).
+    exit_capacity: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    # The programme's own minimum per green (its phases' minDur over a stage), s.
+    min_green: np.ndarray = field(default_factory=lambda: np.zeros(0))
 
 
 @dataclass
@@ -94,6 +108,11 @@ class Snapshot:
     sensor_occupancy: np.ndarray
     sensor_halting: np.ndarray
     crossed: np.ndarray
+    # Vehicles within ``sensor_range`` of the stop line (lane-area detectors).
+    sensor_vehicles: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    # Vehicles waiting to be inserted on the lane's edge, shared over its approach lanes:
+    # a queue that reaches back past the network's entry, invisible to lane counts.
+    pending: np.ndarray = field(default_factory=lambda: np.zeros(0))
 
 
 ObservationFn = Callable[["Observer", SignalLayout, Snapshot, PhaseEngine], np.ndarray]
@@ -255,7 +274,7 @@ class Observer:
         self.capacity = np.maximum(lengths / VEHICLE_SPACE, 1.0)
         self.max_speed = np.array([network.lane_speeds[lane] for lane in self.lanes])
         self.sensor_capacity = np.maximum(np.minimum(lengths, sensor_range) / VEHICLE_SPACE, 1.0)
-        self.layouts = tuple(_layout(light, index) for light in lights)
+        self.layouts = tuple(_layout(light, index, self.capacity) for light in lights)
         self.needs = frozenset().union(
             *(OBSERVATIONS[name].needs for name in self.observation),
             REWARDS[reward][0],
@@ -264,6 +283,7 @@ class Observer:
         self._lane_readers: list[tuple[str, np.ndarray, Reader]] = []
         self._sensor_reader: Reader | None = None
         self._loop_reader: Reader | None = None
+        self._pending: PendingReader | None = None
 
     # -- detectors -------------------------------------------------------------------------
 
@@ -316,8 +336,11 @@ class Observer:
             self._sensor_reader = sim.detector_reader(
                 "lanearea",
                 [f"tt_e2_{lane}" for lane in approaches],
-                [LAST_STEP_OCCUPANCY, LAST_STEP_VEHICLE_HALTING_NUMBER],
+                [LAST_STEP_OCCUPANCY, LAST_STEP_VEHICLE_HALTING_NUMBER, LAST_STEP_VEHICLE_NUMBER],
             )
+        self._pending = None
+        if "pending" in self.needs:
+            self._pending = PendingReader(sim, [self.lanes[i] for i in self._approach_rows])
         if "crossed" in self.needs:
             self._loop_reader = sim.detector_reader(
                 "inductionloop", [f"tt_e1_{lane}" for lane in approaches], [VAR_INTERVAL_NUMBER]
@@ -329,17 +352,21 @@ class Observer:
         columns = {name: np.zeros(n) for name in _LANE_VARIABLES}
         for name, rows, reader in self._lane_readers:
             columns[name][rows] = reader.read()[:, 0]
-        occupancy = halting = crossed = np.zeros(n)
+        occupancy = halting = crossed = in_range = pending = np.zeros(n)
         if self._sensor_reader is not None:
             sensor = self._sensor_reader.read()
-            occupancy, halting = np.zeros(n), np.zeros(n)
+            occupancy, halting, in_range = np.zeros(n), np.zeros(n), np.zeros(n)
             occupancy[self._approach_rows] = sensor[:, 0]
             halting[self._approach_rows] = sensor[:, 1]
+            in_range[self._approach_rows] = sensor[:, 2]
+        if self._pending is not None:
+            pending = np.zeros(n)
+            pending[self._approach_rows] = self._pending.read()
         if self._loop_reader is not None:
             crossed = np.zeros(n)
             crossed[self._approach_rows] = self._loop_reader.read()[:, 0]
         return Snapshot(time, sensor_occupancy=occupancy, sensor_halting=halting, crossed=crossed,
-                        **columns)  # fmt: skip
+                        sensor_vehicles=in_range, pending=pending, **columns)  # fmt: skip
 
     def observe(self, layout: SignalLayout, snap: Snapshot, engine: PhaseEngine) -> np.ndarray:
         """One signal's observation vector (float32)."""
@@ -362,7 +389,7 @@ class Observer:
         return REWARDS[self.reward][1](self, layout, snap, before)
 
 
-def _layout(light: object, index: dict[str, int]) -> SignalLayout:
+def _layout(light: object, index: dict[str, int], capacity: np.ndarray) -> SignalLayout:
     from twin_traffic.network import TrafficLight
 
     assert isinstance(light, TrafficLight)
@@ -375,6 +402,8 @@ def _layout(light: object, index: dict[str, int]) -> SignalLayout:
         for g, state in enumerate(greens):
             if state[link.index] in GREEN_CHARS:
                 green_movements[g, m] = True
+    links = light.links
+    per_lane = {lane: sum(link.in_lane == lane for link in links) for lane in light.incoming_lanes}
     return SignalLayout(
         id=light.id,
         num_greens=len(greens),
@@ -382,4 +411,52 @@ def _layout(light: object, index: dict[str, int]) -> SignalLayout:
         movement_in=np.array([index[a] for a, _ in movements], dtype=int),
         movement_out=np.array([index[b] for _, b in movements], dtype=int),
         green_movements=green_movements,
+        link_in=np.array([index[link.in_lane] for link in links], dtype=int),
+        link_out=np.array([index[link.out_lane] for link in links], dtype=int),
+        link_share=np.array([1.0 / per_lane[link.in_lane] for link in links]),
+        protected=_link_chars(greens, links, "G"),
+        permissive=_link_chars(greens, links, "g"),
+        maximal=~np.array(dominated_greens(greens), dtype=bool),
+        exit_capacity=np.array([capacity[index[link.out_lane]] for link in links]),
+        min_green=np.array([programme_min_green(light.phases, green) for green in greens]),
     )
+
+
+def programme_min_green(phases: Sequence[Phase], green: str) -> float:
+    """The programme's minimum for a green: the sum of ``minDur`` over a run of
+    consecutive phases showing it (a stage split into several phases), the longest run
+    if it appears several times; 0 when the programme gives no ``minDur``."""
+    best = run = 0.0
+    previous = None
+    for phase in (*phases, *phases):  # twice round, for a stage that wraps
+        if phase.state == green:
+            run = run + (phase.min_dur or 0.0) if previous == green else (phase.min_dur or 0.0)
+            best = max(best, run)
+        previous = phase.state
+    return best
+
+
+def _link_chars(greens: Sequence[str], links: Sequence[Link], char: str) -> np.ndarray:
+    """``(greens, links)``: True where the link shows ``char`` in the green."""
+    table = [[state[link.index] == char for link in links] for state in greens]
+    return np.array(table, dtype=bool).reshape(len(greens), len(links))
+
+
+class PendingReader:
+    """Vehicles waiting to be inserted on the edges of approach lanes, one value per lane
+    (an edge's count shared equally over its approach lanes). One call per edge: SUMO
+    keeps these queues per edge, and only edges that feed a signal are asked."""
+
+    def __init__(self, sim: Simulation, lanes: Sequence[str]) -> None:
+        edges = [lane.rsplit("_", 1)[0] for lane in lanes]
+        self._edges = tuple(dict.fromkeys(edges))
+        position = {edge: i for i, edge in enumerate(self._edges)}
+        self._edge_of_lane = np.array([position[edge] for edge in edges], dtype=int)
+        lanes_per_edge = np.bincount(self._edge_of_lane, minlength=len(self._edges))
+        self._share = 1.0 / lanes_per_edge[self._edge_of_lane]
+        self._get = sim.api.edge.getPendingVehicles
+
+    def read(self) -> np.ndarray:
+        """Pending vehicles per lane now."""
+        counts = np.array([len(self._get(edge)) for edge in self._edges], dtype=float)
+        return counts[self._edge_of_lane] * self._share

@@ -42,6 +42,7 @@ __all__ = [
     "PhaseEngine",
     "SignalTiming",
     "TransitionOrigin",
+    "dominated_greens",
     "green_phase_indices",
     "is_green_phase",
 ]
@@ -130,6 +131,32 @@ def _is_safe_path(path: Sequence[str]) -> bool:
     return True
 
 
+def _green_links(state: str) -> frozenset[int]:
+    """Indices of the links that have green (``G`` or ``g``) in ``state``."""
+    return frozenset(i for i, c in enumerate(state) if c in GREEN_CHARS)
+
+
+def dominated_greens(greens: Sequence[str]) -> tuple[bool, ...]:
+    """For each green, whether another green serves all its links at least as well.
+
+    A green is dominated when another green gives green to every link it does and
+    protected green (``G``) to every link it protects: a lead phase, a clearance
+    green or an always-green bypass. A protected-left-only phase is *not* dominated
+    by a phase where the same left is only permissive (``g``).
+    """
+
+    def covers(big: str, small: str) -> bool:
+        return all(
+            (b in GREEN_CHARS or s not in GREEN_CHARS) and (b == "G" or s != "G")
+            for b, s in zip(big, small, strict=True)
+        )
+
+    return tuple(
+        any(j != i and other != green and covers(other, green) for j, other in enumerate(greens))
+        for i, green in enumerate(greens)
+    )
+
+
 def _merge(segments: list[tuple[str, int]]) -> tuple[tuple[str, int], ...]:
     """Drop zero-length segments and fuse consecutive identical states."""
     merged: list[tuple[str, int]] = []
@@ -207,6 +234,10 @@ class PhaseEngine:
             else max(1, _ceil_steps(timing.max_green, self.step_length))
         )
 
+        self.dominated: tuple[bool, ...] = dominated_greens(self.greens)
+        self._stages = frozenset(
+            g for g, dominated in zip(self.greens, self.dominated, strict=True) if not dominated
+        )
         # Precompute every src -> dst plan so tick() only indexes tuples.
         n = self.num_greens
         self._plans: list[list[tuple[tuple[str, int], ...]]] = [[()] * n for _ in range(n)]
@@ -240,9 +271,18 @@ class PhaseEngine:
         return self._derived_transition(src, dst)
 
     def _programme_transition(self, src: int, dst: int) -> tuple[tuple[str, int], ...] | None:
-        """The programme's own src -> (non-green phases) -> dst path, if safe."""
+        """The programme's own path from green ``src`` to green ``dst``, if it is safe.
+
+        The path runs through the programme's transition phases and through
+        clearance greens: dominated greens (:func:`dominated_greens`) that only keep
+        links ``src`` already gives green to, such as an intergreen where only an
+        always-green bypass lane runs. A real programme's intergreen is so followed as
+        written; a path through another stage (a lagging protected left) is not a
+        transition, since a controller may choose that stage or skip it.
+        """
         states, durations, step = self.programme_states, self.programme_durations, self.step_length
         src_state, dst_state = self.greens[src], self.greens[dst]
+        src_green = _green_links(src_state)
         n = len(states)
         for i, s in enumerate(states):
             if s != src_state:
@@ -252,18 +292,42 @@ class PhaseEngine:
                 j = (i + k) % n
                 phase = states[j]
                 if is_green_phase(phase):
-                    # Use it only if it leads straight into dst through >= 1
-                    # transition phase; a green -> green hop is derived instead.
-                    if phase == dst_state and segments:
-                        plan = _merge(segments)
+                    if phase == dst_state:
+                        # A green -> green hop without an intermediate phase is derived.
+                        plan = _merge(self._with_clearance(segments))
+                        # Phases that repeat src (a stage split in several) are its green.
+                        while plan and plan[0][0] == src_state:
+                            plan = plan[1:]
                         if plan and _is_safe_path([src_state, *(p for p, _ in plan), dst_state]):
                             return plan
-                    break
+                        break
+                    if phase in self._stages or not _green_links(phase) <= src_green:
+                        break  # another stage starts: not a path to dst
                 steps = _ceil_steps(durations[j], step)
                 if any(c in YELLOW_CHARS for c in phase):
                     steps = max(1, steps)  # never skip a programme yellow
                 segments.append((phase, steps))
         return None
+
+    def _with_clearance(self, segments: list[tuple[str, int]]) -> list[tuple[str, int]]:
+        """Segments with an all-red clearance of at least ``timing.all_red`` after each
+        yellow: the links that showed yellow are red before any other phase follows."""
+        clear_steps = _ceil_steps(self.timing.all_red, self.step_length)
+        if clear_steps == 0:
+            return segments
+        out: list[tuple[str, int]] = []
+        inserted = False  # out[-1] is a clearance added here
+        for state, steps in segments:
+            if inserted and out[-1][0] == state:
+                # The programme's own clearance after the yellow: kept, at least all_red.
+                out[-1] = (state, max(out[-1][1], steps))
+                inserted = False
+                continue
+            out.append((state, steps))
+            inserted = any(c in YELLOW_CHARS for c in state)
+            if inserted:
+                out.append(("".join("r" if c in YELLOW_CHARS else c for c in state), clear_steps))
+        return out
 
     def _derived_transition(
         self, src: int, dst: int

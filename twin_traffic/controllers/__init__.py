@@ -15,11 +15,14 @@ from twin_traffic.errors import ControllerError
 
 __all__ = ["CONTROLLERS", "Controller", "check_params", "make_controller"]
 
+_MP = "twin_traffic.controllers.max_pressure"
 # name -> "module:Class"; the class takes the parameters given as --param key=value.
 CONTROLLERS: dict[str, str] = {
     "fixed": "twin_traffic.controllers.fixed_time:FixedTimeController",
     "actuated": "twin_traffic.controllers.actuated:ActuatedController",
     "max-pressure": "twin_traffic.controllers.max_pressure:MaxPressureController",
+    "efficient-max-pressure": f"{_MP}:EfficientMaxPressureController",
+    "advanced-max-pressure": f"{_MP}:AdvancedMaxPressureController",
     "greedy": "twin_traffic.controllers.greedy:GreedyController",
     "sotl": "twin_traffic.controllers.sotl:SotlController",
     "policy": "twin_traffic.controllers.policy:PolicyController",

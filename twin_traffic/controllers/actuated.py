@@ -7,10 +7,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from twin_traffic.errors import ControllerError
+from twin_traffic.signals import dominated_greens
 
 if TYPE_CHECKING:
-    from twin_traffic.network import Network
-    from twin_traffic.sim import Simulation
+    from twin_traffic.network import Network, Phase
 
 PROGRAM_ID = "twin-traffic-actuated"
 
@@ -18,9 +18,15 @@ PROGRAM_ID = "twin-traffic-actuated"
 class ActuatedController:
     """Extends a green while vehicles keep arriving within ``max_gap`` seconds.
 
-    Every green phase of the scenario's programme becomes actuated between ``min_green``
-    and ``max_green``; yellow and all-red phases keep their durations. SUMO places the
-    induction loops and runs the logic itself, so no decision is taken in Python.
+    Each stage of the scenario's programme becomes actuated; everything else keeps its
+    duration. A green phase the programme already bounds (``minDur`` < ``maxDur``, as a
+    city's actuated or adaptive plan does) keeps the city's bounds; one it fixes
+    (``minDur`` = ``maxDur``: the extension phases and intergreen greens real programmes
+    are full of) stays fixed, as do clearance greens (greens another green serves at
+    least as well); the other greens run between ``min_green`` and ``max_green``. SUMO
+    places the induction loops ``detector_gap`` seconds of travel upstream of the stop
+    line, where its actuated logic expects them, and runs the logic itself, so no
+    decision is taken in Python.
     """
 
     name = "actuated"
@@ -43,6 +49,12 @@ class ActuatedController:
                 f"{self.max_green:g}"
             )
 
+    def _bounds(self, phase: Phase) -> tuple[float, float] | None:
+        """A green phase's actuation range: the programme's own, ours, or none (fixed)."""
+        if phase.min_dur is not None and phase.max_dur is not None:
+            return (phase.min_dur, phase.max_dur) if phase.min_dur < phase.max_dur else None
+        return self.min_green, self.max_green
+
     def additional_files(self, network: Network, directory: Path) -> list[Path]:
         """Write one actuated ``<tlLogic>`` per signal."""
         root = ET.Element("additional")
@@ -52,22 +64,17 @@ class ActuatedController:
             )
             for key, value in (("max-gap", self.max_gap), ("detector-gap", self.detector_gap)):
                 ET.SubElement(logic, "param", key=key, value=f"{value:g}")
+            states = list(dict.fromkeys(p.state for p in light.phases if p.is_green))
+            clearance = dict(zip(states, dominated_greens(states), strict=True))
             for phase in light.phases:
                 attributes = {"duration": f"{phase.duration:g}", "state": phase.state}
-                if phase.is_green:
-                    attributes.update(
-                        duration=f"{min(max(phase.duration, self.min_green), self.max_green):g}",
-                        minDur=f"{self.min_green:g}",
-                        maxDur=f"{self.max_green:g}",
-                    )
+                bounds = self._bounds(phase) if phase.is_green else None
+                if bounds is not None and not clearance[phase.state]:
+                    low, high = bounds
+                    attributes.update(duration=f"{min(max(phase.duration, low), high):g}",
+                                      minDur=f"{low:g}", maxDur=f"{high:g}")  # fmt: skip
                 ET.SubElement(logic, "phase", attributes)
         path = directory / "actuated.add.xml"
         ET.indent(root)
         ET.ElementTree(root).write(path, encoding="utf-8", xml_declaration=True)
         return [path]
-
-    def reset(self, network: Network, sim: Simulation) -> None:
-        """Nothing to do: SUMO runs the actuated programmes."""
-
-    def act(self, sim: Simulation) -> None:
-        """Never called: SUMO runs the actuated programmes."""

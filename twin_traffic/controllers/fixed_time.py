@@ -7,7 +7,6 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from twin_traffic.network import Network
-    from twin_traffic.sim import Simulation
 
 
 class FixedTimeController:
@@ -23,9 +22,3 @@ class FixedTimeController:
     def additional_files(self, network: Network, directory: Path) -> list[Path]:
         """None: the scenario's programmes are the plan."""
         return []
-
-    def reset(self, network: Network, sim: Simulation) -> None:
-        """Nothing to install: the scenario's programmes are already active."""
-
-    def act(self, sim: Simulation) -> None:
-        """Never called: SUMO runs the programmes."""

@@ -4,24 +4,35 @@ from __future__ import annotations
 
 import numpy as np
 
-from twin_traffic.controllers.decision import GreenChooser, best_green
+from twin_traffic.controllers.decision import GreenChooser, served_links
 from twin_traffic.features import SignalLayout, Snapshot
 from twin_traffic.signals import PhaseEngine
 
 
 class GreedyController(GreenChooser):
     """At each decision, the green that gives way to the longest queue (halting vehicles
-    on one incoming lane) is requested; ties keep the current green, then the first."""
+    on one incoming lane, plus those waiting to enter on its edge) is requested, counting
+    only links whose exit has room; ties keep the current green, then the first. The
+    shared rules of :mod:`.decision` apply (switching cost, starvation guard, cycle)."""
 
     name = "greedy"
-    needs = frozenset({"halting"})
+    needs = frozenset({"vehicles", "halting", "outgoing", "pending"})
 
     def choose(self, layout: SignalLayout, snapshot: Snapshot, engine: PhaseEngine) -> int:
         """The green serving the longest queue."""
-        return best_green(longest_queues(layout, snapshot), engine.current_green)
+        starved = self.starving(layout, snapshot, engine)
+        scores = longest_queues(layout, snapshot, self.open_links(layout, snapshot))
+        return self.decide(layout, scores, engine, starved)
 
 
-def longest_queues(layout: SignalLayout, snapshot: Snapshot) -> list[float]:
-    """For each green, the longest queue among the lanes it gives green to."""
-    queue = snapshot.halting[layout.movement_in]
-    return [float(np.max(queue[served], initial=0.0)) for served in layout.green_movements]
+def longest_queues(
+    layout: SignalLayout, snapshot: Snapshot, open_links: np.ndarray | None = None
+) -> np.ndarray:
+    """For each green, the longest queue among the lanes of the open links it serves."""
+    queue = snapshot.halting[layout.link_in]
+    if len(snapshot.pending):
+        queue = queue + snapshot.pending[layout.link_in]
+    if open_links is not None:
+        queue = queue * open_links
+    served = served_links(layout) > 0
+    return np.array([float(np.max(queue[row], initial=0.0)) for row in served])

@@ -1,27 +1,110 @@
-"""Max-pressure control (Varaiya 2013): serve the green with the largest pressure."""
+"""The max-pressure family, at movement level: Varaiya (2013), Efficient-MP (Wu et al.
+2021) and Advanced-MP (Zhang et al. 2022).
+
+A movement is a controlled link, from an incoming lane to an outgoing lane. Its
+pressure is what its incoming lane holds minus what its outgoing lane holds; a lane
+feeding several links counts once over them (each link carries its share), so a lane's
+pressure is its own count minus the mean over its exits. Negative pressure is no claim,
+nor is a link whose exit spills back. A green's pressure sums its links' pressures
+(permissive ``g`` links as protected ones). The shared rules (starvation guard,
+switching cost, cyclic mode, maximal greens) are in :mod:`.decision`.
+"""
 
 from __future__ import annotations
 
-from twin_traffic.controllers.decision import GreenChooser, best_green
+import numpy as np
+
+from twin_traffic.controllers.decision import GreenChooser, served_links
 from twin_traffic.features import SignalLayout, Snapshot
 from twin_traffic.signals import PhaseEngine
 
 
+def link_pressure(layout: SignalLayout, counts: np.ndarray, open_links: np.ndarray) -> np.ndarray:
+    """Per link: ``share × (counts[in] − counts[out])``, clipped at 0, 0 where blocked."""
+    raw = layout.link_share * (counts[layout.link_in] - counts[layout.link_out])
+    return np.maximum(raw, 0.0) * open_links
+
+
+def green_pressures(layout: SignalLayout, counts: np.ndarray, open_links: np.ndarray) -> np.ndarray:
+    """Pressure of each green: the sum of its links' pressures."""
+    return served_links(layout) @ link_pressure(layout, counts, open_links)
+
+
 class MaxPressureController(GreenChooser):
-    """The pressure of a green is the sum over its movements of the vehicles on the
-    incoming lane minus the vehicles on the outgoing lane; the largest wins (ties keep the
-    current green, then the first green). Decisions every ``decision_interval`` s, with
-    the phase engine's yellow and min/max green."""
+    """Max-pressure control (P. Varaiya, "Max pressure control of a network of signalized
+    intersections", Transportation Research Part C 36, 2013): serve the green with the
+    largest pressure, a link's pressure being the vehicles on its incoming lane (plus
+    those waiting to enter on its edge) minus the vehicles on its outgoing lane."""
 
     name = "max-pressure"
-    needs = frozenset({"vehicles", "outgoing"})
+    needs = frozenset({"vehicles", "halting", "outgoing", "pending"})
+
+    def scores(self, layout: SignalLayout, snapshot: Snapshot) -> np.ndarray:
+        """Each green's pressure."""
+        counts = snapshot.vehicles + _pending(snapshot)
+        return green_pressures(layout, counts, self.open_links(layout, snapshot))
 
     def choose(self, layout: SignalLayout, snapshot: Snapshot, engine: PhaseEngine) -> int:
-        """The green with the largest pressure."""
-        return best_green(pressures(layout, snapshot), engine.current_green)
+        """The green with the largest pressure, under the shared rules."""
+        starved = self.starving(layout, snapshot, engine)
+        return self.decide(layout, self.scores(layout, snapshot), engine, starved)
 
 
-def pressures(layout: SignalLayout, snapshot: Snapshot) -> list[float]:
-    """Pressure of each green of a signal."""
-    movement = snapshot.vehicles[layout.movement_in] - snapshot.vehicles[layout.movement_out]
-    return [float(value) for value in layout.green_movements.astype(float) @ movement]
+class EfficientMaxPressureController(MaxPressureController):
+    """Efficient-MP (Q. Wu, L. Zhang, J. Shen, L. Lü, B. Du, J. Wu, "Efficient pressure:
+    improving efficiency for signalized intersections", arXiv:2112.02336, 2021): a
+    movement's pressure is the *queue* (halting vehicles) on its entry lane minus the
+    mean queue on its exit lanes; the green with the largest efficient pressure is
+    served."""
+
+    name = "efficient-max-pressure"
+
+    def scores(self, layout: SignalLayout, snapshot: Snapshot) -> np.ndarray:
+        """Each green's efficient pressure."""
+        counts = snapshot.halting + _pending(snapshot)
+        return green_pressures(layout, counts, self.open_links(layout, snapshot))
+
+
+class AdvancedMaxPressureController(EfficientMaxPressureController):
+    """Advanced-MP (L. Zhang, Q. Wu, J. Shen, L. Lü, B. Du, J. Wu, "Expression might be
+    enough: representing pressure and demand for reinforcement learning based traffic
+    signal control", ICML 2022): the current green is kept while its *effective running
+    vehicles* — moving vehicles within ``sensor_range`` m of the stop line on the lanes
+    it serves, which would cross during the next green — outnumber the best efficient
+    pressure; otherwise the green with the best efficient pressure is served.
+
+    Args:
+        sensor_range: the effective range, m (the paper: the distance a vehicle covers
+            at the speed limit in one action interval).
+    """
+
+    name = "advanced-max-pressure"
+    needs = frozenset({"vehicles", "halting", "outgoing", "pending", "sensor"})
+
+    def __init__(self, sensor_range: float = 75.0, **settings: object) -> None:
+        super().__init__(sensor_range=sensor_range, **settings)  # type: ignore[arg-type]
+
+    def choose(self, layout: SignalLayout, snapshot: Snapshot, engine: PhaseEngine) -> int:
+        """Keep the current green while its running vehicles outweigh the best pressure."""
+        starved = self.starving(layout, snapshot, engine)
+        scores = self.scores(layout, snapshot)
+        current = engine.current_green
+        running = running_vehicles(layout, snapshot, self.open_links(layout, snapshot))
+        candidates = layout.maximal.copy()
+        candidates[current] = True
+        if not starved.any() and running[current] >= np.where(candidates, scores, 0).max():
+            return current
+        return self.decide(layout, scores, engine, starved)
+
+
+def running_vehicles(
+    layout: SignalLayout, snapshot: Snapshot, open_links: np.ndarray
+) -> np.ndarray:
+    """Per green: moving vehicles within detector range on the lanes its open links serve."""
+    moving = np.maximum(snapshot.sensor_vehicles - snapshot.sensor_halting, 0.0)
+    per_link = layout.link_share * moving[layout.link_in] * open_links
+    return served_links(layout) @ per_link
+
+
+def _pending(snapshot: Snapshot) -> np.ndarray | float:
+    return snapshot.pending if len(snapshot.pending) else 0.0

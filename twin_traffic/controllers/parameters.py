@@ -108,16 +108,26 @@ def _number(value: Any) -> float | None:
     return number if math.isfinite(number) else None
 
 
-def _timing(decision_interval: float = 5.0) -> tuple[Param, ...]:
-    """The phase-engine timings every Python-deciding controller takes."""
+def _timing(decision_interval: float = 5.0, sensor_range: float = 50.0) -> tuple[Param, ...]:
+    """What every Python-deciding controller takes: the phase-engine timings, the phase
+    order and the movement state it decides from (defaults as in
+    :class:`twin_traffic.controllers.decision.GreenChooser`)."""
     return (
         Param("decision_interval", "float", decision_interval, "seconds between decisions",
               positive=True),
-        Param("min_green", "float", 5.0, "shortest green before a switch, s", minimum=0),
+        Param("min_green", "float", 15.0, "shortest green before a switch, s", minimum=0),
         Param("max_green", "float", 60.0, "longest green before a forced switch, s",
               positive=True),
         Param("yellow", "float", 3.0, "yellow where the programme has none, s", minimum=0),
-        Param("all_red", "float", 0.0, "all-red after a derived yellow, s", minimum=0),
+        Param("all_red", "float", 0.0, "all-red after every yellow, s", minimum=0),
+        Param("cycle", "str", "acyclic", "acyclic (any green) or cyclic (programme order)"),
+        Param("spillback", "float", 0.9,
+              "exit occupancy share above which a movement has no claim to green",
+              positive=True, maximum=1.0),
+        Param("max_wait", "float", 120.0, "longest wait at red before a movement is served, s",
+              positive=True),
+        Param("sensor_range", "float", sensor_range,
+              "distance from the stop line the state is read within, m", positive=True),
     )  # fmt: skip
 
 
@@ -133,6 +143,8 @@ PARAMETERS: dict[str, tuple[Param, ...]] = {
         Param("detector_gap", "float", 2.0, "detector distance from the stop line, s", minimum=0),
     ),
     "max-pressure": _timing(),
+    "efficient-max-pressure": _timing(),
+    "advanced-max-pressure": _timing(sensor_range=75.0),
     "greedy": _timing(),
     "sotl": (
         Param(

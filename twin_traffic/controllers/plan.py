@@ -10,7 +10,6 @@ from twin_traffic.plans import check_plan, read_plan
 
 if TYPE_CHECKING:
     from twin_traffic.network import Network
-    from twin_traffic.sim import Simulation
 
 
 class PlanController:
@@ -48,9 +47,3 @@ class PlanController:
         """The plan file itself, after checking it fits the network."""
         check_plan(read_plan(self.file), network, self.file)
         return [self.file]
-
-    def reset(self, network: Network, sim: Simulation) -> None:
-        """Nothing to do: SUMO runs the plan."""
-
-    def act(self, sim: Simulation) -> None:
-        """Never called: SUMO runs the plan."""

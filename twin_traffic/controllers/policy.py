@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -15,7 +16,6 @@ from twin_traffic.signals import PhaseEngine
 
 if TYPE_CHECKING:
     from twin_traffic.network import Network
-    from twin_traffic.sim import Simulation
 
 AGENT_FILE = "agent.json"
 """Written beside a trained model: its algorithm and the environment it learned in."""
@@ -93,17 +93,16 @@ class PolicyController(GreenChooser):
             observer.detector_file(directory / "policy-detectors.add.xml", network.lane_lengths)
         ]
 
-    def reset(self, network: Network, sim: Simulation) -> None:
-        """Take the signals over and check they fit the policy."""
+    def start(self, network: Network, engines: Sequence[PhaseEngine], observer: Observer) -> None:
+        """Check the signals fit the policy."""
         if self.signals is not None and list(network.signal_ids) != self.signals:
             raise ControllerError(
                 f"{self.model_path}: independent policies belong to the network they were "
                 f"trained on (signals {', '.join(self.signals)}); train them on this one"
             )
-        super().reset(network, sim)
-        assert self.bank is not None and self.observer is not None
-        for layout, engine in zip(self.observer.layouts, self.bank.engines, strict=True):
-            size = len(self.observer.observation_bounds(layout)[0])
+        super().start(network, engines, observer)
+        for layout, engine in zip(observer.layouts, engines, strict=True):
+            size = len(observer.observation_bounds(layout)[0])
             if size > self.width or engine.num_greens > self.actions:
                 raise ControllerError(
                     f"{self.model_path}: signal {layout.id} does not fit this policy "
@@ -111,26 +110,24 @@ class PolicyController(GreenChooser):
                     f"{self.width} and {self.actions}); train it on this network"
                 )
 
-    def act(self, sim: Simulation) -> None:
+    def greens(
+        self, snapshot: Snapshot, engines: Sequence[PhaseEngine], observer: Observer
+    ) -> list[int]:
         """Ask the policy for every signal's green at once."""
-        assert self.bank is not None and self.observer is not None
-        snapshot = self.observer.read(sim.time)
-        layouts, engines = self.observer.layouts, self.bank.engines
+        layouts = observer.layouts
         observations = np.zeros((len(layouts), self.width), dtype=np.float32)
         masks = np.zeros((len(layouts), self.actions), dtype=bool)
         for row, (layout, engine) in enumerate(zip(layouts, engines, strict=True)):
-            vector = self.observer.observe(layout, snapshot, engine)
+            vector = observer.observe(layout, snapshot, engine)
             observations[row, : len(vector)] = vector
             masks[row, : engine.num_greens] = True
         if self.signals is not None:
             observations = np.hstack([observations, np.eye(len(layouts), dtype=np.float32)])
         actions = self.predict(observations, masks)
-        self.bank.request(
-            [
-                int(a) if a < engine.num_greens else engine.current_green
-                for a, engine in zip(actions, engines, strict=True)
-            ]
-        )
+        return [
+            int(a) if a < engine.num_greens else engine.current_green
+            for a, engine in zip(actions, engines, strict=True)
+        ]
 
     def predict(self, observations: np.ndarray, masks: np.ndarray) -> np.ndarray:
         """The policy's actions for a batch of signals."""
@@ -143,5 +140,5 @@ class PolicyController(GreenChooser):
         return np.asarray(actions).reshape(-1)
 
     def choose(self, layout: SignalLayout, snapshot: Snapshot, engine: PhaseEngine) -> int:
-        """Unused: :meth:`act` asks the policy for all signals in one batch."""
+        """Unused: :meth:`greens` asks the policy for all signals in one batch."""
         raise NotImplementedError

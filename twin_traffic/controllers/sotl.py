@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from twin_traffic.controllers.decision import GreenChooser
 from twin_traffic.errors import ControllerError
-from twin_traffic.features import SignalLayout, Snapshot
+from twin_traffic.features import Observer, SignalLayout, Snapshot
 from twin_traffic.signals import PhaseEngine
+
+if TYPE_CHECKING:
+    from twin_traffic.network import Network
 
 
 class SotlController(GreenChooser):
@@ -28,14 +34,20 @@ class SotlController(GreenChooser):
     needs = frozenset({"vehicles"})
 
     def __init__(
-        self, threshold: float = 60.0, decision_interval: float = 2.0, **timing: float
+        self, threshold: float = 60.0, decision_interval: float = 2.0, **settings: object
     ) -> None:
-        super().__init__(decision_interval=decision_interval, **timing)
+        super().__init__(decision_interval=decision_interval, **settings)  # type: ignore[arg-type]
         if float(threshold) <= 0:
             raise ControllerError("sotl: threshold must be positive")
         self.threshold = float(threshold)
         self._kappa: dict[str, float] = {}
         self._green: dict[str, int] = {}
+
+    def start(self, network: Network, engines: Sequence[PhaseEngine], observer: Observer) -> None:
+        """Begin a run with every count at zero."""
+        super().start(network, engines, observer)
+        self._kappa = {}
+        self._green = {}
 
     def choose(self, layout: SignalLayout, snapshot: Snapshot, engine: PhaseEngine) -> int:
         """Keep the green until enough traffic has built up at red."""
@@ -54,13 +66,17 @@ class SotlController(GreenChooser):
             return self.next_green(layout, snapshot, current)
         return current
 
-    @staticmethod
-    def next_green(layout: SignalLayout, snapshot: Snapshot, current: int) -> int:
-        """The other green with the most vehicles waiting for it (ties: next in order)."""
+    def next_green(self, layout: SignalLayout, snapshot: Snapshot, current: int) -> int:
+        """The other maximal green with the most vehicles waiting for it (ties: next in
+        order); in ``cyclic`` mode the next maximal green in order with vehicles waiting."""
         order = [(current + step) % layout.num_greens for step in range(1, layout.num_greens)]
+        if len(layout.maximal) == layout.num_greens:
+            order = [g for g in order if layout.maximal[g]]
         if not order:
             return current
         demand = [_vehicles(snapshot, layout, layout.green_movements[g]) for g in order]
+        if self.cycle == "cyclic":
+            return next((g for g, d in zip(order, demand, strict=True) if d > 0), current)
         return order[int(np.argmax(demand))]
 
 

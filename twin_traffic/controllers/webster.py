@@ -8,9 +8,15 @@ Webster (1958), *Traffic signal settings*, Road Research Technical Paper 39:
 * the effective green ``C - L`` is split between the phases in proportion to ``y_i``.
 
 Here ``q`` is measured per approach lane, ``s`` is a saturation flow per lane (default
-1800 veh/h, the HCM base rate), a phase's critical ratio is the largest of the lanes it
-serves, and ``L`` is the programme's own yellow and all-red time. The programme's phase
-sequence and transitions stay as they are; only green durations change.
+1800 veh/h, the HCM base rate), and the phases timed are the programme's *stages*
+(:func:`adjustable_stages`): a stage split into several phases is timed as one, and the
+greens a real programme fixes inside its intergreens (``minDur == maxDur``, clearance
+greens) keep their durations. A stage's critical ratio is that of the largest of the
+lanes it serves (a lane served by several stages shares its ratio between them), and
+``L`` is the rest of the programme's cycle: its yellows, all-reds and fixed greens. The
+programme's phase sequence and transitions stay as they are; only green durations
+change. SUMO starts a static programme at its first phase at the scenario's begin time
+(offset 0), so the plan is in phase from the first second whatever the begin time.
 """
 
 from __future__ import annotations
@@ -27,17 +33,15 @@ from twin_traffic.network import TrafficLight
 from twin_traffic.plans import (
     Programme,
     green_slots,
-    lost_time,
     round_to_total,
     with_greens,
     write_plan,
 )
-from twin_traffic.signals import GREEN_CHARS
+from twin_traffic.signals import GREEN_CHARS, dominated_greens
 
 if TYPE_CHECKING:
     from twin_traffic.network import Network
     from twin_traffic.scenario import Scenario
-    from twin_traffic.sim import Simulation
 
 PROGRAM_ID = "twin-traffic-webster"
 SECONDS_PER_HOUR = 3600.0
@@ -142,28 +146,53 @@ def _with_minimum(greens: list[float], ratios: list[float], min_green: float) ->
 
 
 def phase_flow_ratios(
-    light: TrafficLight, lane_flows: Mapping[str, float], saturation_flow: float
+    light: TrafficLight,
+    lane_flows: Mapping[str, float],
+    saturation_flow: float,
+    stages: Sequence[Sequence[int]] | None = None,
 ) -> list[float]:
-    """Critical flow ratio ``y`` of each green phase (:func:`~twin_traffic.plans.green_slots`).
+    """Critical flow ratio ``y`` of each stage (by default each green phase,
+    :func:`~twin_traffic.plans.green_slots`).
 
-    A lane's ratio is its flow over ``saturation_flow``; a lane served by several green
-    phases shares its ratio evenly between them (it needs the sum of their greens, not
-    each one's); a phase's ratio is the largest of its lanes'.
+    A lane's ratio is its flow over ``saturation_flow``; a lane served by several stages
+    shares its ratio evenly between them (it needs the sum of their greens, not each
+    one's); a stage's ratio is that of its critical lane, the largest of its lanes'.
     """
-    slots = green_slots(light.phases)
+    if stages is None:
+        stages = [[slot] for slot in green_slots(light.phases)]
     served: dict[str, list[int]] = {}
-    for k, slot in enumerate(slots):
-        state = light.phases[slot].state
+    for k, stage in enumerate(stages):
+        state = light.phases[stage[0]].state
         for lane in dict.fromkeys(
             link.in_lane for link in light.links if state[link.index] in GREEN_CHARS
         ):
             served.setdefault(lane, []).append(k)
-    ratios = [0.0] * len(slots)
+    ratios = [0.0] * len(stages)
     for lane, phases in served.items():
         share = lane_flows.get(lane, 0.0) / saturation_flow / len(phases)
         for k in phases:
             ratios[k] = max(ratios[k], share)
     return ratios
+
+
+def adjustable_stages(light: TrafficLight) -> list[list[int]]:
+    """The green phases Webster retimes, grouped by stage (phases of the same state).
+
+    A real programme splits a stage into several phases and puts fixed greens inside
+    its intergreens. Left as they are: greens the programme fixes (``minDur`` equal to
+    ``maxDur``) and clearance greens (greens another green serves at least as well,
+    :func:`~twin_traffic.signals.dominated_greens`); they count as lost time.
+    """
+    slots = green_slots(light.phases)
+    distinct = list(dict.fromkeys(light.phases[i].state for i in slots))
+    dominated = dict(zip(distinct, dominated_greens(distinct), strict=True))
+    stages: dict[str, list[int]] = {}
+    for i in slots:
+        phase = light.phases[i]
+        fixed = phase.min_dur is not None and phase.min_dur == phase.max_dur
+        if not fixed and not dominated[phase.state]:
+            stages.setdefault(phase.state, []).append(i)
+    return list(stages.values())
 
 
 # -- demand ------------------------------------------------------------------------------------
@@ -266,6 +295,26 @@ def measure_lane_counts(
     return read_lane_counts(output)
 
 
+def _green_durations(light: TrafficLight) -> list[float]:
+    return [light.phases[i].duration for i in green_slots(light.phases)]
+
+
+def _stage_greens(
+    light: TrafficLight, stages: Sequence[Sequence[int]], greens: Sequence[float]
+) -> list[float]:
+    """Durations of every green phase: each stage's green shared over its phases in
+    proportion to their programme durations, in whole seconds (what a signal controller
+    in the street is programmed with); the other greens unchanged."""
+    durations = dict(zip(green_slots(light.phases), _green_durations(light), strict=True))
+    for stage, green in zip(stages, greens, strict=True):
+        weights = [max(light.phases[i].duration, 1e-9) for i in stage]
+        parts = [green * w / sum(weights) for w in weights]
+        for i, seconds in zip(stage, round_to_total(parts, max(round(green), len(stage))),
+                              strict=True):  # fmt: skip
+            durations[i] = float(seconds)
+    return [durations[i] for i in green_slots(light.phases)]
+
+
 # -- the controller ----------------------------------------------------------------------------
 
 
@@ -348,20 +397,25 @@ class WebsterController:
         programmes = []
         self.timings = {}
         for light in network.traffic_lights.values():
+            stages = adjustable_stages(light)
+            if not stages:
+                programmes.append(with_greens(light, _green_durations(light), PROGRAM_ID))
+                continue
             flows = counts.design_flows(light.incoming_lanes)
-            ratios = phase_flow_ratios(light, flows, self.saturation_flow)
+            ratios = phase_flow_ratios(light, flows, self.saturation_flow, stages)
+            adjustable = [i for stage in stages for i in stage]
+            cycle = sum(phase.duration for phase in light.phases)
             timing = webster_timing(
                 ratios,
-                lost_time(light.phases),
+                cycle - sum(light.phases[i].duration for i in adjustable),
                 min_cycle=self.min_cycle,
                 max_cycle=self.max_cycle,
                 min_green=self.min_green,
                 max_flow_ratio=self.max_flow_ratio,
             )
             self.timings[light.id] = timing
-            # Whole seconds: what a signal controller in the street is programmed with.
-            greens = round_to_total(timing.greens, round(sum(timing.greens)))
-            programmes.append(with_greens(light, greens, PROGRAM_ID))
+            programmes.append(with_greens(light, _stage_greens(light, stages, timing.greens),
+                                          PROGRAM_ID))  # fmt: skip
         return programmes
 
     def additional_files(self, network: Network, directory: Path) -> list[Path]:
@@ -372,12 +426,6 @@ class WebsterController:
         )
         path = directory / "webster.add.xml"
         return [write_plan(programmes, path, comment=f"Webster plan ({summary})")]
-
-    def reset(self, network: Network, sim: Simulation) -> None:
-        """Nothing to do: SUMO runs the plan."""
-
-    def act(self, sim: Simulation) -> None:
-        """Never called: SUMO runs the plan."""
 
 
 __all__ = [
