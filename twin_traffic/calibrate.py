@@ -48,6 +48,7 @@ SAMPLER_OPTIONS: tuple[str, ...] = ("--optimize", "full", "--minimize-vehicles",
 passing several counted locations (fewer vehicles for the same counts) to greedy sampling,
 which on a real district's loops inserts more vehicles than its roads carry."""
 _MAX_NAMED = 5
+_NO_CAR_LANE = "its edge has no lane for cars: it counts the vehicles the scenario keeps"
 _VCLASS = "passenger"
 
 
@@ -188,6 +189,7 @@ def calibrate(
     _check_locations(counts, detectors, edges, scenario, source, origin)
     missing = missing_counts(counts)
     targets, unused = _targets(counts, detectors, scenario.net_file, source)
+    _check_kept_demand(unused, detectors, scenario, source)
 
     base = config.name.removesuffix(".sumocfg")
     staging = Path(tempfile.mkdtemp(prefix=f".{target_dir.name}.", dir=target_dir.parent))
@@ -229,6 +231,33 @@ def calibrate(
         unused=tuple(unused),
         uncovered=tuple(uncovered),
     )
+
+
+def _check_kept_demand(
+    unused: Sequence[tuple[str, str]],
+    detectors: dict[str, Detector],
+    scenario: Scenario,
+    source: Path,
+) -> None:
+    """Loops on edges without car lanes count the vehicles the calibration keeps (buses
+    in the additional files); a loop that none of those pass can never be matched."""
+    loops = sorted({loc for loc, why in unused if why == _NO_CAR_LANE})
+    if not loops:
+        return
+    kept: set[str] = set()
+    for path in scenario.additional_files:
+        for _, element in ET.iterparse(path):
+            if element.tag == "route":
+                kept.update(element.get("edges", "").split())
+    blocked = [loop for loop in loops if detectors[loop].edge not in kept]
+    if blocked:
+        edges = sorted({detectors[loop].edge for loop in blocked})
+        raise ScenarioError(
+            f"{source}: counts at {', '.join(blocked[:_MAX_NAMED])} cannot be matched: no route "
+            f"through the network passes edge(s) {', '.join(edges[:_MAX_NAMED])} (no lane for "
+            "cars, and no vehicle the scenario keeps passes it); check the location, or the "
+            "network's connections there"
+        )
 
 
 def _new_folder(out: Path, config: Path) -> Path:
@@ -544,9 +573,10 @@ def _targets(
             for section in sections[edge]
             if section.covers_edge and set(section.loops) <= set(counted)
         ]
+        used = {loop for section in complete for loop in section.loops}
+        for loop in sorted(set(counted) - used):
+            unused.append((loop, _why_unused(loop, sections[edge], counted, begin, end)))
         if not complete:
-            for loop in sorted(counted):
-                unused.append((loop, _why_unused(loop, sections[edge], counted, begin, end)))
             continue
         locations[edge].update(counted)
         totals = [sum(counted[loop] for loop in section.loops) for section in complete]
@@ -617,7 +647,7 @@ def _why_unused(
 ) -> str:
     section = next(s for s in sections if loop in s.loops)
     if not section.car_lanes:
-        return "its edge has no lane for cars: it counts the scenario's other vehicles"
+        return _NO_CAR_LANE
     if not section.covers_edge:
         return (
             f"loops cover lane(s) {', '.join(section.lanes)} of {len(section.car_lanes)}, "
