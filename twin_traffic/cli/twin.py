@@ -128,6 +128,12 @@ def scenario_calibrate(
     start: Annotated[
         StartChoice, typer.Option(help="Candidate routes routeSampler picks from.")
     ] = StartChoice.cover,
+    vehicle_type: Annotated[
+        str | None,
+        typer.Option(
+            help="vType (or distribution) of the new vehicles, from the additional files."
+        ),
+    ] = None,
     output_format: Annotated[
         OutputFormat, typer.Option("--format", help="table, or json on stdout for scripts.")
     ] = OutputFormat.table,
@@ -147,7 +153,7 @@ def scenario_calibrate(
 
     result = calibrate(
         scenario_dir, counts, out=out_dir, interval=interval, seed=seed,
-        detectors_file=detectors, start=start.value,
+        detectors_file=detectors, start=start.value, vehicle_type=vehicle_type,
     )  # fmt: skip
     if output_format is OutputFormat.json:
         out.print_json(json.dumps(result.summary()))
