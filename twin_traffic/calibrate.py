@@ -14,6 +14,7 @@ being a fit.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import math
 import shutil
 import tempfile
@@ -818,13 +819,31 @@ def _scenario_routes(scenario: Scenario, path: Path) -> Path:
                 seen.setdefault(" ".join(element.get("edges", "").split()))
             if element.tag in ("vehicle", "flow", "routes"):
                 element.clear()
-    if not seen:
+    routes = _car_routes(list(seen), scenario.net_file)
+    if not routes:
         raise ScenarioError(
             f"{scenario.route_files[0] if scenario.route_files else scenario.config_file}: "
-            "the scenario has no explicit routes to start from; use --start cover or random"
+            "the scenario has no explicit car routes to start from; use --start cover or random"
         )
-    _write_routes(list(seen), path)
+    _write_routes(routes, path)
     return path
+
+
+def _car_routes(routes: Sequence[str], net_file: Path) -> list[str]:
+    """The routes a car may drive: every edge open to cars, every turn connected for them
+    (a scenario's routes may belong to buses or to vehicles that ignore permissions)."""
+    import sumolib
+
+    net = sumolib.net.readNet(str(net_file), withInternal=False)
+    kept = []
+    for route in routes:
+        ids = route.split()
+        if not all(net.hasEdge(e) and net.getEdge(e).allows(_VCLASS) for e in ids):
+            continue
+        edges = [net.getEdge(e) for e in ids]
+        if all(b in a.getAllowedOutgoing(_VCLASS) for a, b in itertools.pairwise(edges)):
+            kept.append(route)
+    return kept
 
 
 def _write_routes(routes: Sequence[str], path: Path) -> None:
