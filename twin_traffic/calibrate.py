@@ -201,9 +201,9 @@ def calibrate(
             folder = Path(scratch)
             candidates = _candidate_routes(scenario, folder, seed, start, targets)
             pool = sum(1 for _, e in ET.iterparse(candidates) if e.tag == "route")
-            uncovered = _uncovered(targets, candidates, counts, detectors)
+            uncovered = _uncovered(targets, candidates)
             if (uncovered and start == "cover") or (uncovered and not targets.without(uncovered)):
-                raise _unreachable(source, uncovered, targets, candidates, counts, detectors)
+                raise _unreachable(source, uncovered, targets)
             targets = targets.without(uncovered)
             route_file = staging / f"{base}.calibrated.rou.xml"
             vehicles = _sample(targets, candidates, folder, route_file, seed, source, vehicle_type)
@@ -911,9 +911,7 @@ def _nearest_ends(edge: Any, upstream: bool) -> list[list[Any]]:
     return paths[:COVER_ROUTES]
 
 
-def _uncovered(
-    targets: Targets, candidates: Path, counts: Sequence[Count], detectors: dict[str, Detector]
-) -> list[str]:
+def _uncovered(targets: Targets, candidates: Path) -> list[str]:
     """Counted locations whose edges no candidate route passes."""
     used: set[str] = set()
     for _, element in ET.iterparse(candidates):
@@ -923,14 +921,7 @@ def _uncovered(
     return sorted({name for edge in blocked for name in targets.locations.get(edge, {edge})})
 
 
-def _unreachable(
-    source: Path,
-    uncovered: Sequence[str],
-    targets: Targets,
-    candidates: Path,
-    counts: Sequence[Count],
-    detectors: dict[str, Detector],
-) -> ScenarioError:
+def _unreachable(source: Path, uncovered: Sequence[str], targets: Targets) -> ScenarioError:
     blocked = sorted(e for e, names in targets.locations.items() if set(names) & set(uncovered))
     return ScenarioError(
         f"{source}: counts at {', '.join(uncovered[:_MAX_NAMED])} cannot be matched: no route "
