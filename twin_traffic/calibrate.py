@@ -1,15 +1,20 @@
 """Calibrate a scenario's demand to traffic counts, and report the fit with the GEH.
 
 Counts per induction loop or edge and interval (:mod:`twin_traffic.counts`) become edge
-counts; ``randomTrips.py`` routed by ``duarouter`` proposes candidate routes over the
-network; SUMO's ``routeSampler.py`` picks routes and departure times that reproduce the
-counts. The calibrated routes replace the scenario's demand in its ``.sumocfg``, the
-scenario is simulated once more with its sensors, and each count is compared with what
-the sensors saw: GEH = sqrt(2 (M - C)^2 / (M + C)) on hourly flows, GEH < 5 being a fit.
+counts (loops across every lane of an edge at one cross-section add up; a mid-block loop
+counts what passes it) or, for stop-line loops, turn counts. A pool of candidate routes
+(the scenario's own, ``randomTrips.py`` routes over the network, or those plus routes the
+toolkit builds through every counted location) is handed to SUMO's ``routeSampler.py``,
+which picks routes and departure times that reproduce the counts. The calibrated scenario
+is written to a new folder, simulated once more with its detectors, and each count is
+compared with what they saw: GEH = sqrt(2 (M - C)^2 / (M + C)) on hourly flows, GEH < 5
+being a fit.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import itertools
 import math
 import shutil
 import tempfile
@@ -19,18 +24,35 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import reduce
 from pathlib import Path
+from typing import Any
 
-from twin_traffic.counts import GEH_OK, Count, geh, read_counts, rebin
+from twin_traffic.counts import GEH_OK, Count, geh, missing_counts, read_counts, rebin
 from twin_traffic.errors import ScenarioError
 from twin_traffic.scenario import Scenario, load_scenario
-from twin_traffic.sensors import SENSORS_FILE, Detector, measure, scenario_detectors
-from twin_traffic.sumo_tools import find_config, run_tool, set_config_files, tool
+from twin_traffic.sensors import SENSORS_FILE, Detector, detector_source, measure
+from twin_traffic.sumo_tools import find_config, run_tool, tool
 
 ACCEPTANCE_SHARE = 0.85
 """Share of counts that must have GEH < 5 for a calibration to be accepted."""
 CANDIDATE_TRIPS = 4000
 """Random trips proposed as candidate routes (duplicates collapse into one route)."""
+STOP_LINE_RANGE = 25.0
+"""A loop this close to the end of its lane (m) sees vehicles on their turning lanes."""
+CROSS_SECTION = 5.0
+"""Loops of one edge less than this far apart (m) count one cross-section."""
+COVER_ROUTES = 3
+"""Origins and destinations per counted edge in the covering route pool."""
+STARTS = ("cover", "random", "scenario")
+"""Candidate route pools: see :func:`calibrate`."""
+SAMPLER_OPTIONS: tuple[str, ...] = ("--optimize", "full", "--minimize-vehicles", "0.5")
+"""routeSampler's solver: a linear programme over all candidates that prefers routes
+passing several counted locations (fewer vehicles for the same counts) to greedy sampling,
+which on a real district's loops inserts more vehicles than its roads carry."""
+VEHICLE_ATTRIBUTES = 'departLane="best" departSpeed="max"'
+"""Departure attributes of the calibrated vehicles."""
 _MAX_NAMED = 5
+_NO_CAR_LANE = "its edge has no lane for cars: it counts the vehicles the scenario keeps"
+_VCLASS = "passenger"
 
 
 @dataclass(frozen=True)
@@ -52,7 +74,12 @@ class Fit:
 
 @dataclass(frozen=True)
 class Calibration:
-    """The outcome of :func:`calibrate`: the new demand and its fit to every count."""
+    """The outcome of :func:`calibrate`: the new scenario, its demand and its fit.
+
+    ``missing`` lists (location, begin, end) absent from the counts; ``unused`` the counts
+    that could not become a target, with the reason; ``uncovered`` the counted locations
+    no candidate route passes (left to the other counts).
+    """
 
     config: Path
     route_file: Path
@@ -60,6 +87,12 @@ class Calibration:
     fits: tuple[Fit, ...]
     report: Path
     plot: Path | None
+    interval_plot: Path | None = None
+    start: str = "cover"
+    candidates: int = 0
+    missing: tuple[tuple[str, float, float], ...] = ()
+    unused: tuple[tuple[str, str], ...] = ()
+    uncovered: tuple[str, ...] = ()
 
     @property
     def share_ok(self) -> float:
@@ -71,83 +104,328 @@ class Calibration:
         """True when at least 85% of the counts have GEH < 5."""
         return self.share_ok >= ACCEPTANCE_SHARE
 
+    def worst(self, n: int = 5) -> list[tuple[str, float]]:
+        """The ``n`` locations with the highest mean GEH, with it."""
+        by_location: dict[str, list[float]] = defaultdict(list)
+        for fit in self.fits:
+            by_location[fit.location].append(fit.geh)
+        means = {loc: sum(v) / len(v) for loc, v in by_location.items()}
+        return sorted(means.items(), key=lambda kv: -kv[1])[:n]
+
+    def summary(self) -> dict[str, object]:
+        """The fit as plain data (the CLI's ``--format json``)."""
+        return {
+            "config": str(self.config),
+            "route_file": str(self.route_file),
+            "vehicles": self.vehicles,
+            "start": self.start,
+            "candidate_routes": self.candidates,
+            "counts": len(self.fits),
+            "share_geh_below_5": self.share_ok,
+            "accepted": self.accepted,
+            "worst_locations": [{"location": k, "mean_geh": v} for k, v in self.worst()],
+            "missing": [list(m) for m in self.missing],
+            "unused": [{"location": k, "reason": r} for k, r in self.unused],
+            "uncovered": list(self.uncovered),
+            "fits": [{**dataclasses.asdict(f), "geh": f.geh} for f in self.fits],
+            "report": str(self.report),
+            "plots": [str(p) for p in (self.plot, self.interval_plot) if p is not None],
+        }
+
 
 def calibrate(
     scenario_dir: str | Path,
     counts_file: str | Path,
     *,
+    out: str | Path,
     interval: float | None = None,
     seed: int = 0,
     plot: bool = True,
+    detectors_file: str | Path | None = None,
+    start: str = "cover",
+    vehicle_type: str | None = None,
+    extra_args: Sequence[str] = (),
 ) -> Calibration:
-    """Fit a scenario's demand to counts and write it into the scenario folder.
+    """Fit a scenario's demand to counts and write the calibrated scenario to ``out``.
 
-    Writes ``NAME.calibrated.rou.xml`` and makes it the ``.sumocfg``'s route file (the
-    previous demand stays on disk), ``calibration.csv`` (the fit per count) and
-    ``calibration.png`` (observed against simulated counts).
+    ``out`` is a new folder (the original scenario is left untouched) holding the
+    scenario's network and additional files, ``NAME.calibrated.rou.xml`` as its demand,
+    its ``.sumocfg``, ``calibration.csv`` (the fit per count), ``calibration.png``
+    (observed against simulated counts) and ``calibration-intervals.png`` (totals per
+    interval). It appears only once complete.
 
     Args:
         scenario_dir: the scenario folder (one ``.sumocfg``) or its ``.sumocfg``.
-        counts_file: counts CSV, ``location,begin,end,count``.
+        counts_file: counts, a CSV ``location,begin,end,count`` or SUMO detector output.
+        out: the folder to write; must not exist yet (or be empty).
         interval: sum the counts into intervals of this many seconds first.
         seed: seed of the candidate routes, the sampling and the checking simulation.
-        plot: write ``calibration.png``.
+        plot: write the figures.
+        detectors_file: the loops the counts come from, when not the scenario's own.
+        start: the candidate routes: ``cover`` (random trips plus routes through every
+            counted location), ``random`` (``randomTrips.py`` over the network) or
+            ``scenario`` (the scenario's own routes).
+        vehicle_type: the ``vType`` (or ``vTypeDistribution``) of the calibrated vehicles,
+            defined in the scenario's additional files: the city's fleet (SUMO's default
+            car otherwise, whose longer gaps carry fewer vehicles through a signal).
+        extra_args: further SUMO options of the checking run.
 
     Raises:
-        ScenarioError: for unknown locations, counts outside the scenario's window, or
-            counts no route of the network can pass.
+        ScenarioError: for unknown locations, counts outside the scenario's window, counts
+            no route of the network can pass, or an ``out`` folder that is in use.
     """
+    if start not in STARTS:
+        raise ScenarioError(f"--start {start}: choose one of {', '.join(STARTS)}")
     config = find_config(scenario_dir)
     scenario = load_scenario(config)
+    target_dir = _new_folder(Path(out), config)
     source = Path(counts_file)
     counts = read_counts(source)
     if interval is not None:
         counts = rebin(counts, interval, source)
     _check_window(counts, scenario, source)
-    detectors = {d.id: d for d in scenario_detectors(scenario)}
+    if vehicle_type is not None:
+        _check_vehicle_type(vehicle_type, scenario, config)
+    found, origin = detector_source(scenario, detectors_file)
+    detectors = {d.id: d for d in found}
     edges = _net_edges(scenario.net_file)
-    _check_locations(counts, detectors, edges, scenario, source)
-    targets = _targets(counts, detectors, scenario.net_file, source)
+    _check_locations(counts, detectors, edges, scenario, source, origin)
+    missing = missing_counts(counts)
+    targets, unused = _targets(counts, detectors, scenario.net_file, source)
+    _check_kept_demand(unused, detectors, scenario, source)
 
     base = config.name.removesuffix(".sumocfg")
-    route_file = config.parent / f"{base}.calibrated.rou.xml"
-    with tempfile.TemporaryDirectory(prefix="twin-traffic-calibrate-") as scratch:
-        folder = Path(scratch)
-        candidates = _candidate_routes(scenario, folder, seed)
-        _check_reachable(targets, candidates, counts, detectors, source)
-        inputs: list[str | Path] = []
-        if targets.edges:
-            inputs += ["--edgedata-files", _write_edge_data(targets, folder / "edges.dat.xml")]
-        if targets.turns:
-            inputs += ["--turn-files", _write_turn_data(targets, folder / "turns.dat.xml")]
-        sampled = folder / "calibrated.rou.xml"
-        run_tool(
-            [
-                tool("routeSampler.py"),
-                "--route-files", candidates,
-                *inputs,
-                "--edgedata-attribute", "count",
-                "--turn-attribute", "count",
-                "--output-file", sampled,
-                "--seed", str(seed),
-                "--prefix", "cal",
-                "--attributes", 'departLane="best" departSpeed="max"',
-            ],
-            f"routeSampler.py on {source}",
-        )  # fmt: skip
-        vehicles = sum(1 for _, e in ET.iterparse(sampled) if e.tag == "vehicle")
-        if not vehicles:
+    staging = Path(tempfile.mkdtemp(prefix=f".{target_dir.name}.", dir=target_dir.parent))
+    try:
+        with tempfile.TemporaryDirectory(prefix="twin-traffic-calibrate-") as scratch:
+            folder = Path(scratch)
+            candidates = _candidate_routes(scenario, folder, seed, start, targets)
+            pool = sum(1 for _, e in ET.iterparse(candidates) if e.tag == "route")
+            uncovered = _uncovered(targets, candidates)
+            if (uncovered and start == "cover") or (uncovered and not targets.without(uncovered)):
+                raise _unreachable(source, uncovered, targets)
+            targets = targets.without(uncovered)
+            route_file = staging / f"{base}.calibrated.rou.xml"
+            vehicles = _sample(targets, candidates, folder, route_file, seed, source, vehicle_type)
+        new_config = _write_scenario(config, scenario, staging, route_file)
+        calibrated = load_scenario(new_config)
+        fits = _fits(calibrated, counts, list(detectors.values()), seed, extra_args)
+        report = _write_report(fits, staging / "calibration.csv")
+        figure = plot_fit(fits, staging / "calibration.png") if plot else None
+        per_interval = plot_intervals(fits, staging / "calibration-intervals.png") if plot else None
+        if target_dir.exists():
+            target_dir.rmdir()  # empty, checked above
+        staging.rename(target_dir)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    moved = [target_dir / p.name for p in (new_config, route_file, report)]
+    return Calibration(
+        config=moved[0],
+        route_file=moved[1],
+        vehicles=vehicles,
+        fits=tuple(fits),
+        report=moved[2],
+        plot=target_dir / figure.name if figure else None,
+        interval_plot=target_dir / per_interval.name if per_interval else None,
+        start=start,
+        candidates=pool,
+        missing=tuple(missing),
+        unused=tuple(unused),
+        uncovered=tuple(uncovered),
+    )
+
+
+@dataclass(frozen=True)
+class RoundTrip:
+    """A calibration method checked on a scenario whose demand is known (see
+    :func:`round_trip`): ``fits`` compare the recorded counts with an independent run."""
+
+    calibration: Calibration
+    fits: tuple[Fit, ...]
+
+    @property
+    def share_ok(self) -> float:
+        """Share of loop × interval counts with GEH < 5 in the independent run."""
+        return sum(f.geh < GEH_OK for f in self.fits) / len(self.fits)
+
+
+def round_trip(
+    scenario_dir: str | Path,
+    work: str | Path,
+    *,
+    interval: float = 900.0,
+    seeds: tuple[int, int, int] = (0, 1, 2),
+    start: str = "cover",
+    vehicle_type: str | None = None,
+    plot: bool = True,
+) -> RoundTrip:
+    """Record a scenario's loop counts under its own demand, calibrate a fresh demand to
+    them, and count again on the calibrated scenario.
+
+    ``seeds`` are those of the recording run, the calibration and the independent check;
+    ``work`` (a new folder) receives ``counts.csv`` and the calibrated scenario
+    (``calibrated/``). The scenario's own demand plays no part in the calibration.
+    """
+    from twin_traffic.counts import write_counts
+    from twin_traffic.sensors import record_counts
+
+    folder = Path(work)
+    folder.mkdir(parents=True, exist_ok=False)
+    observed = record_counts(scenario_dir, interval=interval, seed=seeds[0])
+    counts = write_counts(observed, folder / "counts.csv")
+    calibration = calibrate(
+        scenario_dir, counts, out=folder / "calibrated", seed=seeds[1], start=start,
+        vehicle_type=vehicle_type, plot=plot,
+    )  # fmt: skip
+    again = {
+        (c.location, c.begin): c.count
+        for c in record_counts(calibration.config, interval=interval, seed=seeds[2])
+    }
+    fits = tuple(
+        Fit(c.location, c.begin, c.end, c.count, again.get((c.location, c.begin), 0.0))
+        for c in observed
+    )
+    return RoundTrip(calibration, fits)
+
+
+def _check_kept_demand(
+    unused: Sequence[tuple[str, str]],
+    detectors: dict[str, Detector],
+    scenario: Scenario,
+    source: Path,
+) -> None:
+    """Loops on edges without car lanes count the vehicles the calibration keeps (buses
+    in the additional files); a loop that none of those pass can never be matched."""
+    loops = sorted({loc for loc, why in unused if why == _NO_CAR_LANE})
+    if not loops:
+        return
+    kept: set[str] = set()
+    for path in scenario.additional_files:
+        for _, element in ET.iterparse(path):
+            if element.tag == "route":
+                kept.update(element.get("edges", "").split())
+    blocked = [loop for loop in loops if detectors[loop].edge not in kept]
+    if blocked:
+        edges = sorted({detectors[loop].edge for loop in blocked})
+        raise ScenarioError(
+            f"{source}: counts at {', '.join(blocked[:_MAX_NAMED])} cannot be matched: no route "
+            f"through the network passes edge(s) {', '.join(edges[:_MAX_NAMED])} (no lane for "
+            "cars, and no vehicle the scenario keeps passes it); check the location, or the "
+            "network's connections there"
+        )
+
+
+def _new_folder(out: Path, config: Path) -> Path:
+    target = out.resolve()
+    if target == config.parent or config.parent in target.parents:
+        raise ScenarioError(
+            f"--out {out}: the calibrated scenario goes to a new folder, not into the "
+            f"scenario's own ({config.parent}); name another folder"
+        )
+    if target.exists() and (not target.is_dir() or any(target.iterdir())):
+        raise ScenarioError(f"--out {out}: already exists and is not empty; name a new folder")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    return target
+
+
+def _check_vehicle_type(vehicle_type: str, scenario: Scenario, config: Path) -> None:
+    import sumolib
+
+    for path in scenario.additional_files:
+        for element in sumolib.xml.parse(str(path), ["vType", "vTypeDistribution"]):
+            if element.id == vehicle_type:
+                return
+    raise ScenarioError(
+        f"--vehicle-type {vehicle_type}: no vType or vTypeDistribution of that id in the "
+        f"additional files of {config.name} (the route files are replaced); define it in an "
+        "additional file or leave the option out"
+    )
+
+
+def _sample(
+    targets: Targets,
+    candidates: Path,
+    folder: Path,
+    route_file: Path,
+    seed: int,
+    source: Path,
+    vehicle_type: str | None = None,
+) -> int:
+    """Run routeSampler on the candidates; the number of vehicles it wrote."""
+    inputs: list[str | Path] = []
+    if targets.edges:
+        inputs += ["--edgedata-files", _write_edge_data(targets, folder / "edges.dat.xml")]
+    if targets.turns:
+        inputs += ["--turn-files", _write_turn_data(targets, folder / "turns.dat.xml")]
+    if not inputs:
+        raise ScenarioError(
+            f"{source}: no count can be matched (see the reasons reported); give counts "
+            "that cover every lane of an edge, or edge counts"
+        )
+    kind = f'type="{vehicle_type}" ' if vehicle_type else ""
+    run_tool(
+        [
+            tool("routeSampler.py"),
+            "--route-files", candidates,
+            *inputs,
+            "--edgedata-attribute", "count",
+            "--turn-attribute", "count",
+            "--output-file", route_file,
+            "--seed", str(seed),
+            "--prefix", "cal",
+            "--attributes", f"{kind}{VEHICLE_ATTRIBUTES}",
+            *SAMPLER_OPTIONS,
+        ],
+        f"routeSampler.py on {source}",
+    )  # fmt: skip
+    vehicles = sum(1 for _, e in ET.iterparse(route_file) if e.tag == "vehicle")
+    if not vehicles:
+        raise ScenarioError(
+            f"{source}: every count is 0, so the calibrated demand is empty; give the "
+            "counts of the vehicles that passed"
+        )
+    return vehicles
+
+
+def _write_scenario(config: Path, scenario: Scenario, folder: Path, route_file: Path) -> Path:
+    """The scenario's configuration in ``folder``, with copies of its network and
+    additional files and ``route_file`` as its only demand; other inputs by absolute path."""
+    tree = ET.parse(config)
+    root = tree.getroot()
+    copies: dict[str, Path] = {}
+    for path in (scenario.net_file, *scenario.additional_files):
+        if path.name in copies and copies[path.name] != path:
             raise ScenarioError(
-                f"{source}: every count is 0, so the calibrated demand is empty; give the "
-                "counts of the vehicles that passed"
+                f"{config}: two input files are named {path.name}; rename one so the "
+                "calibrated scenario can hold both"
             )
-        shutil.move(sampled, route_file)
-    set_config_files(config, "route-files", [route_file.name])
-    calibrated = load_scenario(config)
-    fits = _fits(calibrated, counts, list(detectors.values()), seed)
-    report = _write_report(fits, config.parent / "calibration.csv")
-    figure = plot_fit(fits, config.parent / "calibration.png") if plot else None
-    return Calibration(config, route_file, vehicles, tuple(fits), report, figure)
+        copies[path.name] = path
+        shutil.copy2(path, folder / path.name)
+    inputs = root.find("input")
+    if inputs is None:
+        inputs = ET.SubElement(root, "input")
+    for element in list(inputs):
+        name = element.tag
+        if name in ("net-file", "additional-files", "route-files"):
+            inputs.remove(element)
+        elif element.get("value"):
+            values = [str(_absolute(config, v)) for v in element.get("value", "").split(",")]
+            element.set("value", ",".join(values))
+    ET.SubElement(inputs, "net-file", value=scenario.net_file.name)
+    ET.SubElement(inputs, "route-files", value=route_file.name)
+    if scenario.additional_files:
+        names = ",".join(p.name for p in scenario.additional_files)
+        ET.SubElement(inputs, "additional-files", value=names)
+    target = folder / config.name
+    ET.indent(root, space="    ")
+    tree.write(target, encoding="UTF-8", xml_declaration=True)
+    return target
+
+
+def _absolute(config: Path, value: str) -> Path:
+    path = Path(value.strip())
+    return path if path.is_absolute() else (config.parent / path).resolve()
 
 
 def plot_fit(fits: Sequence[Fit], path: Path) -> Path:
@@ -188,6 +466,40 @@ def plot_fit(fits: Sequence[Fit], path: Path) -> Path:
     return path
 
 
+def plot_intervals(fits: Sequence[Fit], path: Path) -> Path:
+    """Observed and simulated vehicles summed over the locations, per interval, with the
+    share of counts under GEH 5 in each."""
+    from matplotlib.figure import Figure
+
+    intervals = sorted({(f.begin, f.end) for f in fits})
+    observed = [sum(f.observed for f in fits if (f.begin, f.end) == i) for i in intervals]
+    simulated = [sum(f.simulated for f in fits if (f.begin, f.end) == i) for i in intervals]
+    share = [
+        sum(f.geh < GEH_OK for f in fits if (f.begin, f.end) == i)
+        / sum(1 for f in fits if (f.begin, f.end) == i)
+        for i in intervals
+    ]
+    figure = Figure(figsize=(7.0, 4.0), dpi=120)
+    axes = figure.add_subplot()
+    xs = list(range(len(intervals)))
+    width = 0.4
+    axes.bar([x - width / 2 for x in xs], observed, width, label="observed", color="0.55")
+    axes.bar([x + width / 2 for x in xs], simulated, width, label="simulated", color="tab:blue")
+    for x, value in zip(xs, share, strict=True):
+        top = max(observed[x], simulated[x])
+        axes.annotate(f"{value:.0%}", (x, top), ha="center", va="bottom", fontsize="small")
+    axes.set_xticks(xs, [f"{b:g}–{e:g}" for b, e in intervals], rotation=30, fontsize="small")
+    axes.set(
+        xlabel="interval (s, scenario clock)",
+        ylabel="vehicles counted (all locations)",
+        title="Counts per interval (labels: share with GEH < 5)",
+    )
+    axes.legend(loc="lower right", fontsize="small")
+    figure.tight_layout()
+    figure.savefig(path)
+    return path
+
+
 def _check_window(counts: Sequence[Count], scenario: Scenario, source: Path) -> None:
     for item in counts:
         if item.begin < scenario.begin or item.end > scenario.end + 1e-6:
@@ -213,23 +525,26 @@ def _check_locations(
     edges: set[str],
     scenario: Scenario,
     source: Path,
+    origin: str,
 ) -> None:
     areas = sorted({c.location for c in counts if c.location in detectors} - set(_loops(detectors)))
     if areas:
         raise ScenarioError(
             f"{source}: '{areas[0]}' is a lane-area detector (E2); counts come from induction "
-            "loops (e1_...) or edges, so use the loop on the same lane"
+            "loops or edges, so use the loop on the same lane"
         )
     unknown = sorted({c.location for c in counts} - set(detectors) - edges)
     if unknown:
         named = ", ".join(f"'{u}'" for u in unknown[:_MAX_NAMED])
         more = f" and {len(unknown) - _MAX_NAMED} more" if len(unknown) > _MAX_NAMED else ""
-        has_sensors = any(p.name == SENSORS_FILE for p in scenario.additional_files)
-        where = SENSORS_FILE if has_sensors else "the standard sensor layout"
+        hint = (
+            f"detectors are listed in {SENSORS_FILE}, written by 'twin-traffic scenario sensors'"
+            if origin in (SENSORS_FILE, "the standard sensor layout")
+            else "or give the detector file with --detectors"
+        )
         raise ScenarioError(
-            f"{source}: unknown location(s) {named}{more}: neither a detector of {where} nor "
-            f"an edge of {scenario.net_file.name}; fix the ids (detectors are listed in "
-            f"{SENSORS_FILE}, written by 'twin-traffic scenario sensors')"
+            f"{source}: unknown location(s) {named}{more}: neither a detector of {origin} nor "
+            f"an edge of {scenario.net_file.name}; fix the ids ({hint})"
         )
 
 
@@ -239,10 +554,12 @@ def _loops(detectors: dict[str, Detector]) -> dict[str, Detector]:
 
 @dataclass
 class Targets:
-    """What routeSampler matches, per interval: edge counts and turn counts."""
+    """What routeSampler matches, per interval: edge counts and turn counts, and the
+    counted locations behind each edge."""
 
     edges: dict[tuple[float, float], dict[str, float]]
     turns: dict[tuple[float, float], dict[tuple[str, str], float]]
+    locations: dict[str, set[str]] = dataclasses.field(default_factory=dict)
 
     def edges_needed(self) -> set[str]:
         """Edges that some route must pass for the counts to be matched."""
@@ -251,52 +568,149 @@ class Targets:
             needed.update(e for pair, n in table.items() if n > 0 for e in pair)
         return needed
 
+    def without(self, locations: Sequence[str]) -> Targets:
+        """These targets less the edges behind ``locations``."""
+        drop = {e for e, names in self.locations.items() if names & set(locations)}
+        edges = {k: {e: n for e, n in t.items() if e not in drop} for k, t in self.edges.items()}
+        turns = {
+            k: {pair: n for pair, n in t.items() if not set(pair) & drop}
+            for k, t in self.turns.items()
+        }
+        return Targets(
+            {k: t for k, t in edges.items() if t},
+            {k: t for k, t in turns.items() if t},
+            {e: names for e, names in self.locations.items() if e not in drop},
+        )
+
+    def __bool__(self) -> bool:
+        return bool(self.edges or self.turns)
+
 
 def _targets(
     counts: Sequence[Count], detectors: dict[str, Detector], net_file: Path, source: Path
-) -> Targets:
-    """Turn the counts into edge and turn counts per interval.
+) -> tuple[Targets, list[tuple[str, str]]]:
+    """Turn the counts into edge and turn counts per interval, and list those that cannot.
 
-    Loops on one edge add up to the edge's count; an edge's count is only known when every
-    loop on it is counted in that interval. Stop-line loops also tell the turns: a loop on a
-    left-turn lane counts left-turners, so the lane counts of an edge are split into turn
-    counts (see :func:`_turn_split`) and routeSampler matches those.
+    The loops of an edge at one position (a cross-section) add up to the edge's count when
+    they cover every lane cars may use and are all counted in the interval; several such
+    cross-sections of one edge give their mean. A mid-block loop counts what passes it; a
+    cross-section at the stop line also tells the turns (a loop on a left-turn lane counts
+    left-turners), so its lane counts are split into turn counts (see :func:`_turn_split`).
+    Loops on some lanes only, or with a gap in the interval, cannot tell the edge's count:
+    they are returned with the reason, and stay in the fit.
     """
+    import sumolib
+
+    net = sumolib.net.readNet(str(net_file), withInternal=False)
     loops = _loops(detectors)
-    loops_of_edge: dict[str, set[str]] = defaultdict(set)
-    for loop in loops.values():
-        loops_of_edge[loop.edge].add(loop.id)
+    sections = _cross_sections(loops, net)
     edges: dict[tuple[float, float], dict[str, float]] = defaultdict(dict)
-    lane_counts: dict[tuple[float, float, str], dict[str, float]] = defaultdict(dict)
+    locations: dict[str, set[str]] = defaultdict(set)
+    by_loop: dict[tuple[float, float, str], dict[str, float]] = defaultdict(dict)
     for item in counts:
-        edge = loops[item.location].edge if item.location in loops else item.location
-        key = (item.begin, item.end, edge)
         if item.location in loops:
+            edge = loops[item.location].edge
             if edge in edges[(item.begin, item.end)]:
                 raise _twice(source, edge, item)
-            lane_counts[key][loops[item.location].lane] = item.count
+            by_loop[(item.begin, item.end, edge)][item.location] = item.count
         else:
-            if key in lane_counts or edge in edges[(item.begin, item.end)]:
-                raise _twice(source, edge, item)
-            edges[(item.begin, item.end)][edge] = item.count
+            key = (item.begin, item.end, item.location)
+            if key in by_loop or item.location in edges[(item.begin, item.end)]:
+                raise _twice(source, item.location, item)
+            edges[(item.begin, item.end)][item.location] = item.count
+            locations[item.location].add(item.location)
     turns: dict[tuple[float, float], dict[tuple[str, str], float]] = defaultdict(dict)
-    movements = _lane_movements(net_file, {d.lane for d in loops.values()})
-    for (begin, end, edge), by_lane in sorted(lane_counts.items()):
-        given = {f"e1_{lane}" for lane in by_lane}
-        missing = sorted(loops_of_edge[edge] - given)
-        if missing:
-            raise ScenarioError(
-                f"{source}: edge '{edge}' has loops {', '.join(sorted(loops_of_edge[edge]))} "
-                f"but [{begin:g}, {end:g}) counts only {', '.join(sorted(given))}; add "
-                f"{', '.join(missing)} or give one count for edge '{edge}'"
-            )
-        split = _turn_split(by_lane, movements)
-        if split is None:  # a dead end: the loops only tell the edge's total
-            edges[(begin, end)][edge] = sum(by_lane.values())
+    unused: list[tuple[str, str]] = []
+    lanes = {d.lane for d in loops.values()}
+    movements = _lane_movements(net, lanes)
+    for (begin, end, edge), counted in sorted(by_loop.items()):
+        complete = [
+            section
+            for section in sections[edge]
+            if section.covers_edge and set(section.loops) <= set(counted)
+        ]
+        used = {loop for section in complete for loop in section.loops}
+        for loop in sorted(set(counted) - used):
+            unused.append((loop, _why_unused(loop, sections[edge], counted, begin, end)))
+        if not complete:
+            continue
+        locations[edge].update(counted)
+        totals = [sum(counted[loop] for loop in section.loops) for section in complete]
+        stop_line = [s for s in complete if s.at_stop_line]
+        split = None
+        if len(complete) == 1 and stop_line:
+            by_lane = {loops[loop].lane: counted[loop] for loop in stop_line[0].loops}
+            split = _turn_split(by_lane, movements)
+        if split is None:  # mid-block, or a dead end: the loops tell the edge's total
+            edges[(begin, end)][edge] = round(sum(totals) / len(totals))
         else:
             for to_edge, flow in split.items():
                 turns[(begin, end)][(edge, to_edge)] = flow
-    return Targets(dict(edges), dict(turns))
+                locations[to_edge].update(counted)
+    return (
+        Targets({k: v for k, v in edges.items() if v}, dict(turns), dict(locations)),
+        unused,
+    )
+
+
+@dataclass(frozen=True)
+class _Section:
+    """The loops of one edge at one position."""
+
+    loops: tuple[str, ...]
+    covers_edge: bool
+    at_stop_line: bool
+    lanes: tuple[str, ...]
+    car_lanes: tuple[str, ...]
+
+
+def _cross_sections(loops: dict[str, Detector], net: Any) -> dict[str, list[_Section]]:
+    """Per edge, its loops grouped by position along the edge."""
+    by_edge: dict[str, list[tuple[float, Detector]]] = defaultdict(list)
+    for loop in loops.values():
+        lane = net.getLane(loop.lane)
+        length = float(lane.getLength())
+        pos = loop.pos if loop.pos >= 0 else length + loop.pos  # negative: from the end
+        by_edge[loop.edge].append((pos, loop))
+    sections: dict[str, list[_Section]] = defaultdict(list)
+    for edge, placed in by_edge.items():
+        car_lanes = tuple(
+            lane.getID() for lane in net.getEdge(edge).getLanes() if lane.allows(_VCLASS)
+        )
+        groups: list[list[tuple[float, Detector]]] = []
+        for pos, loop in sorted(placed, key=lambda item: item[0]):
+            if groups and pos - groups[-1][-1][0] < CROSS_SECTION:
+                groups[-1].append((pos, loop))
+            else:
+                groups.append([(pos, loop)])
+        for group in groups:
+            lanes = tuple(sorted({loop.lane for _, loop in group}))
+            ends = [float(net.getLane(loop.lane).getLength()) - pos for pos, loop in group]
+            sections[edge].append(
+                _Section(
+                    loops=tuple(loop.id for _, loop in group),
+                    covers_edge=bool(car_lanes) and set(car_lanes) <= set(lanes),
+                    at_stop_line=max(ends) <= STOP_LINE_RANGE,
+                    lanes=lanes,
+                    car_lanes=car_lanes,
+                )
+            )
+    return sections
+
+
+def _why_unused(
+    loop: str, sections: Sequence[_Section], counted: dict[str, float], begin: float, end: float
+) -> str:
+    section = next(s for s in sections if loop in s.loops)
+    if not section.car_lanes:
+        return _NO_CAR_LANE
+    if not section.covers_edge:
+        return (
+            f"loops cover lane(s) {', '.join(section.lanes)} of {len(section.car_lanes)}, "
+            "so the edge's count is unknown"
+        )
+    gaps = sorted(set(section.loops) - set(counted))
+    return f"{', '.join(gaps)} not counted in [{begin:g}, {end:g}), so the edge's count is unknown"
 
 
 def _twice(source: Path, edge: str, item: Count) -> ScenarioError:
@@ -306,11 +720,8 @@ def _twice(source: Path, edge: str, item: Count) -> ScenarioError:
     )
 
 
-def _lane_movements(net_file: Path, lanes: set[str]) -> dict[str, dict[str, bool]]:
+def _lane_movements(net: Any, lanes: set[str]) -> dict[str, dict[str, bool]]:
     """For each lane, the edges it leads to, each with whether the movement goes straight."""
-    import sumolib
-
-    net = sumolib.net.readNet(str(net_file), withInternal=False)
     movements: dict[str, dict[str, bool]] = {}
     for lane_id in lanes:
         targets: dict[str, bool] = {}
@@ -361,7 +772,19 @@ def _turn_split(
     return {target: float(n) for target, n in zip(targets, rounded, strict=True)}
 
 
-def _candidate_routes(scenario: Scenario, folder: Path, seed: int) -> Path:
+def _candidate_routes(
+    scenario: Scenario, folder: Path, seed: int, start: str, targets: Targets
+) -> Path:
+    """The candidate routes of a start (see :func:`calibrate`), written to ``folder``."""
+    if start == "scenario":
+        return _scenario_routes(scenario, folder / "candidates.rou.xml")
+    routes = _random_routes(scenario, folder, seed)
+    if start == "cover":
+        _add_covering_routes(routes, scenario.net_file, targets)
+    return routes
+
+
+def _random_routes(scenario: Scenario, folder: Path, seed: int) -> Path:
     """Routes between random origins and destinations, through duarouter."""
     routes = folder / "candidates.rou.xml"
     run_tool(
@@ -378,7 +801,7 @@ def _candidate_routes(scenario: Scenario, folder: Path, seed: int) -> Path:
             # Mostly boundary-to-boundary trips, the shape of traffic through a district,
             # with enough inner origins and destinations for counts that need them.
             "--fringe-factor", "5",
-            "--vclass", "passenger",
+            "--vclass", _VCLASS,
             "--remove-loops",
         ],
         f"randomTrips.py on {scenario.net_file}",
@@ -387,32 +810,124 @@ def _candidate_routes(scenario: Scenario, folder: Path, seed: int) -> Path:
     return routes
 
 
-def _check_reachable(
-    targets: Targets,
-    candidates: Path,
-    counts: Sequence[Count],
-    detectors: dict[str, Detector],
-    source: Path,
-) -> None:
+def _scenario_routes(scenario: Scenario, path: Path) -> Path:
+    """The distinct routes of the scenario's own route files."""
+    seen: dict[str, None] = {}
+    for route_file in scenario.route_files:
+        for _, element in ET.iterparse(route_file):
+            if element.tag == "route" and element.get("edges"):
+                seen.setdefault(" ".join(element.get("edges", "").split()))
+            if element.tag in ("vehicle", "flow", "routes"):
+                element.clear()
+    routes = _car_routes(list(seen), scenario.net_file)
+    if not routes:
+        raise ScenarioError(
+            f"{scenario.route_files[0] if scenario.route_files else scenario.config_file}: "
+            "the scenario has no explicit car routes to start from; use --start cover or random"
+        )
+    _write_routes(routes, path)
+    return path
+
+
+def _car_routes(routes: Sequence[str], net_file: Path) -> list[str]:
+    """The routes a car may drive: every edge open to cars, every turn connected for them
+    (a scenario's routes may belong to buses or to vehicles that ignore permissions)."""
+    import sumolib
+
+    net = sumolib.net.readNet(str(net_file), withInternal=False)
+    kept = []
+    for route in routes:
+        ids = route.split()
+        if not all(net.hasEdge(e) and net.getEdge(e).allows(_VCLASS) for e in ids):
+            continue
+        edges = [net.getEdge(e) for e in ids]
+        if all(b in a.getAllowedOutgoing(_VCLASS) for a, b in itertools.pairwise(edges)):
+            kept.append(route)
+    return kept
+
+
+def _write_routes(routes: Sequence[str], path: Path) -> None:
+    root = ET.Element("routes")
+    for index, edges in enumerate(routes):
+        ET.SubElement(root, "route", id=f"candidate{index}", edges=edges)
+    ET.ElementTree(root).write(path, encoding="UTF-8", xml_declaration=True)
+
+
+def _add_covering_routes(routes: Path, net_file: Path, targets: Targets) -> None:
+    """Add routes through every counted edge that no candidate passes yet.
+
+    Each runs from one of the nearest network entries upstream of the edge, through it, to
+    one of the nearest exits downstream (:data:`COVER_ROUTES` of each, on car lanes).
+    """
+    import sumolib
+
+    tree = ET.parse(routes)
+    root = tree.getroot()
+    used = {e for r in root.iter("route") for e in r.get("edges", "").split()}
+    missing = sorted(targets.edges_needed() - used)
+    if not missing:
+        return
+    net = sumolib.net.readNet(str(net_file), withInternal=False)
+    added = 0
+    for edge_id in missing:
+        if not net.hasEdge(edge_id) or not net.getEdge(edge_id).allows(_VCLASS):
+            continue
+        edge = net.getEdge(edge_id)
+        ups = _nearest_ends(edge, upstream=True)
+        downs = _nearest_ends(edge, upstream=False)
+        for up in ups:
+            for down in downs:
+                path = [*reversed(up[1:]), edge, *down[1:]]
+                ids = [e.getID() for e in path]
+                if len(set(ids)) == len(ids):
+                    ET.SubElement(root, "route", id=f"cover{added}", edges=" ".join(ids))
+                    added += 1
+    tree.write(routes, encoding="UTF-8", xml_declaration=True)
+
+
+def _nearest_ends(edge: Any, upstream: bool) -> list[list[Any]]:
+    """Paths (from ``edge``) to the nearest edges where car traffic enters (or leaves)
+    the network, breadth first over car connections."""
+    paths: list[list[Any]] = []
+    frontier = [[edge]]
+    seen = {edge.getID()}
+    while frontier and len(paths) < COVER_ROUTES:
+        next_frontier = []
+        for path in frontier:
+            last = path[-1]
+            if upstream:
+                steps = [e for e in last.getIncoming() if last in e.getAllowedOutgoing(_VCLASS)]
+            else:
+                steps = list(last.getAllowedOutgoing(_VCLASS))
+            steps = [e for e in steps if e.allows(_VCLASS)]
+            if not steps:
+                paths.append(path)
+                continue
+            for step in sorted(steps, key=lambda e: e.getID()):
+                if step.getID() not in seen:
+                    seen.add(step.getID())
+                    next_frontier.append([*path, step])
+        frontier = next_frontier
+    return paths[:COVER_ROUTES]
+
+
+def _uncovered(targets: Targets, candidates: Path) -> list[str]:
+    """Counted locations whose edges no candidate route passes."""
     used: set[str] = set()
     for _, element in ET.iterparse(candidates):
         if element.tag == "route":
             used.update(element.get("edges", "").split())
-    blocked = sorted(targets.edges_needed() - used)
-    if blocked:
-        loops = _loops(detectors)
-        names = sorted(
-            {
-                c.location
-                for c in counts
-                if (loops[c.location].edge if c.location in loops else c.location) in blocked
-            }
-        )
-        raise ScenarioError(
-            f"{source}: counts at {', '.join(names[:_MAX_NAMED])} cannot be matched: no route "
-            f"through the network passes edge(s) {', '.join(blocked[:_MAX_NAMED])}; check the "
-            "location, or the network's connections there"
-        )
+    blocked = targets.edges_needed() - used
+    return sorted({name for edge in blocked for name in targets.locations.get(edge, {edge})})
+
+
+def _unreachable(source: Path, uncovered: Sequence[str], targets: Targets) -> ScenarioError:
+    blocked = sorted(e for e, names in targets.locations.items() if set(names) & set(uncovered))
+    return ScenarioError(
+        f"{source}: counts at {', '.join(uncovered[:_MAX_NAMED])} cannot be matched: no route "
+        f"through the network passes edge(s) {', '.join(blocked[:_MAX_NAMED])}; check the "
+        "location, or the network's connections there"
+    )
 
 
 def _write_edge_data(targets: Targets, path: Path) -> Path:
@@ -445,14 +960,18 @@ def _write_turn_data(targets: Targets, path: Path) -> Path:
 
 
 def _fits(
-    scenario: Scenario, counts: Sequence[Count], detectors: list[Detector], seed: int
+    scenario: Scenario,
+    counts: Sequence[Count],
+    detectors: list[Detector],
+    seed: int,
+    extra_args: Sequence[str] = (),
 ) -> list[Fit]:
     """Simulate the calibrated scenario and read each count's location over its interval."""
     bounds = [round(t) for c in counts for t in (c.begin, c.end) if round(t) > 0]
     period = float(reduce(math.gcd, bounds))
     loop_ids = {d.id for d in detectors if d.kind == "e1"}
     need_edges = any(c.location not in loop_ids for c in counts)
-    seen = measure(scenario, detectors, period, seed, edges=need_edges)
+    seen = measure(scenario, detectors, period, seed, edges=need_edges, extra_args=extra_args)
     fits = []
     for item in counts:
         table = seen.detectors if item.location in loop_ids else seen.edges

@@ -6,15 +6,22 @@ The CSV format has one row per location and interval::
     e1_-100#3_0,0,900,142
     104,0,900,95
 
-``location`` is a detector id (an induction loop of the scenario's ``sensors.add.xml``)
-or an edge id of the network; ``begin`` and ``end`` are seconds of simulated time
-(``end`` excluded); ``count`` is the number of vehicles that passed in the interval.
+``location`` is a detector id (an induction loop of the scenario's own additional files,
+of a detector file, or of its ``sensors.add.xml``) or an edge id of the network; ``begin``
+and ``end`` are seconds in the scenario's clock (``end`` excluded; a scenario that starts
+at 25 200 s has its first 15 minutes at 25200,26100); ``count`` is the number of vehicles
+that passed in the interval. Intervals may be missing: a count that is not there is not
+guessed.
+
+SUMO's own induction-loop output (``<interval begin= end= id= nVehContrib=>``, a ``.xml``
+file) is read directly as counts.
 """
 
 from __future__ import annotations
 
 import csv
 import math
+import xml.etree.ElementTree as ET
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,12 +55,14 @@ def geh(modelled: float, observed: float) -> float:
 
 
 def read_counts(path: str | Path) -> list[Count]:
-    """Read and check a counts CSV (see the module docstring for the format).
+    """Read and check counts: a CSV, or SUMO's detector output XML (see the module docstring).
 
     Raises:
         ScenarioError: naming the file, the row and the fix.
     """
     source = Path(path)
+    if source.suffix.lower() == ".xml":
+        return _checked(source, _detector_xml(source))
     try:
         with source.open(newline="") as handle:
             reader = csv.DictReader(handle)
@@ -67,6 +76,10 @@ def read_counts(path: str | Path) -> list[Count]:
             counts = [_row(source, n, row) for n, row in enumerate(reader, start=2)]
     except OSError as error:
         raise ScenarioError(f"{source}: cannot read the counts ({error.strerror})") from None
+    return _checked(source, counts)
+
+
+def _checked(source: Path, counts: list[Count]) -> list[Count]:
     if not counts:
         raise ScenarioError(f"{source}: no counts; add rows of {','.join(COLUMNS)}")
     seen: set[tuple[str, float, float]] = set()
@@ -79,6 +92,48 @@ def read_counts(path: str | Path) -> list[Count]:
             )
         seen.add(key)
     return counts
+
+
+def _detector_xml(source: Path) -> list[Count]:
+    """Counts from SUMO's induction-loop output: one per ``<interval>`` (``nVehContrib``)."""
+    import sumolib
+
+    counts = []
+    try:
+        for interval in sumolib.xml.parse(str(source), "interval"):
+            try:
+                begin, end = float(interval.begin), float(interval.end)
+                count = float(interval.nVehContrib)
+            except (AttributeError, TypeError, ValueError):
+                raise ScenarioError(
+                    f'{source}: <interval id="{interval.getAttributeSecure("id", "")}"> '
+                    "lacks numeric begin, end and nVehContrib; give SUMO's induction-loop "
+                    "output (e1Detector file=) or a CSV of location,begin,end,count"
+                ) from None
+            if end <= begin or count < 0:
+                raise ScenarioError(
+                    f'{source}: <interval id="{interval.id}" begin="{interval.begin}"> is '
+                    "empty or negative; fix the interval"
+                )
+            counts.append(Count(interval.id, begin, end, count))
+    except (ET.ParseError, OSError) as error:
+        raise ScenarioError(f"{source}: cannot read the detector output ({error})") from None
+    return counts
+
+
+def missing_counts(counts: Iterable[Count]) -> list[tuple[str, float, float]]:
+    """(location, begin, end) of every interval that some location is counted in and this
+    location is not: gaps in the data, reported rather than filled."""
+    items = list(counts)
+    present = {(c.location, c.begin, c.end) for c in items}
+    intervals = sorted({(c.begin, c.end) for c in items})
+    locations = sorted({c.location for c in items})
+    return [
+        (location, begin, end)
+        for begin, end in intervals
+        for location in locations
+        if (location, begin, end) not in present
+    ]
 
 
 def write_counts(counts: Iterable[Count], path: str | Path) -> Path:

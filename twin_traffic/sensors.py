@@ -6,11 +6,14 @@ over the last metres of the approach, which sees queues and occupancy. They are 
 ``sensors.add.xml`` in the scenario's folder and listed in its ``.sumocfg``. There they
 write nothing (``file="NUL"``): ordinary runs stay free of stray output files, and
 :func:`record_counts` runs the scenario with the same detectors writing to a scratch folder.
+
+A city's own loops, defined in the scenario's additional files (``e1Detector`` or
+``inductionLoop``) or in a detector file, take precedence: counts are keyed by their ids and
+taken at their positions, mid-block or at the stop line.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import tempfile
 import xml.etree.ElementTree as ET
@@ -21,6 +24,7 @@ from typing import Literal
 
 from twin_traffic.counts import Count, write_counts
 from twin_traffic.errors import ScenarioError
+from twin_traffic.redirect import scenario_args
 from twin_traffic.scenario import Scenario, load_scenario
 from twin_traffic.sumo_tools import binary, config_files, find_config, run_tool, set_config_files
 
@@ -33,7 +37,8 @@ DEFAULT_INTERVAL = 900.0
 """Counting interval, s: 15 minutes, the usual period of published counts."""
 
 _TAGS = {"e1": "inductionLoop", "e2": "laneAreaDetector"}
-_KINDS = {tag: kind for kind, tag in _TAGS.items()}
+LOOP_TAGS = ("e1Detector", "inductionLoop")
+AREA_TAGS = ("e2Detector", "laneAreaDetector")
 
 
 @dataclass(frozen=True)
@@ -103,26 +108,36 @@ def write_detectors(
     return path
 
 
-def read_detectors(path: Path) -> list[Detector]:
-    """The induction loops and lane-area detectors of an additional file."""
-    try:
-        root = ET.parse(path).getroot()
-    except (ET.ParseError, OSError) as error:
-        raise ScenarioError(f"{path}: cannot read the sensors ({error}); rebuild them") from None
+def read_detectors(path: str | Path) -> list[Detector]:
+    """The induction loops and lane-area detectors of an additional file, in file order.
+
+    Both SUMO spellings are read (``e1Detector``/``inductionLoop``,
+    ``e2Detector``/``laneAreaDetector``); commented-out detectors are not detectors.
+    """
+    import sumolib
+
+    source = Path(path)
     detectors = []
-    for element in root:
-        kind = _KINDS.get(element.tag)
-        if kind is None:
-            continue
-        detectors.append(
-            Detector(
-                element.get("id", ""),
-                "e1" if kind == "e1" else "e2",
-                element.get("lane", ""),
-                float(element.get("pos", "0")),
-                float(element.get("length", "0")),
+    try:
+        for element in sumolib.xml.parse(str(source), [*LOOP_TAGS, *AREA_TAGS]):
+            lane, pos = (
+                element.getAttributeSecure("lane", ""),
+                element.getAttributeSecure("pos", "0"),
             )
-        )
+            try:
+                position = float(pos)
+                length = float(element.getAttributeSecure("length", "0"))
+            except ValueError:
+                raise ScenarioError(
+                    f"{source}: detector '{element.id}' has pos=\"{pos}\", not a number of "
+                    "metres; fix the position"
+                ) from None
+            kind: Literal["e1", "e2"] = "e1" if element.name in LOOP_TAGS else "e2"
+            detectors.append(Detector(element.id, kind, lane, position, length))
+    except (ET.ParseError, OSError) as error:
+        raise ScenarioError(
+            f"{source}: cannot read the detectors ({error}); fix the file"
+        ) from None
     return detectors
 
 
@@ -148,12 +163,66 @@ def add_sensors(scenario_dir: str | Path) -> tuple[Path, list[Detector]]:
     return path, detectors
 
 
-def scenario_detectors(scenario: Scenario) -> list[Detector]:
-    """The scenario's own sensors (its ``sensors.add.xml``), or the standard layout."""
+def scenario_detectors(
+    scenario: Scenario, detectors_file: str | Path | None = None
+) -> list[Detector]:
+    """The detectors counts are taken at; see :func:`detector_source`."""
+    return detector_source(scenario, detectors_file)[0]
+
+
+def detector_source(
+    scenario: Scenario, detectors_file: str | Path | None = None
+) -> tuple[list[Detector], str]:
+    """The detectors of a scenario and where they come from, in this order of preference:
+
+    a detector file given by the user; the induction loops the scenario's own additional
+    files define (a city's loops, under their own ids and positions); the toolkit's
+    ``sensors.add.xml``; the standard stop-line layout.
+
+    Raises:
+        ScenarioError: when a given detector file has no induction loop, or a loop lies
+            on a lane the network does not have.
+    """
+    if detectors_file is not None:
+        path = Path(detectors_file)
+        if not path.is_file():
+            raise ScenarioError(f"{path}: detector file not found; check --detectors")
+        detectors = read_detectors(path)
+        if not any(d.kind == "e1" for d in detectors):
+            raise ScenarioError(
+                f"{path}: no induction loop (<e1Detector> or <inductionLoop>) in the file; "
+                "give the file that defines the counting loops"
+            )
+        _check_lanes(detectors, scenario, path)
+        return detectors, path.name
+    own = [
+        (path, d)
+        for path in scenario.additional_files
+        if path.name != SENSORS_FILE
+        for d in read_detectors(path)
+        if d.kind == "e1"
+    ]
+    if own:
+        files = ", ".join(dict.fromkeys(path.name for path, _ in own))
+        return [d for _, d in own], files
     for path in scenario.additional_files:
         if path.name == SENSORS_FILE:
-            return read_detectors(path)
-    return sensor_layout(scenario.net_file)
+            return read_detectors(path), SENSORS_FILE
+    return sensor_layout(scenario.net_file), "the standard sensor layout"
+
+
+def _check_lanes(detectors: Sequence[Detector], scenario: Scenario, source: Path) -> None:
+    import sumolib
+
+    net = sumolib.net.readNet(str(scenario.net_file), withInternal=False)
+    for detector in detectors:
+        if not net.hasEdge(detector.edge) or detector.lane not in {
+            lane.getID() for lane in net.getEdge(detector.edge).getLanes()
+        }:
+            raise ScenarioError(
+                f"{source}: detector '{detector.id}' is on lane '{detector.lane}', which is "
+                f"not in {scenario.net_file.name}; fix its lane"
+            )
 
 
 @dataclass(frozen=True)
@@ -175,11 +244,13 @@ def measure(
     period: float = DEFAULT_INTERVAL,
     seed: int = 0,
     edges: bool = False,
+    extra_args: Sequence[str] = (),
 ) -> Measurement:
     """Run the scenario with SUMO and count at the induction loops (and edges) per period.
 
-    The scenario's own ``sensors.add.xml`` is left out of the run: the same detectors are
-    loaded again writing to a scratch folder.
+    The detectors are loaded writing to a scratch folder (the scenario's own definitions of
+    them left out), as are any outputs the scenario declares; ``extra_args`` are further
+    SUMO options.
     """
     loops = [d for d in detectors if d.kind == "e1"]
     with tempfile.TemporaryDirectory(prefix="twin-traffic-sensors-") as scratch:
@@ -190,17 +261,20 @@ def measure(
             root = ET.parse(extra).getroot()
             ET.SubElement(root, "edgeData", id="counts", period=f"{period:g}", file=str(edge_out))
             ET.ElementTree(root).write(extra, encoding="UTF-8", xml_declaration=True)
-        own = tuple(p for p in scenario.additional_files if p.name != SENSORS_FILE)
-        run = dataclasses.replace(scenario, additional_files=own)
+        options = [
+            "--seed", str(seed),
+            "--no-step-log", "--no-warnings", "--duration-log.disable",
+            *extra_args,
+        ]  # fmt: skip
+        # The loops are loaded again with this run's period and output, so the scenario's
+        # own definitions of them are left out.
+        scenario_part = scenario_args(
+            scenario, [extra], folder, options, omit_ids={d.id for d in loops}
+        )
         run_tool(
-            [
-                binary("sumo"),
-                *run.sumo_args([extra]),
-                "--seed", str(seed),
-                "--no-step-log", "--no-warnings", "--duration-log.disable",
-            ],
+            [binary("sumo"), *scenario_part, *options],
             f"SUMO counting run of {scenario.config_file or scenario.net_file}",
-        )  # fmt: skip
+        )
         loop_counts = _interval_values(loop_out, "interval", ("nVehContrib",)) if loops else {}
         edge_counts = _edge_values(edge_out) if edges else {}
     return Measurement(period, loop_counts, edge_counts)
@@ -211,22 +285,29 @@ def record_counts(
     interval: float = DEFAULT_INTERVAL,
     seed: int = 0,
     out: str | Path | None = None,
+    detectors_file: str | Path | None = None,
+    extra_args: Sequence[str] = (),
 ) -> list[Count]:
     """The counts a city would have: vehicles per induction loop and interval.
+
+    The loops are the scenario's own (see :func:`detector_source`), under their own ids;
+    intervals run from the scenario's begin, in its clock.
 
     Args:
         scenario: a loaded scenario, a built-in name, a ``.sumocfg`` or a scenario folder.
         interval: counting interval, s.
         seed: SUMO's seed for the run.
         out: optional CSV to write (format of :mod:`twin_traffic.counts`).
+        detectors_file: an additional file with the loops to count at instead.
+        extra_args: further SUMO options of the counting run.
     """
     if interval <= 0:
         raise ScenarioError(f"--interval {interval:g}: give a positive number of seconds")
     loaded = _as_scenario(scenario)
-    detectors = scenario_detectors(loaded)
+    detectors = scenario_detectors(loaded, detectors_file)
     if not any(d.kind == "e1" for d in detectors):
         raise ScenarioError(f"{loaded.net_file}: the scenario has no induction loops to count")
-    result = measure(loaded, detectors, interval, seed)
+    result = measure(loaded, detectors, interval, seed, extra_args=extra_args)
     counts = [
         Count(
             d.id, begin, min(begin + interval, loaded.end), result.detectors.get((d.id, begin), 0)

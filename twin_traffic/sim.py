@@ -11,6 +11,7 @@ import contextlib
 import io
 import struct
 import subprocess
+import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +22,7 @@ import numpy as np
 
 from twin_traffic.errors import SimulationError
 from twin_traffic.programmes import ProgrammePhase
+from twin_traffic.redirect import scenario_args
 from twin_traffic.scenario import Scenario
 
 Backend = Literal["libsumo", "traci"]
@@ -165,6 +167,7 @@ class Simulation:
         self.api: Any = None
         self._time = scenario.begin
         self.step_length = 1.0
+        self._scratch: tempfile.TemporaryDirectory[str] | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -172,16 +175,26 @@ class Simulation:
         """The full SUMO command line of this run."""
         config = self.config
         binary = sumo_binary(config.gui, config.sumo_home)
-        args = [str(binary), *self.scenario.sumo_args(self.additional_files)]
         # A seed is always passed, and --random (which would ignore it) always disabled.
-        args += ["--seed", str(self.seed), "--random", "false"]
+        args = ["--seed", str(self.seed), "--random", "false"]
         args += ["--no-step-log", "true", "--duration-log.disable", "true"]
         args += ["--no-warnings", str(not config.warnings).lower()]
         if self.outputs is not None:
             args += self.outputs.sumo_args()
         if config.gui:
             args += ["--start", "true", "--quit-on-end", "true"]
-        return [*args, *config.extra_args]
+        args += config.extra_args
+        # The scenario's own declared outputs go to this run's folder, never its own.
+        scenario = scenario_args(self.scenario, self.additional_files, self._run_dir(), args)
+        return [str(binary), *scenario, *args]
+
+    def _run_dir(self) -> Path:
+        """The run's folder: its outputs' folder, or a scratch folder of this simulation."""
+        if self.outputs is not None:
+            return self.outputs.directory
+        if self._scratch is None:
+            self._scratch = tempfile.TemporaryDirectory(prefix="twin-traffic-sim-")
+        return Path(self._scratch.name)
 
     def start(self) -> Simulation:
         """Start SUMO; raises :class:`SimulationError` if it does not come up."""
@@ -243,6 +256,9 @@ class Simulation:
             if _libsumo_owner is self:
                 _libsumo_owner = None
             self.api = None
+            if self._scratch is not None:
+                self._scratch.cleanup()
+                self._scratch = None
 
     def __enter__(self) -> Simulation:
         return self.start()

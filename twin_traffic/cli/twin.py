@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from enum import Enum
 from pathlib import Path
 from typing import Annotated
 
@@ -9,6 +10,15 @@ import typer
 from rich.table import Table
 
 from twin_traffic.cli.app import err, out, scenario_app
+from twin_traffic.cli.common import OutputFormat
+
+
+class StartChoice(str, Enum):
+    """Candidate route pools of ``scenario calibrate``."""
+
+    cover = "cover"
+    random = "random"
+    scenario = "scenario"
 
 
 @scenario_app.command("from-osm")
@@ -72,11 +82,22 @@ def scenario_counts(
     out_file: Annotated[Path, typer.Option("--out", help="Counts CSV to write.")],
     interval: Annotated[float, typer.Option(help="Counting interval, s.")] = 900.0,
     seed: Annotated[int, typer.Option(help="SUMO seed of the counting run.")] = 0,
+    detectors: Annotated[
+        Path | None,
+        typer.Option(help="Additional file with the loops to count at (default: the scenario's)."),
+    ] = None,
 ) -> None:
-    """Run a scenario and write what its induction loops count (location,begin,end,count)."""
+    """Run a scenario and write what its induction loops count (location,begin,end,count).
+
+    The loops are the scenario's own (e1Detector/inductionLoop in its additional files),
+    else its sensors.add.xml, else stop-line loops at every signal; intervals follow the
+    scenario's clock. Outputs the scenario declares go to a scratch folder.
+    """
     from twin_traffic.sensors import record_counts
 
-    counts = record_counts(scenario, interval=interval, seed=seed, out=out_file)
+    counts = record_counts(
+        scenario, interval=interval, seed=seed, out=out_file, detectors_file=detectors
+    )
     locations = len({c.location for c in counts})
     total = sum(c.count for c in counts)
     out.print(
@@ -90,22 +111,53 @@ def scenario_counts(
 def scenario_calibrate(
     scenario_dir: Annotated[Path, typer.Argument(help="Scenario folder (or its .sumocfg).")],
     counts: Annotated[
-        Path, typer.Option(help="Counts CSV: location,begin,end,count (loop or edge id).")
+        Path,
+        typer.Option(
+            help="Counts: CSV location,begin,end,count (loop or edge id), or SUMO detector XML."
+        ),
     ],
+    out_dir: Annotated[Path, typer.Option("--out", help="New folder for the calibrated scenario.")],
     interval: Annotated[
         float | None, typer.Option(help="Sum the counts into intervals of this many s first.")
     ] = None,
     seed: Annotated[int, typer.Option(help="Seed of the routes and the checking run.")] = 0,
+    detectors: Annotated[
+        Path | None,
+        typer.Option(help="Additional file with the loops counted (default: the scenario's)."),
+    ] = None,
+    start: Annotated[
+        StartChoice, typer.Option(help="Candidate routes routeSampler picks from.")
+    ] = StartChoice.cover,
+    vehicle_type: Annotated[
+        str | None,
+        typer.Option(
+            help="vType (or distribution) of the new vehicles, from the additional files."
+        ),
+    ] = None,
+    output_format: Annotated[
+        OutputFormat, typer.Option("--format", help="table, or json on stdout for scripts.")
+    ] = OutputFormat.table,
 ) -> None:
     """Fit the scenario's demand to counts with routeSampler and report the GEH per count.
 
-    Writes NAME.calibrated.rou.xml (now the .sumocfg's routes), calibration.csv and
-    calibration.png. Accepted when at least 85% of the counts have GEH < 5.
+    Writes a new scenario folder (--out) with NAME.calibrated.rou.xml as its demand,
+    calibration.csv, calibration.png and calibration-intervals.png; the original scenario
+    is left untouched. Accepted when at least 85% of the counts have GEH < 5. Candidate
+    routes: cover (random trips plus routes through every counted location), random
+    (randomTrips.py) or scenario (the scenario's own routes).
     """
+    import json
+
     from twin_traffic.calibrate import calibrate
     from twin_traffic.counts import GEH_OK
 
-    result = calibrate(scenario_dir, counts, interval=interval, seed=seed)
+    result = calibrate(
+        scenario_dir, counts, out=out_dir, interval=interval, seed=seed,
+        detectors_file=detectors, start=start.value, vehicle_type=vehicle_type,
+    )  # fmt: skip
+    if output_format is OutputFormat.json:
+        out.print_json(json.dumps(result.summary()))
+        return
     table = Table(title=f"Fit to {counts.name}: observed vs simulated", title_justify="left")
     for column in ("location", "interval (s)", "observed", "simulated", "GEH"):
         table.add_column(column, justify="left" if column == "location" else "right")
@@ -119,10 +171,30 @@ def scenario_calibrate(
             f"[{style}]{fit.geh:.2f}[/{style}]",
         )
     out.print(table)
+    worst = ", ".join(f"{loc} ({value:.1f})" for loc, value in result.worst())
+    out.print(f"worst locations (mean GEH): {worst}", highlight=False)
+    if result.missing:
+        out.print(
+            f"{len(result.missing)} location × interval counts missing (not guessed), e.g. "
+            f"{result.missing[0][0]} {result.missing[0][1]:g}–{result.missing[0][2]:g}",
+            highlight=False,
+        )
+    if result.unused:
+        out.print(
+            f"{len(result.unused)} counts are not targets, e.g. {result.unused[0][0]}: "
+            f"{result.unused[0][1]}",
+            highlight=False,
+        )
+    out.print(
+        f"{len(result.uncovered)} counted locations passed by no {result.start} candidate "
+        f"route ({result.candidates} routes)",
+        highlight=False,
+    )
     verdict = "[green]accepted[/green]" if result.accepted else "[yellow]not accepted[/yellow]"
     out.print(
         f"{verdict}: {result.share_ok:.1%} of {len(result.fits)} counts with GEH < 5 "
-        f"(85% needed); {result.vehicles} vehicles in {result.route_file.name}",
+        f"(85% needed); {result.vehicles} vehicles in {result.route_file}",
         highlight=False,
     )
-    err.print(f"fit written to {result.report} and {result.plot}", highlight=False)
+    plots = " and ".join(str(p) for p in (result.plot, result.interval_plot) if p)
+    err.print(f"fit written to {result.report}" + (f", {plots}" if plots else ""), highlight=False)

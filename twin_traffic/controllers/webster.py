@@ -269,6 +269,7 @@ def measure_lane_counts(
 
     A separate process, so it works beside a libsumo simulation in this one.
     """
+    from twin_traffic.redirect import scenario_args
     from twin_traffic.sim import sumo_binary
 
     output = directory / "webster-lane-flows.xml"
@@ -280,7 +281,7 @@ def measure_lane_counts(
     )
     command = [
         str(sumo_binary()),
-        *scenario.sumo_args([probe]),
+        *scenario_args(scenario, [probe], directory),
         "--seed", str(seed),
         "--no-step-log", "true",
         "--no-warnings", "true",
