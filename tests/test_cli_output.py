@@ -1,0 +1,109 @@
+"""What evaluate and compare print and write: gridlock warnings, tables in 80 columns,
+results folders that compare reads, file permissions, the progress line's counts."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import write_scenario
+
+from twin_traffic.cli.progress import RunsProgress
+from twin_traffic.evaluate import RunSpec
+from twin_traffic.executor import Outcome
+from twin_traffic.metrics import METRICS, summarize_runs
+from twin_traffic.report import comparison_json
+
+
+def cli(*args: str, umask: int = 0o022) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "twin_traffic.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "COLUMNS": "80"},
+        preexec_fn=lambda: os.umask(umask),
+    )
+
+
+@pytest.fixture
+def jammed(tmp_path: Path) -> Path:
+    """A fixed plan whose red outlasts the run, teleporting on (SUMO's default): the jam
+    is teleported away; a controller that gives the green clears it."""
+    folder = tmp_path / "jam"
+    folder.mkdir()
+    return write_scenario(folder, [(f"v{i}", i) for i in range(20)], [(1000, "r"), (10, "G")], 800)
+
+
+def test_evaluate_says_gridlock_in_the_table_on_stderr_and_in_json(jammed: Path) -> None:
+    table = cli("evaluate", str(jammed), "--seeds", "0", "1")
+    assert table.returncode == 0, table.stderr
+    row = next(
+        line for line in table.stdout.splitlines() if line.strip("│ ").startswith("gridlock")
+    )
+    assert "2/2" in row
+    warnings = [line for line in table.stderr.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 2 and "road/fixed/seed0: gridlock:" in warnings[0]
+    assert "teleported out of jams" in warnings[0]
+    document = json.loads(cli("evaluate", str(jammed), "--format", "json").stdout)
+    assert document["controllers"]["fixed"]["gridlock"]["per_seed"] == {"0": 1.0}
+    assert document["warnings"][0]["run"] == "road/fixed/seed0"
+
+
+def test_evaluate_out_is_a_folder_compare_reads(tmp_path: Path, jammed: Path) -> None:
+    # The README's twin walkthrough: evaluate --out DIR, then compare DIR --html.
+    out = tmp_path / "runs"
+    evaluated = cli("evaluate", str(jammed), "-c", "fixed", "-c", "max-pressure",
+                    "--seeds", "0", "1", "--out", str(out))  # fmt: skip
+    assert evaluated.returncode == 0, evaluated.stderr
+    assert f"twin-traffic compare {out}" in evaluated.stderr
+    compared = cli("compare", str(out), "--html", str(out / "report.html"))
+    assert compared.returncode == 0, compared.stderr
+    assert "max-pressure" in compared.stdout and "…" not in compared.stdout
+    assert "gridlock" in compared.stdout
+    assert "warning: road/fixed/seed0: gridlock:" in compared.stderr
+    page = (out / "report.html").read_text()
+    assert '<h2 class="warning">Warnings</h2>' in page and 'class="flagged">2/2<' in page
+    assert "<td>0/2</td>" in page  # max-pressure gives the green: no gridlock
+    # Every result is readable by others under umask 022, as any file the user creates.
+    for path in [out / "index.json", out / "report.html", *out.rglob("*.png"),
+                 *out.rglob("metrics.json"), out / "road" / "fixed" / "seed0"]:  # fmt: skip
+        mode = stat.S_IMODE(path.stat().st_mode)
+        assert mode == (0o755 if path.is_dir() else 0o644), (path, oct(mode))
+
+
+def test_comparison_tables_fit_80_columns_without_cutting_headers(road: Path) -> None:
+    result = cli("evaluate", str(road), "-c", "fixed", "-c", "max-pressure", "-c", "greedy")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert max(len(line) for line in lines) <= 80
+    assert "…" not in result.stdout
+    text = result.stdout.replace("│", " ")
+    assert "max-pressure" in text and "vs fixed" in text
+
+
+def test_json_values_are_keyed_by_seed_when_a_run_is_missing() -> None:
+    # Seed 1's run failed: the values that remain keep their seeds.
+    runs = {seed: {**dict.fromkeys(METRICS, math.nan), "delay": delay}
+            for seed, delay in ((0, 10.0), (2, 14.0))}  # fmt: skip
+    document = comparison_json({"fixed": summarize_runs(list(runs.values()))}, {"fixed": runs})
+    assert document["fixed"]["delay"]["per_seed"] == {"0": 10.0, "2": 14.0}
+    assert document["fixed"]["delay"]["mean"] == 12.0
+
+
+def test_the_progress_line_counts_finished_failed_and_running_runs() -> None:
+    progress = RunsProgress(runs=4)
+    spec = RunSpec("single")
+    progress.advance(0, 300.0, 600.0)
+    progress.advance(1, 60.0, 600.0)
+    assert progress.running == 2 and progress.completed == pytest.approx(0.6)
+    progress.end(Outcome(1, spec, error="boom"))
+    progress.advance(2, 0.0, 600.0)
+    assert progress.status() == "0/4 finished · [red]1 failed[/red] · 2 running"
+    assert progress.completed == pytest.approx(1.5)
