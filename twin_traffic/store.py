@@ -23,6 +23,7 @@ from typing import Any
 import pandas as pd
 
 from twin_traffic.evaluate import RunResult, RunSpec
+from twin_traffic.files import current_umask
 
 SPEC_FILE = "spec.json"
 METRICS_FILE = "metrics.json"
@@ -91,19 +92,6 @@ def write_file_atomic(path: Path, data: str | bytes) -> None:
     except BaseException:
         Path(name).unlink(missing_ok=True)
         raise
-
-
-def current_umask() -> int:
-    """The process's file-mode creation mask (read without changing it where possible)."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("Umask:"):
-                return int(line.split()[1], 8)
-    except (OSError, ValueError):
-        pass
-    mask = os.umask(0o022)  # elsewhere the only way to read it is to set it
-    os.umask(mask)
-    return mask
 
 
 def write_results_index(
