@@ -6,9 +6,11 @@ from __future__ import annotations
 import json
 import math
 import os
+import signal
 import stat
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -107,3 +109,35 @@ def test_the_progress_line_counts_finished_failed_and_running_runs() -> None:
     progress.advance(2, 0.0, 600.0)
     assert progress.status() == "0/4 finished · [red]1 failed[/red] · 2 running"
     assert progress.completed == pytest.approx(1.5)
+
+
+def test_train_says_what_it_does_and_ctrl_c_ends_it_in_one_line(tmp_path: Path) -> None:
+    out = tmp_path / "agent"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "twin_traffic.cli", "train", "single", "--end", "300",
+         "--timesteps", "100000", "--out", str(out)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+        # As a terminal would: a shell running this suite in the background ignores SIGINT.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 120
+        # Interrupt once the baselines are done and training runs (its first checkpoint
+        # folder or evaluations file appears only later; the baselines file is written first).
+        while not (out / "baselines.json").exists():
+            assert process.poll() is None and time.monotonic() < deadline
+            time.sleep(0.1)
+        time.sleep(2.0)
+        os.killpg(process.pid, signal.SIGINT)
+        _, stderr = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+    lines = stderr.strip().splitlines()
+    assert lines[0].startswith("scoring fixed-time and max-pressure on held-out seeds 100, 101")
+    assert process.returncode == 130, stderr
+    assert "Traceback" not in stderr and "KeyboardInterrupt" not in stderr, stderr
+    assert lines[-1].startswith("interrupted; run the same command with --resume")

@@ -12,13 +12,10 @@ among its workers, guarded by locks and a feeder thread: a worker killed while i
 one of them can leave the pool waiting for ever.)
 
 A worker turns every failure into a plain message (libsumo's own exceptions do not
-pickle). Workers ignore SIGINT: a Ctrl-C reaches the whole process group, and only the
-parent should decide what to do with it. When the parent stops consuming outcomes for any
-reason (Ctrl-C, SIGTERM turned into an exception, a closed generator), the workers are
-killed at once instead of finishing runs nobody will read. When the parent itself dies
-(SIGKILL, the out-of-memory killer), its workers follow it: the kernel signals them on
-Linux (``PR_SET_PDEATHSIG``), and a watch on the parent's sentinel does it elsewhere. A
-TraCI SUMO exits when its worker's socket closes.
+pickle). Workers ignore SIGINT and die with their parent
+(:func:`twin_traffic.workers.become_worker`). When the parent stops consuming outcomes for
+any reason (Ctrl-C, SIGTERM turned into an exception, a closed generator), the workers are
+killed at once instead of finishing runs nobody will read.
 """
 
 from __future__ import annotations
@@ -30,7 +27,6 @@ import os
 import signal
 import sys
 import tempfile
-import threading
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import closing
@@ -40,6 +36,7 @@ from typing import Any
 
 from twin_traffic.errors import SimulationError, TwinTrafficError
 from twin_traffic.evaluate import RunResult, RunSpec, run_episode
+from twin_traffic.workers import become_worker
 
 ProgressSink = Callable[[int, float, float], None]
 """Called with (index of the spec, simulated seconds done, seconds in its window)."""
@@ -132,9 +129,7 @@ class _Pool:
 
     def _start(self) -> _Worker:
         parent_end, child_end = self.context.Pipe(duplex=True)
-        process = self.context.Process(
-            target=_serve_runs, args=(child_end, os.getpid()), daemon=True
-        )
+        process = self.context.Process(target=_serve_runs, args=(child_end,), daemon=True)
         process.start()
         child_end.close()  # the worker's death must close the pipe's last write end
         worker = _Worker(process, parent_end)
@@ -196,10 +191,9 @@ def _stop(process: Any, grace: float = 0.0) -> None:
         process.join(timeout=_STOP_SECONDS)
 
 
-def _serve_runs(connection: Connection, parent_pid: int) -> None:
+def _serve_runs(connection: Connection) -> None:
     """A worker's life: run the specs the parent sends until it sends None or goes away."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    _die_with_parent(parent_pid)
+    become_worker()
     sink = _PipeSink(connection)
     while True:
         try:
@@ -233,26 +227,6 @@ class _PipeSink:
 
     def put(self, item: tuple[int, float, float]) -> None:
         self.connection.send(("progress", *item))
-
-
-_PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
-
-
-def _die_with_parent(parent_pid: int) -> None:
-    """End this worker when its parent dies, however the parent dies."""
-    if sys.platform.startswith("linux"):
-        with contextlib.suppress(OSError, AttributeError):
-            ctypes.CDLL(None).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-    if os.getppid() != parent_pid:  # the parent died before the line above
-        os._exit(1)
-    parent = multiprocessing.parent_process()
-    if parent is not None:  # elsewhere, and as a second line: watch the parent's sentinel
-        threading.Thread(target=_exit_with, args=(parent.sentinel,), daemon=True).start()
-
-
-def _exit_with(sentinel: int) -> None:
-    wait([sentinel])
-    os._exit(1)
 
 
 def run_in_worker(spec: RunSpec, index: int, messages: Any) -> RunResult:

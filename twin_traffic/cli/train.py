@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from twin_traffic.cli.app import app, err, out
-from twin_traffic.cli.common import run_with_progress
+from twin_traffic.cli.progress import run_with_status
 
 
 @app.command()
@@ -61,10 +61,26 @@ def train(
     def report(steps: int, delay: float) -> None:
         err.print(f"held-out delay at {steps:,} steps: {delay:.1f} s/trip", highlight=False)
 
-    result = run_training(
-        scenario, chosen, out_dir, seed=seed, resume=resume,
-        progress_bar=err.is_terminal, on_evaluation=report,
-    )  # fmt: skip
+    if not (out_dir / "baselines.json").exists():
+        seeds = ", ".join(map(str, chosen.eval_seeds))
+        err.print(
+            f"scoring fixed-time and max-pressure on held-out seeds {seeds} first "
+            f"({2 * len(chosen.eval_seeds)} simulations, once per run folder), then training "
+            f"{chosen.timesteps:,} steps",
+            highlight=False,
+        )
+    try:
+        result = run_training(
+            scenario, chosen, out_dir, seed=seed, resume=resume,
+            progress_bar=err.is_terminal, on_evaluation=report,
+        )  # fmt: skip
+    except KeyboardInterrupt:
+        err.print(
+            f"interrupted; run the same command with --resume to continue from the last "
+            f"checkpoint in {out_dir / 'checkpoints'}",
+            highlight=False,
+        )
+        raise typer.Exit(130) from None
     err.print(f"best model: {result.best_model}; learning curve: {out_dir / 'learning_curve.png'}")
     _compare(
         scenario,
@@ -88,7 +104,7 @@ def _compare(scenario: str, model: Path, end: object, seeds: list[int]) -> None:
         for name, params in controllers.items()
         for s in seeds
     ]  # fmt: skip
-    outcomes = run_with_progress(specs, workers=2)
+    outcomes = run_with_status(specs, workers=2, description="agent vs classical control")
     failures = [o.error for o in outcomes if not o.ok]
     if failures:
         err.print(f"[red]error:[/red] {failures[0]}")
