@@ -141,3 +141,37 @@ def test_train_says_what_it_does_and_ctrl_c_ends_it_in_one_line(tmp_path: Path) 
     assert process.returncode == 130, stderr
     assert "Traceback" not in stderr and "KeyboardInterrupt" not in stderr, stderr
     assert lines[-1].startswith("interrupted; run the same command with --resume")
+
+
+def test_the_first_ctrl_c_ends_evaluate_and_its_workers(tmp_path: Path) -> None:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "twin_traffic.cli", "evaluate", "grid3x3-high", "--seeds", "0-3",
+         "--workers", "2", "--out", str(tmp_path / "runs")],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )  # fmt: skip
+    try:
+        time.sleep(6.0)  # workers started, SUMO running
+        assert process.poll() is None
+        os.killpg(process.pid, signal.SIGINT)
+        began = time.monotonic()
+        _, stderr = process.communicate(timeout=30)
+        assert time.monotonic() - began < 10
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+    assert process.returncode == 130, stderr
+    assert stderr.strip().splitlines()[-1] == "interrupted; no results written"
+    assert "Traceback" not in stderr
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            os.killpg(process.pid, 0)
+        except ProcessLookupError:
+            break
+        assert time.monotonic() < deadline, "a worker outlived the interrupted evaluate"
+        time.sleep(0.1)
+    assert not (tmp_path / "runs").exists()

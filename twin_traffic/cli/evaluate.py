@@ -87,7 +87,11 @@ def evaluate(
         for name in controllers
         for seed in seed_list
     ]
-    outcomes = run_with_status(specs, workers, description=f"evaluating {loaded.name}")
+    try:
+        outcomes = run_with_status(specs, workers, description=f"evaluating {loaded.name}")
+    except KeyboardInterrupt:
+        err.print("interrupted; no results written", highlight=False)
+        raise typer.Exit(130) from None
     failures = [o for o in outcomes if not o.ok]
     for failure in failures:
         err.print(f"[red]error:[/red] {escape(failure.error or '')}", highlight=False)
