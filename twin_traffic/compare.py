@@ -30,6 +30,7 @@ from twin_traffic.metrics import HIGHER_IS_BETTER, METRICS, Summary, run_warning
 from twin_traffic.report import (
     add_value_column,
     change_shown,
+    column_header,
     controller_header,
     flag_cell,
     new_table,
@@ -302,7 +303,7 @@ def scenario_table(scenario: ScenarioComparison, baseline: str, alpha: float) ->
     baseline with its paired-test p-value; significant changes in bold."""
     table = new_table(f"{scenario.scenario}: mean ± 95% CI")
     for name in scenario.controllers:
-        add_value_column(table, name)
+        add_value_column(table, column_header(name))
     others = [name for name in scenario.controllers if name in scenario.tests]
     for name in others:
         add_value_column(table, controller_header(name, baseline))

@@ -23,9 +23,15 @@ def change_shown(metric: str) -> bool:
     return metric not in RUN_COUNTS
 
 
+def column_header(name: str) -> str:
+    """A controller's column header, broken after its hyphens when long (``max-`` /
+    ``pressure``), so that several controllers fit 80 columns without a cut word."""
+    return name.replace("-", "-\n") if len(name) > 8 else name
+
+
 def controller_header(name: str, baseline: str) -> str:
-    """The header of a change column, on two lines so that 80 columns fit it."""
-    return f"{name}\nvs {baseline}"
+    """The header of a change column: the controller's header, then ``vs BASELINE``."""
+    return f"{column_header(name)}\nvs {baseline}"
 
 
 def format_estimate(summary: Summary) -> str:
@@ -54,7 +60,7 @@ def comparison_table(
     table = new_table(title)
     names = list(summaries)
     for name in names:
-        add_value_column(table, name)
+        add_value_column(table, column_header(name))
     others = [n for n in names if baseline is not None and n != baseline]
     for name in others:
         assert baseline is not None
@@ -74,9 +80,9 @@ def comparison_table(
 
 def new_table(title: str) -> Table:
     """A comparison table with its metric and unit columns, readable in 80 columns."""
-    table = Table(title=title, title_justify="left", padding=(0, 1), collapse_padding=True)
+    table = Table(title=title, title_justify="left")
     table.add_column("metric", no_wrap=True)
-    table.add_column("unit", overflow="fold")
+    table.add_column("unit", overflow="fold", style="dim")
     return table
 
 
