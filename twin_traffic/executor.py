@@ -154,7 +154,7 @@ class _Pool:
                 return
         except (EOFError, OSError):  # the pipe closed, part of a message with it
             pass
-        _stop(worker.process)  # at once when it lives on with a broken pipe: it is no use
+        _stop(worker.process, grace=1.0)  # dying already, or of no use with a broken pipe
         self.workers.remove(worker)
         worker.connection.close()
         index, exitcode = worker.index, worker.process.exitcode
