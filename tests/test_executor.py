@@ -143,7 +143,8 @@ def test_workers_killed_at_random_moments_never_hang_nor_lose_a_run(tmp_path: Pa
         killer.stop.set()
         watcher.join()
     assert sum(killer.kills.values()) >= 30, killer.kills
-    assert reported < sum(killer.kills.values()) / 2  # most killed runs were retried
+    # A run is reported only once its worker died on each try: every other kill was retried.
+    assert reported * ATTEMPTS <= sum(killer.kills.values()), (reported, killer.kills)
 
 
 def _live_processes_of_group(group: int) -> list[int]:
