@@ -47,7 +47,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import sumolib
-from scipy import stats
 
 # Headline first; the order of tables and JSON.
 METRICS: dict[str, str] = {
@@ -246,6 +245,8 @@ def summarize_seeds(values: Sequence[float], confidence: float = 0.95) -> Summar
     mean = float(array.mean())
     if n == 1:
         return Summary(mean, math.nan, math.nan, math.nan, 1)
+    from scipy import stats  # here: it takes a second to import, and workers never need it
+
     std = float(array.std(ddof=1))
     half = float(stats.t.ppf(0.5 + confidence / 2, df=n - 1)) * std / math.sqrt(n)
     return Summary(mean, std, mean - half, mean + half, n)
