@@ -7,9 +7,10 @@ on every pipe and every process sentinel at once, so it sees a worker die whatev
 doing (starting up, running SUMO, sending its result) the moment it dies, knows which run
 that worker held, and runs it again in a fresh worker; a run whose worker dies twice is
 reported (SUMO can segfault on some inputs) while every other run completes.
-(``concurrent.futures.ProcessPoolExecutor`` shares one call queue and one result queue
-among its workers, guarded by locks and a feeder thread: a worker killed while it holds
-one of them can leave the pool waiting for ever.)
+Progress reports travel up the same pipes. (``concurrent.futures.ProcessPoolExecutor``
+shares one call queue and one result queue among its workers, guarded by locks and fed by
+a thread, and progress through it needs a manager process of its own: state a worker or
+the manager can take down with it when killed at the wrong moment.)
 
 A worker turns every failure into a plain message (libsumo's own exceptions do not
 pickle). Workers ignore SIGINT and die with their parent
