@@ -10,7 +10,7 @@ from conftest import write_scenario
 
 from twin_traffic.errors import ControllerError, SimulationError
 from twin_traffic.evaluate import RunSpec, run_episode
-from twin_traffic.metrics import METRICS
+from twin_traffic.metrics import METRICS, run_warnings
 from twin_traffic.scenario import builtin_scenarios, load_scenario
 from twin_traffic.sim import Simulation
 
@@ -92,3 +92,24 @@ def test_two_libsumo_simulations_in_one_process_fail_clearly(road: Path) -> None
     with Simulation(scenario, seed=2) as sim:
         sim.step()
         assert sim.time == 1.0
+
+
+def test_a_jam_teleported_away_is_a_gridlock_too(tmp_path: Path) -> None:
+    # A red that never ends, with SUMO's default teleporting: after 300 s at the line the
+    # first car is teleported away and the queue moves up, so the network never stands
+    # still for long; the teleports are what shows the gridlock.
+    config = write_scenario(tmp_path, [(f"v{i}", i) for i in range(20)], [(1000, "r")], end=800)
+    result = run_episode(RunSpec(str(config)))
+    assert result.gridlock_at is None and result.metrics["teleports"] >= 1
+    assert result.metrics["gridlock"] == 1.0
+    warnings = run_warnings(result.metrics, result.gridlock_at)
+    assert any("teleported out of jams" in w for w in warnings), warnings
+
+
+def test_a_standstill_is_a_gridlock_in_the_metrics(tmp_path: Path) -> None:
+    config = write_scenario(tmp_path, [(f"v{i}", i) for i in range(5)], [(1000, "r")], end=200)
+    result = run_episode(RunSpec(str(config), gridlock_seconds=60))
+    assert result.metrics["gridlock"] == 1.0
+    assert run_warnings(result.metrics, result.gridlock_at)[0].startswith(
+        "gridlock: every vehicle stood still from t="
+    )

@@ -103,6 +103,21 @@ def test_signals_off_the_roads_are_refused(tmp_path: Path) -> None:
         f"{area}: its highway=traffic_signals nodes are not on intersections of car roads, "
         "so the network has no signals; export an area with signalised intersections"
     )
+    # Nothing half-built is left: no folder, no hidden staging folder.
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["area.osm"]
+
+
+def test_a_non_empty_out_is_refused_unless_forced(tmp_path: Path) -> None:
+    out = tmp_path / "town"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    with pytest.raises(ScenarioError, match="--out is not empty; choose a new folder or pass"):
+        build_from_osm(TOWN, out, end=120)
+    assert sorted(p.name for p in out.iterdir()) == ["notes.txt"]
+    built = build_from_osm(TOWN, out, end=120, force=True)
+    assert built.config == out / "town.sumocfg" and load_scenario(built.config).end == 120
+    assert not (out / "notes.txt").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["town"]  # no staging left
 
 
 def test_cli_from_osm(tmp_path: Path) -> None:
@@ -122,4 +137,11 @@ def test_cli_from_osm(tmp_path: Path) -> None:
     assert missing.returncode == 1
     assert missing.stderr.strip() == (
         f"error: {tmp_path / 'none.osm'}: OSM file not found; check the path (or its spelling)"
+    )
+    again = subprocess.run(
+        [*command, str(TOWN), "--out", str(tmp_path / "t")], capture_output=True, text=True
+    )
+    assert again.returncode == 1 and again.stderr.strip() == (
+        f"error: {tmp_path / 't'}: --out is not empty; choose a new folder or pass --force "
+        "to replace it"
     )

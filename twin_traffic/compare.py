@@ -26,8 +26,16 @@ import numpy as np
 from scipy import stats
 
 from twin_traffic.errors import TwinTrafficError
-from twin_traffic.metrics import HIGHER_IS_BETTER, METRICS, Summary, summarize_runs
-from twin_traffic.report import format_estimate, relative_change
+from twin_traffic.metrics import HIGHER_IS_BETTER, METRICS, Summary, run_warnings, summarize_runs
+from twin_traffic.report import (
+    add_value_column,
+    change_shown,
+    column_header,
+    controller_header,
+    flag_cell,
+    new_table,
+    relative_change,
+)
 from twin_traffic.store import INDEX_FILE, read_index, read_metrics
 
 if TYPE_CHECKING:
@@ -122,7 +130,8 @@ class ScenarioComparison:
 
 @dataclass
 class SweepComparison:
-    """A whole sweep's comparison; ``failures`` lists the runs that failed."""
+    """A whole sweep's comparison; ``failures`` lists the runs that failed, ``warnings``
+    the finished runs that gridlocked or left many vehicles out (``run``, ``warning``)."""
 
     name: str
     root: Path
@@ -132,6 +141,7 @@ class SweepComparison:
     scenarios: list[ScenarioComparison]
     failures: list[dict[str, Any]]
     pending: list[str]
+    warnings: list[dict[str, str]] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready document of every figure (NaN as ``None`` once through json_safe)."""
@@ -153,6 +163,7 @@ class SweepComparison:
             },
             "failures": self.failures,
             "pending": self.pending,
+            "warnings": self.warnings,
         }
 
 
@@ -216,6 +227,7 @@ def compare_sweep(
         )
     runs = index["runs"]
     scenarios = []
+    warnings: list[dict[str, str]] = []
     for scenario in index["scenarios"]:
         per_seed: dict[str, dict[int, dict[str, float]]] = {}
         folders: dict[str, dict[int, Path]] = {}
@@ -223,8 +235,13 @@ def compare_sweep(
             if run["scenario"] != scenario or run["status"] != "ok":
                 continue
             folder = root / run["path"]
-            metrics = read_metrics(folder)["metrics"]
+            stored = read_metrics(folder)
+            metrics = stored["metrics"]
             values = {m: math.nan if metrics.get(m) is None else metrics[m] for m in METRICS}
+            warnings += [
+                {"run": run["run"], "warning": text}
+                for text in run_warnings(values, stored.get("gridlock_at"))
+            ]
             per_seed.setdefault(run["controller"], {})[run["seed"]] = values
             folders.setdefault(run["controller"], {})[run["seed"]] = folder
         present = [c for c in controllers if c in per_seed]
@@ -243,6 +260,7 @@ def compare_sweep(
         scenarios=scenarios,
         failures=[{"run": r["run"], "error": r["error"]} for r in runs if r["status"] == "failed"],
         pending=[r["run"] for r in runs if r["status"] == "pending"],
+        warnings=warnings,
     )
 
 
@@ -283,23 +301,21 @@ def _compare(
 def scenario_table(scenario: ScenarioComparison, baseline: str, alpha: float) -> Table:
     """A terminal table: mean ± 95% CI per controller, then each change against the
     baseline with its paired-test p-value; significant changes in bold."""
-    from rich.table import Table
-
-    table = Table(title=f"{scenario.scenario}: mean ± 95% CI", title_justify="left")
-    table.add_column("metric")
-    table.add_column("unit")
+    table = new_table(f"{scenario.scenario}: mean ± 95% CI")
     for name in scenario.controllers:
-        table.add_column(name, justify="right")
+        add_value_column(table, column_header(name))
     others = [name for name in scenario.controllers if name in scenario.tests]
     for name in others:
-        table.add_column(f"{name} vs {baseline}", justify="right")
+        add_value_column(table, controller_header(name, baseline))
     for metric, unit in METRICS.items():
         row = [metric, unit]
-        row += [format_estimate(scenario.summaries[name][metric]) for name in scenario.controllers]
+        row += [
+            flag_cell(metric, scenario.summaries[name][metric]) for name in scenario.controllers
+        ]
         for name in others:
-            row.append(
-                _change_text(metric, scenario.changes[name][metric], scenario.tests[name][metric])
-            )
+            change = scenario.changes[name][metric]
+            test = scenario.tests[name][metric]
+            row.append(_change_text(metric, change, test) if change_shown(metric) else "–")
         table.add_row(*row)
     table.caption = (
         f"p: paired t-test (t) over seeds, Wilcoxon (W) from {WILCOXON_MIN_PAIRS} pairs; "

@@ -160,7 +160,7 @@ def run_episode(
             clock = time.perf_counter()
         trips = read_tripinfo(outputs.tripinfo)
         teleports = read_teleports(outputs.statistics)
-    metrics = summarize_run(trips, queues, teleports)
+    metrics = summarize_run(trips, queues, teleports, gridlock_at)
     timings["collect"] = time.perf_counter() - clock
     queue_table = pd.DataFrame(queues, columns=list(network.signal_ids))
     queue_table.insert(0, "time", sample_times)

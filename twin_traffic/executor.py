@@ -1,16 +1,22 @@
 """Run many episodes, each SUMO in a worker process, so one crash never loses the others.
 
-Workers come from a ``spawn`` process pool (libsumo allows one simulation per process
-and must not be forked). A worker turns every failure into a plain, picklable
-:class:`~twin_traffic.errors.TwinTrafficError` (libsumo's own exceptions do not pickle).
-When a worker process dies outright (SUMO can segfault on some inputs), the pool breaks
-and the runs that were in flight are retried one at a time in fresh pools, so the one that
-crashes is identified and reported while every other run completes.
+Workers are ``spawn`` processes (libsumo allows one simulation per process and must not be
+forked), each with a pipe of its own to the parent and nothing shared with the others: no
+common task or result queue, no lock a dying worker could take with it. The parent waits
+on every pipe and every process sentinel at once, so it sees a worker die whatever it was
+doing (starting up, running SUMO, sending its result) the moment it dies, knows which run
+that worker held, and runs it again in a fresh worker; a run whose worker dies twice is
+reported (SUMO can segfault on some inputs) while every other run completes.
+Progress reports travel up the same pipes. (``concurrent.futures.ProcessPoolExecutor``
+shares one call queue and one result queue among its workers, guarded by locks and fed by
+a thread, and progress through it needs a manager process of its own: state a worker or
+the manager can take down with it when killed at the wrong moment.)
 
-Workers ignore SIGINT: a Ctrl-C reaches the whole process group, and only the parent
-should decide what to do with it. When the parent stops consuming outcomes for any reason
-(Ctrl-C, SIGTERM turned into an exception, a closed generator), the workers are terminated
-at once instead of finishing runs nobody will read.
+A worker turns every failure into a plain message (libsumo's own exceptions do not
+pickle). Workers ignore SIGINT and die with their parent
+(:func:`twin_traffic.workers.become_worker`). When the parent stops consuming outcomes for
+any reason (Ctrl-C, SIGTERM turned into an exception, a closed generator), the workers are
+killed at once instead of finishing runs nobody will read.
 """
 
 from __future__ import annotations
@@ -19,19 +25,19 @@ import contextlib
 import ctypes
 import multiprocessing
 import os
-import queue
 import signal
 import sys
 import tempfile
-from collections.abc import Callable, Generator, Iterator, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
-from concurrent.futures.process import BrokenProcessPool
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import closing
 from dataclasses import dataclass
+from multiprocessing.connection import Connection, wait
 from typing import Any
 
 from twin_traffic.errors import SimulationError, TwinTrafficError
 from twin_traffic.evaluate import RunResult, RunSpec, run_episode
+from twin_traffic.workers import become_worker
 
 ProgressSink = Callable[[int, float, float], None]
 """Called with (index of the spec, simulated seconds done, seconds in its window)."""
@@ -57,96 +63,171 @@ def run_specs(
     workers: int = 1,
     progress: ProgressSink | None = None,
 ) -> Iterator[Outcome]:
-    """Run every spec in worker processes, yielding outcomes as they finish."""
-    context = multiprocessing.get_context("spawn")
-    # The manager is a process of its own: start it only when progress is wanted.
-    with context.Manager() if progress is not None else contextlib.nullcontext() as manager:
-        messages: Any = manager.Queue() if manager is not None else None
-        lost = list(range(len(specs)))
-        # A broken pool fails every run it still held, not only the one that crashed it;
-        # they all get one more try together (a worker killed from outside, e.g. by the
-        # out-of-memory killer, costs nothing more), then what is lost again runs alone.
-        for _ in range(2 if workers > 1 else 1):
-            batch_indices, lost = lost, []
-            with closing(
-                _run_batch(context, specs, batch_indices, workers, messages, progress)
-            ) as batch:
-                for outcome, index in batch:
-                    if outcome is None:
-                        lost.append(index)
-                    else:
-                        yield outcome
-            if not lost or len(lost) == 1:
-                break
-        # Alone, a second crash names the culprit.
-        for index in lost:
-            with closing(_run_batch(context, specs, [index], 1, messages, progress)) as alone:
-                for outcome, _ in alone:
-                    yield outcome or Outcome(index, specs[index], error=crash_message(specs[index]))
+    """Run every spec in worker processes, yielding outcomes as they finish.
+
+    Every spec yields exactly one outcome: its result, its error, or the report that its
+    worker died on each of :data:`ATTEMPTS` tries.
+    """
+    with closing(_Pool(specs, workers, progress)) as pool:
+        yield from pool.outcomes()
 
 
-def _run_batch(
-    context: Any,
-    specs: Sequence[RunSpec],
-    indices: list[int],
-    workers: int,
-    messages: Any,
-    progress: ProgressSink | None,
-) -> Generator[tuple[Outcome | None, int], None, None]:
-    """Yield (outcome, index) per run; outcome is None for runs lost to a broken pool."""
-    pool = ProcessPoolExecutor(
-        max_workers=max(1, min(workers, len(indices))),
-        mp_context=context,
-        initializer=_ignore_sigint,
-    )
-    try:
-        futures: dict[Future[RunResult], int] = {
-            pool.submit(run_in_worker, specs[i], i, messages): i for i in indices
-        }
-        while futures:
-            done, _ = wait(futures, timeout=0.2, return_when=FIRST_COMPLETED)
-            _drain(messages, progress)
-            for future in done:
-                index = futures.pop(future)
-                try:
-                    yield Outcome(index, specs[index], result=future.result()), index
-                except BrokenProcessPool:
-                    yield None, index
-                except TwinTrafficError as error:
-                    yield Outcome(index, specs[index], error=str(error)), index
-        _drain(messages, progress)
-    except BaseException:
-        _terminate(pool)
-        raise
-    pool.shutdown(wait=True)
+ATTEMPTS = 2
+"""Tries of a run whose worker process dies under it (the first death may come from
+outside, e.g. the out-of-memory killer; a second one is the run's own)."""
+
+_POLL_SECONDS = 1.0  # how often a quiet wait looks again (nothing is missed meanwhile)
+_STOP_SECONDS = 5.0  # grace for a worker asked to stop before it is killed
 
 
-def _ignore_sigint() -> None:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+@dataclass
+class _Worker:
+    """One worker process, its end of the pipe, and the run it holds."""
+
+    process: Any
+    connection: Connection
+    index: int | None = None
 
 
-def _terminate(pool: ProcessPoolExecutor) -> None:
-    """Stop a pool now: cancel queued runs and kill the workers mid-run."""
-    # The executor has no public way to stop running calls; its process table is the
-    # only handle on the workers.
-    workers = list((getattr(pool, "_processes", None) or {}).values())
-    for process in workers:
-        if process.is_alive():
-            process.terminate()
-    for process in workers:
-        process.join(timeout=5)
-    pool.shutdown(wait=True, cancel_futures=True)
+class _Pool:
+    """Worker processes serving the specs' runs, one run at a time each."""
+
+    def __init__(
+        self, specs: Sequence[RunSpec], workers: int, progress: ProgressSink | None
+    ) -> None:
+        self.specs = specs
+        self.size = max(1, min(workers, len(specs)))
+        self.progress = progress
+        self.context = multiprocessing.get_context("spawn")
+        self.todo: deque[int] = deque(range(len(specs)))
+        self.deaths: dict[int, int] = {}
+        self.workers: list[_Worker] = []
+
+    def outcomes(self) -> Iterator[Outcome]:
+        """Yield each spec's outcome as it comes, until every spec has one."""
+        while self.todo or any(w.index is not None for w in self.workers):
+            self._staff()
+            handles = [w.connection for w in self.workers] + [
+                w.process.sentinel for w in self.workers
+            ]
+            ready = set(wait(handles, timeout=_POLL_SECONDS))
+            for worker in list(self.workers):
+                if worker.connection in ready or worker.process.sentinel in ready:
+                    yield from self._serve(worker)
+
+    def _staff(self) -> None:
+        """Hand waiting runs to idle workers, starting workers up to the pool's size."""
+        while self.todo:
+            idle = next((w for w in self.workers if w.index is None), None)
+            if idle is None:
+                if len(self.workers) >= self.size:
+                    return
+                idle = self._start()
+            index = self.todo.popleft()
+            idle.index = index
+            with contextlib.suppress(OSError):  # died already: its sentinel says so next
+                idle.connection.send((index, self.specs[index], self.progress is not None))
+
+    def _start(self) -> _Worker:
+        parent_end, child_end = self.context.Pipe(duplex=True)
+        process = self.context.Process(target=_serve_runs, args=(child_end,), daemon=True)
+        process.start()
+        child_end.close()  # the worker's death must close the pipe's last write end
+        worker = _Worker(process, parent_end)
+        self.workers.append(worker)
+        return worker
+
+    def _serve(self, worker: _Worker) -> Iterator[Outcome]:
+        """Read what a worker sent; when it died, retry or report the run it held."""
+        try:
+            while worker.connection.poll():
+                kind, index, *payload = worker.connection.recv()
+                if kind == "progress":
+                    if self.progress is not None:
+                        self.progress(index, *payload)
+                    continue
+                worker.index = None
+                if kind == "result":
+                    yield Outcome(index, self.specs[index], result=payload[0])
+                else:
+                    yield Outcome(index, self.specs[index], error=payload[0])
+            if worker.process.is_alive():
+                return
+        except (EOFError, OSError):  # the pipe closed, part of a message with it
+            pass
+        _stop(worker.process, grace=1.0)  # dying already, or of no use with a broken pipe
+        self.workers.remove(worker)
+        worker.connection.close()
+        index, exitcode = worker.index, worker.process.exitcode
+        if index is None:
+            return
+        self.deaths[index] = self.deaths.get(index, 0) + 1
+        if self.deaths[index] < ATTEMPTS:
+            self.todo.appendleft(index)
+        else:
+            yield Outcome(
+                index, self.specs[index], error=crash_message(self.specs[index], exitcode)
+            )
+
+    def close(self) -> None:
+        """Stop every worker: at once when runs are still held, politely otherwise."""
+        busy = any(w.index is not None for w in self.workers)
+        for worker in self.workers:
+            if busy:
+                worker.process.kill()
+            else:
+                with contextlib.suppress(OSError):
+                    worker.connection.send(None)
+        for worker in self.workers:
+            _stop(worker.process, grace=_STOP_SECONDS)
+            worker.connection.close()
+        self.workers.clear()
 
 
-def _drain(messages: Any, progress: ProgressSink | None) -> None:
-    if messages is None or progress is None:
-        return
+def _stop(process: Any, grace: float = 0.0) -> None:
+    """Wait up to ``grace`` seconds for a worker to end, then kill it; never wait for ever."""
+    process.join(timeout=grace)
+    if process.is_alive():
+        process.kill()
+        process.join(timeout=_STOP_SECONDS)
+
+
+def _serve_runs(connection: Connection) -> None:
+    """A worker's life: run the specs the parent sends until it sends None or goes away."""
+    become_worker()
+    sink = _PipeSink(connection)
     while True:
         try:
-            index, done, total = messages.get_nowait()
-        except queue.Empty:
+            request = connection.recv()
+        except (EOFError, OSError):
             return
-        progress(index, done, total)
+        if request is None:
+            return
+        index, spec, report = request
+        try:
+            reply: tuple[Any, ...] = (
+                "result",
+                index,
+                run_in_worker(spec, index, sink if report else None),
+            )
+        except TwinTrafficError as error:
+            reply = ("error", index, str(error))
+        try:
+            connection.send(reply)
+        except (EOFError, OSError):
+            return
+        except Exception as error:  # a result that does not pickle
+            connection.send(("error", index, f"{spec.label}: {type(error).__name__}: {error}"))
+
+
+class _PipeSink:
+    """The ``messages`` of :func:`run_in_worker`, sent up the worker's pipe."""
+
+    def __init__(self, connection: Connection) -> None:
+        self.connection = connection
+
+    def put(self, item: tuple[int, float, float]) -> None:
+        self.connection.send(("progress", *item))
 
 
 def run_in_worker(spec: RunSpec, index: int, messages: Any) -> RunResult:
@@ -214,8 +295,15 @@ def _with_sumo_errors(message: str, errors: list[str]) -> str:
     return f"{message}; {detail}"
 
 
-def crash_message(spec: RunSpec) -> str:
-    """The message of a run whose worker process died (SUMO crashed outright)."""
+def crash_message(spec: RunSpec, exitcode: int | None = None) -> str:
+    """The message of a run whose worker process died under it (on each of its tries)."""
+    if exitcode is not None and -exitcode in (signal.SIGKILL, signal.SIGTERM):
+        name = signal.Signals(-exitcode).name
+        return (
+            f"{spec.label}: its worker process was killed ({name}) on each of {ATTEMPTS} "
+            "tries, by something outside twin-traffic (the out-of-memory killer?); free "
+            "memory or use fewer --workers and run it again"
+        )
     return (
         f"{spec.label}: SUMO crashed and took its process down; run "
         f"`twin-traffic scenario check {spec.scenario}` and retry with --backend traci to see "

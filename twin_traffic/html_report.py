@@ -12,9 +12,9 @@ import math
 from collections.abc import Mapping
 
 from twin_traffic.compare import PairedTest, ScenarioComparison, SweepComparison
-from twin_traffic.metrics import HIGHER_IS_BETTER, METRICS
+from twin_traffic.metrics import HIGHER_IS_BETTER, METRICS, RUN_COUNTS, Summary
 from twin_traffic.plots import PLOTS
-from twin_traffic.report import format_estimate
+from twin_traffic.report import change_shown, format_metric
 
 _STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1200px;
@@ -27,6 +27,7 @@ td.metric, th.metric { text-align: left; }
 .significant { font-weight: bold; }
 figure { margin: 1em 0 2em; } img { max-width: 100%; border: 1px solid #eee; }
 .failure { color: #b3261e; font-family: monospace; }
+.warning { color: #8a5300; } td.flagged { color: #b3261e; font-weight: bold; }
 """
 
 
@@ -58,6 +59,11 @@ def render_html(comparison: SweepComparison, plots: Mapping[str, bytes]) -> str:
             f'<figure><img alt="{_e(title)}" src="data:image/png;base64,{encoded}">'
             f"<figcaption>{_e(title)}</figcaption></figure>"
         )
+    if comparison.warnings:
+        parts.append('<h2 class="warning">Warnings</h2><ul>')
+        for warning in comparison.warnings:
+            parts.append(f'<li class="warning">{_e(warning["run"])}: {_e(warning["warning"])}</li>')
+        parts.append("</ul>")
     if comparison.failures or comparison.pending:
         parts.append("<h2>Runs without results</h2><ul>")
         for failure in comparison.failures:
@@ -82,15 +88,23 @@ def _table(scenario: ScenarioComparison, baseline: str) -> str:
     for metric, unit in METRICS.items():
         cells = [f'<td class="metric">{_e(metric)}</td>', f"<td>{_e(unit)}</td>"]
         cells += [
-            f"<td>{_e(format_estimate(scenario.summaries[name][metric]))}</td>"
-            for name in scenario.controllers
+            _value_cell(metric, scenario.summaries[name][metric]) for name in scenario.controllers
         ]
         for name in others:
             test = scenario.tests[name][metric]
+            if not change_shown(metric):
+                cells += ["<td>–</td>", "<td>–</td>"]
+                continue
             cells.append(_change_cell(metric, scenario.changes[name][metric], test))
             cells.append(f"<td>{_e(_p_text(test))}</td>")
         rows.append(f"<tr>{''.join(cells)}</tr>")
     return f'<table class="comparison">{"".join(rows)}</table>'
+
+
+def _value_cell(metric: str, summary: Summary) -> str:
+    flagged = metric in RUN_COUNTS and summary.n > 0 and summary.mean > 0
+    attribute = ' class="flagged"' if flagged else ""
+    return f"<td{attribute}>{_e(format_metric(metric, summary))}</td>"
 
 
 def _change_cell(metric: str, change: float, test: PairedTest) -> str:

@@ -18,12 +18,21 @@ Per-run metrics (the names used in tables, JSON and result files):
                           (every 5 s by default) and the signals
 ``queue_max``             the largest such queue at one signal in any sample
 ``teleports``             vehicles SUMO teleported out of a jam (a sign of gridlock)
+``gridlock``              1 when the run gridlocked (see :func:`is_gridlock`), else 0; its
+                          mean over seeds is the share of runs that gridlocked
 ``co2_kg``                CO2 emitted inside the window, kg
 ``fuel_kg``               fuel burnt inside the window, kg
 ========================  ===================================================================
 
 Across seeds every metric is summarised as mean, standard deviation and a 95% Student-t
 confidence interval.
+
+A run is a gridlock when every vehicle in the network stood still for the evaluation's
+``gridlock_seconds`` (what shows with teleporting off), or when SUMO teleported at least
+:data:`GRIDLOCK_TELEPORT_SHARE` of the window's vehicles (with teleporting on, SUMO's
+default, a vehicle is teleported after standing ``--time-to-teleport`` = 300 s, so the jam
+is carried away instead of standing still). :func:`run_warnings` says so in words, and
+also when at least :data:`NOT_INSERTED_SHARE` of the vehicles never entered the network.
 """
 
 from __future__ import annotations
@@ -38,7 +47,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import sumolib
-from scipy import stats
 
 # Headline first; the order of tables and JSON.
 METRICS: dict[str, str] = {
@@ -53,6 +61,7 @@ METRICS: dict[str, str] = {
     "queue_mean": "veh",
     "queue_max": "veh",
     "teleports": "veh",
+    "gridlock": "runs",
     "co2_kg": "kg",
     "fuel_kg": "kg",
 }
@@ -60,6 +69,17 @@ METRICS: dict[str, str] = {
 
 # Metrics where a larger value is better; all others are costs.
 HIGHER_IS_BETTER = frozenset({"throughput"})
+
+RUN_COUNTS = frozenset({"gridlock"})
+"""Metrics that are 0 or 1 per run: shown as how many runs had them, not as an estimate."""
+
+GRIDLOCK_TELEPORT_SHARE = 0.01
+"""Teleports, as a share of the window's vehicles, from which a run counts as a gridlock:
+each one is a vehicle that stood 300 s in a jam; a free-flowing run has none."""
+
+NOT_INSERTED_SHARE = 0.05
+"""Share of the window's vehicles that never entered, from which a run is warned about:
+the queues reach back to where demand enters the network."""
 
 _TRIP_ATTRIBUTES = [
     "id", "depart", "departDelay", "arrival", "duration", "routeLength",
@@ -124,7 +144,10 @@ def read_teleports(statistics_file: Path) -> int:
 
 
 def summarize_run(
-    trips: pd.DataFrame, queues: np.ndarray | None = None, teleports: int = 0
+    trips: pd.DataFrame,
+    queues: np.ndarray | None = None,
+    teleports: int = 0,
+    gridlock_at: float | None = None,
 ) -> dict[str, float]:
     """The per-run metrics (see the module docstring) of one run.
 
@@ -132,11 +155,12 @@ def summarize_run(
         trips: the table from :func:`read_tripinfo`.
         queues: halting vehicles per signal over time, shape ``(steps, signals)``.
         teleports: from :func:`read_teleports`.
+        gridlock_at: when a network-wide standstill began, if the runner saw one.
     """
     inserted = trips[trips["inserted"]]
     arrived = trips[trips["arrived"]]
     has_queues = queues is not None and queues.size > 0
-    return {
+    metrics = {
         "delay": _mean(trips["delay"]),
         "travel_time": _mean(arrived["duration"]),
         "waiting_time": _mean(inserted["waiting_time"]),
@@ -151,6 +175,46 @@ def summarize_run(
         "co2_kg": float(trips["co2_mg"].sum(min_count=1)) / _MG_PER_KG,
         "fuel_kg": float(trips["fuel_mg"].sum(min_count=1)) / _MG_PER_KG,
     }
+    metrics["gridlock"] = float(is_gridlock(metrics, gridlock_at))
+    return {name: metrics[name] for name in METRICS}
+
+
+def is_gridlock(metrics: Mapping[str, float], gridlock_at: float | None = None) -> bool:
+    """True when a run gridlocked: a network-wide standstill (``gridlock_at``) or at least
+    :data:`GRIDLOCK_TELEPORT_SHARE` of its vehicles teleported out of jams."""
+    if gridlock_at is not None:
+        return True
+    return _share(metrics, "teleports") >= GRIDLOCK_TELEPORT_SHARE
+
+
+def run_warnings(metrics: Mapping[str, float], gridlock_at: float | None = None) -> list[str]:
+    """What a reader must know about a run beyond its averages, one phrase each: gridlock,
+    heavy teleporting, vehicles that never entered. Empty for a healthy run."""
+    vehicles = metrics.get("vehicles", math.nan)
+    warnings = []
+    if gridlock_at is not None:
+        warnings.append(f"gridlock: every vehicle stood still from t={gridlock_at:,.0f} s")
+    teleports = _share(metrics, "teleports")
+    if teleports >= GRIDLOCK_TELEPORT_SHARE:
+        warnings.append(
+            f"gridlock: {metrics['teleports']:,.0f} vehicles ({teleports:.1%} of "
+            f"{vehicles:,.0f}) teleported out of jams"
+        )
+    not_inserted = _share(metrics, "not_inserted")
+    if not_inserted >= NOT_INSERTED_SHARE:
+        warnings.append(
+            f"{metrics['not_inserted']:,.0f} vehicles ({not_inserted:.1%} of "
+            f"{vehicles:,.0f}) never entered the network"
+        )
+    return warnings
+
+
+def _share(metrics: Mapping[str, float], name: str) -> float:
+    """``metrics[name]`` per scheduled vehicle (0 when unknown)."""
+    value, vehicles = metrics.get(name), metrics.get("vehicles")
+    if value is None or vehicles is None or math.isnan(value) or not vehicles > 0:
+        return 0.0
+    return float(value) / float(vehicles)
 
 
 @dataclass(frozen=True)
@@ -181,6 +245,8 @@ def summarize_seeds(values: Sequence[float], confidence: float = 0.95) -> Summar
     mean = float(array.mean())
     if n == 1:
         return Summary(mean, math.nan, math.nan, math.nan, 1)
+    from scipy import stats  # here: it takes a second to import, and workers never need it
+
     std = float(array.std(ddof=1))
     half = float(stats.t.ppf(0.5 + confidence / 2, df=n - 1)) * std / math.sqrt(n)
     return Summary(mean, std, mean - half, mean + half, n)

@@ -9,11 +9,17 @@ counts.
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
 import xml.etree.ElementTree as ET
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 from twin_traffic.errors import ScenarioError
+from twin_traffic.files import current_umask
 from twin_traffic.scenario import Scenario, load_scenario
 from twin_traffic.sumo_tools import binary, run_tool, sumo_home, tool, write_sumocfg
 
@@ -120,8 +126,13 @@ def build_from_osm(
     end: float = 3600.0,
     period: float = 2.5,
     fringe_factor: float = 10.0,
+    force: bool = False,
 ) -> OsmScenario:
     """Build a scenario folder from an OSM extract.
+
+    The files are built in a hidden folder beside ``out_dir`` and moved into place only
+    when every step succeeded, so a failure leaves nothing behind and an existing folder
+    untouched.
 
     Args:
         osm_file: an OpenStreetMap extract in OSM's XML format.
@@ -132,9 +143,11 @@ def build_from_osm(
         period: mean seconds between two vehicle departures (2.5 s is 1440 veh/h).
         fringe_factor: how much likelier a trip starts and ends at the network's edge than
             inside it; through traffic dominates an extract of a town centre.
+        force: replace ``out_dir`` when it exists and is not empty.
 
     Raises:
-        ScenarioError: for an extract without roads or signals, or that SUMO cannot convert.
+        ScenarioError: for an extract without roads or signals, that SUMO cannot convert,
+            or a non-empty ``out_dir`` without ``force``.
     """
     osm_path = Path(osm_file)
     if not osm_path.is_file():
@@ -143,8 +156,51 @@ def build_from_osm(
         raise ScenarioError(f"{osm_path}: --end and --period must be positive seconds")
     check_osm(osm_path)
     base = name or osm_path.name.split(".")[0]
-    folder = Path(out_dir)
-    folder.mkdir(parents=True, exist_ok=True)
+    target = Path(out_dir)
+    if target.exists() and not target.is_dir():
+        raise ScenarioError(f"{target}: --out is a file, not a folder; choose a folder")
+    if target.is_dir() and any(target.iterdir()) and not force:
+        raise ScenarioError(
+            f"{target}: --out is not empty; choose a new folder or pass --force to replace it"
+        )
+    with _staging(target) as folder:
+        vehicles = _build(osm_path, folder, base, seed, end, period, fringe_factor)
+    config = target / f"{base}.sumocfg"
+    return OsmScenario(
+        config, target / f"{base}.net.xml", target / f"{base}.rou.xml",
+        load_scenario(config), vehicles,
+    )  # fmt: skip
+
+
+@contextmanager
+def _staging(target: Path) -> Iterator[Path]:
+    """A hidden folder beside ``target``, moved over it on success and removed on failure."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
+    try:
+        yield staging
+        staging.chmod(0o777 & ~current_umask())
+        if target.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
+            os.replace(target, old / target.name)
+            os.replace(staging, target)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(staging, target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _build(
+    osm_path: Path,
+    folder: Path,
+    base: str,
+    seed: int,
+    end: float,
+    period: float,
+    fringe_factor: float,
+) -> int:
+    """netconvert, randomTrips and the .sumocfg into ``folder``; the number of vehicles."""
     net_file = folder / f"{base}.net.xml"
     route_file = folder / f"{base}.rou.xml"
     run_tool(
@@ -186,10 +242,8 @@ def build_from_osm(
             f"{osm_path}: no route connects the network's roads; export a larger area "
             "around the signals"
         )
-    config = write_sumocfg(
-        folder / f"{base}.sumocfg", net_file.name, [route_file.name], begin=0.0, end=end
-    )
-    return OsmScenario(config, net_file, route_file, load_scenario(config), vehicles)
+    write_sumocfg(folder / f"{base}.sumocfg", net_file.name, [route_file.name], begin=0.0, end=end)
+    return vehicles
 
 
 def _require_signals(net_file: Path, osm_path: Path) -> None:

@@ -5,7 +5,9 @@ A run folder holds ``spec.json``, ``metrics.json``, ``trips.parquet`` and
 folder and then renamed into place, so a reader (or a resumed sweep) never sees a
 half-written run: a folder either has every file or does not exist. Single files (a
 sweep's ``index.json`` and its copy of the sweep file) are replaced the same way: written
-beside their target under a hidden name, then renamed over it.
+beside their target under a hidden name, then renamed over it. What is renamed into place
+gets the permissions of a file created the ordinary way (the user's umask), not the
+owner-only ones of a temporary file.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from typing import Any
 import pandas as pd
 
 from twin_traffic.evaluate import RunResult, RunSpec
+from twin_traffic.files import current_umask
 
 SPEC_FILE = "spec.json"
 METRICS_FILE = "metrics.json"
@@ -54,6 +57,7 @@ def write_run(root: Path, result: RunResult, relative: Path | None = None) -> Pa
         tempfile.mkdtemp(prefix=f"{_STAGING_PREFIX}{target.name}{_STAGING_MARK}", dir=target.parent)
     )
     try:
+        staging.chmod(0o777 & ~current_umask())
         _write_json(staging / SPEC_FILE, result.spec.to_dict())
         _write_json(
             staging / METRICS_FILE,
@@ -83,10 +87,48 @@ def write_file_atomic(path: Path, data: str | bytes) -> None:
     try:
         with os.fdopen(handle, "wb") as file:
             file.write(data.encode() if isinstance(data, str) else data)
+            os.fchmod(file.fileno(), 0o666 & ~current_umask())
         os.replace(name, path)
     except BaseException:
         Path(name).unlink(missing_ok=True)
         raise
+
+
+def write_results_index(
+    root: Path,
+    name: str,
+    baseline: str,
+    scenarios: list[str],
+    controllers: list[str],
+    seeds: list[int],
+    runs: list[dict[str, Any]],
+) -> None:
+    """Write the ``index.json`` that ``twin-traffic compare`` reads, atomically.
+
+    Args:
+        root: the results folder.
+        name: what produced it (a sweep's or an evaluation's name).
+        baseline: the controller label the others are compared with.
+        scenarios, controllers, seeds: the labels and seeds, in display order.
+        runs: one record per run: ``run``, ``scenario``, ``controller``, ``seed``, ``path``
+            (of its folder, relative to ``root``), ``status`` (``ok``, ``failed`` or
+            ``pending``) and ``error``.
+    """
+    counts = {status: 0 for status in ("ok", "failed", "pending")}
+    for run in runs:
+        counts[run["status"]] += 1
+    write_json_atomic(
+        root / INDEX_FILE,
+        {
+            "sweep": name,
+            "baseline": baseline,
+            "scenarios": scenarios,
+            "controllers": controllers,
+            "seeds": seeds,
+            "counts": counts,
+            "runs": runs,
+        },
+    )
 
 
 def write_json_atomic(path: Path, data: Any) -> None:

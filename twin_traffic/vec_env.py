@@ -26,6 +26,7 @@ from stable_baselines3.common.vec_env.base_vec_env import (
 )
 
 from twin_traffic.envs import EnvConfig, SignalParallelEnv
+from twin_traffic.workers import become_worker
 
 # Training episodes use seeds from here on; evaluation seeds below it stay unseen.
 TRAINING_SEED_BASE = 1_000_000
@@ -40,6 +41,7 @@ def _worker(
     remote: Connection, config: EnvConfig, seed: int, index: int, count: int, identify: bool
 ) -> None:
     """Runs one padded parallel env; answers commands from the VecEnv."""
+    become_worker()
     env = SignalParallelEnv(config=config, padded=True)
     agents = env.possible_agents
     episode = 0

@@ -16,7 +16,10 @@ from twin_traffic.cli.common import OutputFormat
 
 @app.command()
 def compare(
-    runs: Annotated[Path, typer.Argument(help="A sweep's results folder, e.g. runs/quick.")],
+    runs: Annotated[
+        Path,
+        typer.Argument(help="A results folder of `sweep` or `evaluate --out`, e.g. runs/quick."),
+    ],
     baseline: Annotated[
         str | None,
         typer.Option(help="Controller label to compare against; the sweep's baseline by default."),
@@ -34,8 +37,9 @@ def compare(
         OutputFormat, typer.Option("--format", help="table, or json on stdout for scripts.")
     ] = OutputFormat.table,
 ) -> None:
-    """Per scenario × controller: mean ± 95% CI of every metric, the change against the
-    baseline and a paired test over seeds (paired t-test; Wilcoxon too from 6 seeds).
+    """Per scenario × controller of a sweep or an `evaluate --out` folder: mean ± 95% CI
+    of every metric, the change against the baseline and a paired test over seeds (paired
+    t-test; Wilcoxon too from 6 seeds).
 
     Writes the plots (delay with CIs, queue length over time, travel-time distribution)
     as PNG files, and with --html one page holding the tables and the plots.
@@ -59,6 +63,11 @@ def compare(
     for failure in comparison.failures:
         err.print(
             f"[red]failed run:[/red] {escape(failure['run'])}: {escape(failure['error'] or '')}"
+        )
+    for warning in comparison.warnings:
+        err.print(
+            f"[yellow]warning:[/yellow] {escape(warning['run'])}: {escape(warning['warning'])}",
+            highlight=False,
         )
     if comparison.pending:
         err.print(

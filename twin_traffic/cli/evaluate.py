@@ -26,9 +26,9 @@ from twin_traffic.cli.common import (
     controller_params,
     protocol_from,
     route_paths,
-    run_with_progress,
     seeds_option,
 )
+from twin_traffic.cli.progress import run_with_status
 
 if TYPE_CHECKING:
     from twin_traffic.executor import Outcome
@@ -124,20 +124,65 @@ def evaluate(
         for name in controllers
         for seed in seed_list
     ]
-    outcomes = run_with_progress(specs, workers)
+    try:
+        outcomes = run_with_status(specs, workers, description=f"evaluating {loaded.name}")
+    except KeyboardInterrupt:
+        err.print("interrupted; no results written", highlight=False)
+        raise typer.Exit(130) from None
     failures = [o for o in outcomes if not o.ok]
     for failure in failures:
         err.print(f"[red]error:[/red] {escape(failure.error or '')}", highlight=False)
+    for label, warning in _warnings(outcomes):
+        err.print(f"[yellow]warning:[/yellow] {escape(label)}: {escape(warning)}", highlight=False)
     if out_dir is not None:
-        from twin_traffic.store import write_run
-
-        for outcome in outcomes:
-            if outcome.result is not None:
-                write_run(out_dir, outcome.result)
-        err.print(f"results written to {out_dir}", highlight=False)
+        _write_results(out_dir, loaded.name, controllers, seed_list, outcomes)
+        err.print(
+            f"results written to {out_dir}; compare them with `twin-traffic compare {out_dir}`",
+            highlight=False,
+        )
     _print_comparison(loaded.name, controllers, seed_list, outcomes, output_format)
     if failures:
         raise typer.Exit(1)
+
+
+def _warnings(outcomes: list[Outcome]) -> list[tuple[str, str]]:
+    """(run label, warning) for every gridlock, heavy teleporting or never-inserted share."""
+    from twin_traffic.metrics import run_warnings
+
+    return [
+        (o.spec.label, warning)
+        for o in outcomes
+        if o.result is not None
+        for warning in run_warnings(o.result.metrics, o.result.gridlock_at)
+    ]
+
+
+def _write_results(
+    root: Path, name: str, controllers: list[str], seeds: list[int], outcomes: list[Outcome]
+) -> None:
+    """One folder per finished run, and the index ``twin-traffic compare`` reads."""
+    from twin_traffic.store import run_folder, write_results_index, write_run
+
+    records = []
+    for outcome in outcomes:
+        folder = run_folder(root, outcome.spec)
+        if outcome.result is not None:
+            write_run(root, outcome.result)
+        records.append(
+            {
+                "run": outcome.spec.label,
+                "scenario": name,
+                "controller": outcome.spec.controller,
+                "controller_name": outcome.spec.controller,
+                "params": dict(outcome.spec.params),
+                "seed": outcome.spec.seed,
+                "path": folder.relative_to(root).as_posix(),
+                "status": "ok" if outcome.ok else "failed",
+                "error": outcome.error,
+            }
+        )
+    title = f"evaluate {name}"
+    write_results_index(root, title, controllers[0], [name], controllers, seeds, records)
 
 
 def _print_comparison(
@@ -152,11 +197,11 @@ def _print_comparison(
     from twin_traffic.store import json_safe
 
     per_seed = {
-        c: [o.result.metrics for o in outcomes if o.result and o.spec.controller == c]
+        c: {o.spec.seed: o.result.metrics for o in outcomes if o.result and o.spec.controller == c}
         for c in controllers
     }
     per_seed = {c: runs for c, runs in per_seed.items() if runs}
-    summaries = {c: summarize_runs(runs) for c, runs in per_seed.items()}
+    summaries = {c: summarize_runs(list(runs.values())) for c, runs in per_seed.items()}
     if output_format is OutputFormat.json:
         document = {
             "scenario": name,
@@ -164,6 +209,7 @@ def _print_comparison(
             "units": METRICS,
             "controllers": comparison_json(summaries, per_seed),
             "failures": [{"run": o.spec.label, "error": o.error} for o in outcomes if not o.ok],
+            "warnings": [{"run": run, "warning": text} for run, text in _warnings(outcomes)],
         }
         sys.stdout.write(json.dumps(json_safe(document), indent=2) + "\n")
         return

@@ -20,9 +20,9 @@ from twin_traffic.cli.common import (
     TeleportOption,
     protocol_from,
     route_paths,
-    run_with_progress,
     seeds_option,
 )
+from twin_traffic.cli.progress import run_with_status
 
 
 @app.command()
@@ -114,10 +114,26 @@ def train(
     def report(steps: int, delay: float) -> None:
         err.print(f"held-out delay at {steps:,} steps: {delay:.1f} s/trip", highlight=False)
 
-    result = run_training(
-        source, chosen, out_dir, seed=seed, resume=resume,
-        progress_bar=err.is_terminal, on_evaluation=report, scenario_options=options,
-    )  # fmt: skip
+    if not (out_dir / "baselines.json").exists():
+        seeds = ", ".join(map(str, chosen.eval_seeds))
+        err.print(
+            f"scoring fixed-time and max-pressure on held-out seeds {seeds} first "
+            f"({2 * len(chosen.eval_seeds)} simulations, once per run folder), then training "
+            f"{chosen.timesteps:,} steps",
+            highlight=False,
+        )
+    try:
+        result = run_training(
+            source, chosen, out_dir, seed=seed, resume=resume,
+            progress_bar=err.is_terminal, on_evaluation=report, scenario_options=options,
+        )  # fmt: skip
+    except KeyboardInterrupt:
+        err.print(
+            f"interrupted; run the same command with --resume to continue from the last "
+            f"checkpoint in {out_dir / 'checkpoints'}",
+            highlight=False,
+        )
+        raise typer.Exit(130) from None
     err.print(f"best model: {result.best_model}; learning curve: {out_dir / 'learning_curve.png'}")
     _compare(loaded.name, source, result.best_model, options, final_seeds, chosen.simulations)
 
@@ -150,7 +166,7 @@ def _compare(
         for label, params in controllers.items()
         for s in seeds
     ]  # fmt: skip
-    outcomes = run_with_progress(specs, workers)
+    outcomes = run_with_status(specs, workers=workers, description="agent vs classical control")
     failures = [o.error for o in outcomes if not o.ok]
     if failures:
         err.print(f"[red]error:[/red] {failures[0]}")

@@ -36,17 +36,21 @@ def scenario_from_osm(
     fringe_factor: Annotated[
         float, typer.Option(help="How much likelier trips start/end at the network's edge.")
     ] = 10.0,
+    force: Annotated[
+        bool, typer.Option(help="Replace --out when it exists and is not empty.")
+    ] = False,
 ) -> None:
     """Build a ready-to-run scenario from an OpenStreetMap extract.
 
     netconvert makes a car network with one signal controller per signalised
-    intersection; randomTrips.py and duarouter give it a seeded starting demand.
+    intersection; randomTrips.py and duarouter give it a seeded starting demand. The
+    folder appears only once everything is built.
     """
     from twin_traffic.osm import build_from_osm
 
     built = build_from_osm(
         osm_file, out_dir, name=name, seed=seed, end=end, period=period,
-        fringe_factor=fringe_factor,
+        fringe_factor=fringe_factor, force=force,
     )  # fmt: skip
     scenario = built.scenario
     out.print(
