@@ -30,13 +30,11 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from sb3_contrib import MaskablePPO
-from stable_baselines3 import A2C, DQN
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback, CheckpointCallback
 from stable_baselines3.common.vec_env import VecMonitor
 
-from twin_traffic.controllers.policy import AGENT_FILE
+from twin_traffic.agent import algorithms, write_agent
 from twin_traffic.envs import EnvConfig
 from twin_traffic.errors import TwinTrafficError
 from twin_traffic.evaluate import RunSpec
@@ -44,7 +42,8 @@ from twin_traffic.executor import run_specs
 from twin_traffic.metrics import summarize_seeds
 from twin_traffic.vec_env import SignalVecEnv
 
-ALGORITHMS: dict[str, type[BaseAlgorithm]] = {"ppo": MaskablePPO, "a2c": A2C, "dqn": DQN}
+ALGORITHMS: dict[str, type[BaseAlgorithm]] = algorithms()
+"""The algorithm table of :mod:`twin_traffic.agent`, by name."""
 BASELINES = ("fixed", "max-pressure")
 
 if sys.version_info >= (3, 11):
@@ -301,7 +300,7 @@ def train(
         "independent": independent,
         "signals": vec.signal_ids,
     }
-    (folder / AGENT_FILE).write_text(json.dumps(description, indent=2, default=list) + "\n")
+    write_agent(folder, description)
     env = VecMonitor(vec)
     algorithm = ALGORITHMS[recipe.algo]
     policy: Any = "MlpPolicy"
