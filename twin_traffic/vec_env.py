@@ -4,8 +4,10 @@ One shared policy learns from all signals at once: each simulation runs a padded
 :class:`~twin_traffic.envs.SignalParallelEnv` in its own process (libsumo allows one
 per process), and the VecEnv flattens their agents into ``simulations × signals`` slots,
 with action masks for signals that have fewer greens than the most (MaskablePPO reads
-them through ``env_method("action_masks")``). Episodes restart inside the workers with
-the next seed of a deterministic sequence, so a training run is reproducible.
+them through ``env_method("action_masks")``); the rows and masks are shaped by
+:func:`twin_traffic.agent.shape_signals`, as the policy controller shapes them later.
+Episodes restart inside the workers with the next seed of a deterministic sequence, so a
+training run is reproducible.
 """
 
 from __future__ import annotations
