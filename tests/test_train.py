@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -54,12 +58,33 @@ def test_train_evaluate_reload_resume_and_reproduce(tmp_path: Path) -> None:
     second = train("single", recipe, tmp_path / "b", seed=3, progress_bar=False)
     assert second.evaluations == first.evaluations
 
+    # Training again into the run's folder without --resume is refused, by the library
+    # and by the CLI (whatever the scenario), and leaves every file as it was.
+    before = _files(folder)
+    with pytest.raises(TwinTrafficError, match="already holds a run; pass --resume"):
+        train("single", recipe, folder, seed=4, progress_bar=False)
+    refused = subprocess.run(
+        [sys.executable, "-m", "twin_traffic.cli", "train", "mixed", "--timesteps", "64",
+         "--end", "60", "--out", str(folder)],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert refused.returncode == 1 and refused.stdout == ""
+    assert refused.stderr.strip() == (
+        f"error: {folder}: already holds a run; pass --resume to continue it, or choose "
+        "another --out (or leave --out out for a new run folder)"
+    )
+    assert _files(folder) == before
+
     # Resuming continues from the last checkpoint up to the new total.
     resumed = train("single", replace(recipe, timesteps=768), folder, seed=3, resume=True,
                     progress_bar=False)  # fmt: skip
     assert [row["timesteps"] for row in resumed.evaluations][: len(steps)] == steps
     assert resumed.evaluations[-1]["timesteps"] == 768
     assert (folder / "checkpoints" / "model_768_steps.zip").is_file()
+
+
+def _files(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
 
 
 def test_resume_without_checkpoint_and_bad_recipes(tmp_path: Path) -> None:
@@ -125,3 +150,37 @@ def test_independent_policies_train_and_evaluate(tmp_path: Path) -> None:
                             params={"model": str(result.best_model)}, end=10))  # fmt: skip
     with pytest.raises(TwinTrafficError, match="independent policies need algo = ppo"):
         train("mixed", replace(recipe, algo="dqn"), tmp_path / "dqn", progress_bar=False)
+
+
+def test_default_run_folders_are_new_and_named_after_the_run(tmp_path: Path) -> None:
+    from twin_traffic.train import new_run_folder
+
+    first = new_run_folder(tmp_path / "runs", "my net", "ppo", 7)
+    second = new_run_folder(tmp_path / "runs", "my net", "ppo", 7)
+    assert first != second and first.is_dir() and second.is_dir()
+    scenario, algo, seed, stamp = first.name.split("__")
+    assert (scenario, algo, seed) == ("my-net", "ppo", "7") and stamp[:2] == "20"
+    assert second.name == first.name + "-2" or second.name.split("__")[3] != stamp
+
+
+def test_baselines_are_reused_only_for_the_same_runs(tmp_path: Path) -> None:
+    from twin_traffic.train import baselines_of, env_config
+
+    def config(scenario: str, end: float) -> Any:
+        return env_config(scenario, small_recipe(), end=end)
+
+    path = tmp_path / "baselines.json"
+    single = baselines_of(tmp_path, config("single", 60.0), (100,), 1)
+    stored = json.loads(path.read_text())
+    assert (stored["scenario"], stored["end"], stored["seeds"]) == ("single", 60.0, [100])
+    # Same scenario, window, protocol and seeds (a resume): read back, not measured again.
+    stored["delay"]["fixed"] = [1234.0]
+    path.write_text(json.dumps(stored))
+    assert baselines_of(tmp_path, config("single", 60.0), (100,), 1)["fixed"] == [1234.0]
+    # Another window, or another scenario with the same seeds: measured again.
+    assert baselines_of(tmp_path, config("single", 80.0), (100,), 1)["fixed"] != [1234.0]
+    mixed = baselines_of(tmp_path, config("mixed", 60.0), (100,), 1)
+    (tmp_path / "x").mkdir()
+    assert json.loads(path.read_text())["scenario"] == "mixed"
+    assert mixed != single and mixed == baselines_of(tmp_path / "x", config("mixed", 60.0),
+                                                     (100,), 1)  # fmt: skip

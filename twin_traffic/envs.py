@@ -39,6 +39,7 @@ import numpy as np
 from gymnasium import spaces
 from pettingzoo import ParallelEnv
 
+from twin_traffic.agent import shape_signals
 from twin_traffic.control import SignalBank
 from twin_traffic.errors import TwinTrafficError
 from twin_traffic.features import DEFAULT_OBSERVATION, DEFAULT_REWARD, Observer, Snapshot
@@ -416,8 +417,11 @@ class SignalParallelEnv(ParallelEnv[str, np.ndarray, int]):
             shared_action = spaces.Discrete(most)
             self._observation_spaces = dict.fromkeys(self.possible_agents, shared_obs)
             self._action_spaces = dict.fromkeys(self.possible_agents, shared_action)
+            empty = [np.zeros(0, dtype=np.float32)] * len(greens)
+            _, masks = shape_signals(empty, greens, width, most)
             self._masks = {
-                agent: (np.arange(most) < n).astype(np.int8) for agent, n in self._greens.items()
+                agent: mask.astype(np.int8)
+                for agent, mask in zip(self.possible_agents, masks, strict=True)
             }
         else:
             self._observation_spaces = {
@@ -428,6 +432,11 @@ class SignalParallelEnv(ParallelEnv[str, np.ndarray, int]):
                 agent: spaces.Discrete(self._greens[agent]) for agent in self._greens
             }
         self._rng = np.random.default_rng()
+
+    @property
+    def greens(self) -> dict[str, int]:
+        """Each agent's number of greens (its valid actions are the first ones)."""
+        return dict(self._greens)
 
     def observation_space(self, agent: str) -> spaces.Box:
         """The agent's observation space (the same object on every call)."""
@@ -491,11 +500,10 @@ class SignalParallelEnv(ParallelEnv[str, np.ndarray, int]):
     def _pack(self, observations: list[np.ndarray]) -> dict[str, np.ndarray]:
         if not self.padded:
             return dict(zip(self.possible_agents, observations, strict=True))
+        space = self._action_spaces[self.possible_agents[0]]
         width = self._observation_spaces[self.possible_agents[0]].shape[0]
-        return {
-            agent: np.pad(obs, (0, width - len(obs)))
-            for agent, obs in zip(self.possible_agents, observations, strict=True)
-        }
+        rows, _ = shape_signals(observations, list(self._greens.values()), width, int(space.n))
+        return dict(zip(self.possible_agents, rows, strict=True))
 
     def _infos(self) -> dict[str, dict[str, Any]]:
         shared = self.twin.info()

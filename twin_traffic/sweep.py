@@ -588,6 +588,10 @@ def _train_agents(
                 changes["simulations"] = settings.get("workers", settings.get("envs"))
             checkpoints = folder / "checkpoints"
             interrupted = checkpoints.is_dir() and any(checkpoints.iterdir())
+            if not interrupted and folder.exists():
+                # Stopped before its first checkpoint: nothing to resume, start it afresh
+                # (training refuses a folder that already holds something).
+                shutil.rmtree(folder)
             try:
                 train(
                     scenario.source, replace(recipe, **changes), folder,

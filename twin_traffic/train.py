@@ -9,7 +9,7 @@ for training) by the same runner that scores every controller, in worker process
 best model is kept as ``best.zip``. A run folder holds::
 
     agent.json           algorithm, environment and recipe (read by the policy controller)
-    baselines.json       fixed-time and max-pressure on the held-out seeds
+    baselines.json       fixed-time and max-pressure on the held-out seeds, with their runs
     evaluations.csv      held-out delay of the policy over training
     learning_curve.png   that curve against the baselines
     best.zip final.zip   the best and the last model
@@ -30,13 +30,11 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from sb3_contrib import MaskablePPO
-from stable_baselines3 import A2C, DQN
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback, CheckpointCallback
 from stable_baselines3.common.vec_env import VecMonitor
 
-from twin_traffic.controllers.policy import AGENT_FILE
+from twin_traffic.agent import algorithms, write_agent
 from twin_traffic.envs import EnvConfig
 from twin_traffic.errors import TwinTrafficError
 from twin_traffic.evaluate import RunSpec
@@ -44,7 +42,8 @@ from twin_traffic.executor import run_specs
 from twin_traffic.metrics import summarize_seeds
 from twin_traffic.vec_env import SignalVecEnv
 
-ALGORITHMS: dict[str, type[BaseAlgorithm]] = {"ppo": MaskablePPO, "a2c": A2C, "dqn": DQN}
+ALGORITHMS: dict[str, type[BaseAlgorithm]] = algorithms()
+"""The algorithm table of :mod:`twin_traffic.agent`, by name."""
 BASELINES = ("fixed", "max-pressure")
 
 if sys.version_info >= (3, 11):
@@ -283,12 +282,11 @@ def train(
     check_recipe(recipe, "recipe")
     config = env_config(scenario, recipe, **dict(scenario_options or {}))
     load_scenario(scenario, routes=config.routes, begin=config.begin, end=config.end)
+    check_run_folder(folder, resume)
     torch.set_num_threads(1)  # simulations run in their own processes beside it
     folder.mkdir(parents=True, exist_ok=True)
     checkpoints = folder / "checkpoints"
     latest = _latest_checkpoint(checkpoints)
-    if resume and latest is None:
-        raise TwinTrafficError(f"{folder}: no checkpoint to resume from; train without --resume")
     check_policies(recipe.policies, recipe.algo, "recipe")
     independent = recipe.policies == "independent"
     vec = SignalVecEnv(config, recipe.simulations, seed, identify=independent)
@@ -301,7 +299,7 @@ def train(
         "independent": independent,
         "signals": vec.signal_ids,
     }
-    (folder / AGENT_FILE).write_text(json.dumps(description, indent=2, default=list) + "\n")
+    write_agent(folder, description)
     env = VecMonitor(vec)
     algorithm = ALGORITHMS[recipe.algo]
     policy: Any = "MlpPolicy"
@@ -311,7 +309,7 @@ def train(
 
         policy, policy_kwargs["signals"] = IndependentMaskablePolicy, vec.signals
     try:
-        baselines = _baselines(folder, config, recipe.eval_seeds, recipe.simulations)
+        baselines = baselines_of(folder, config, recipe.eval_seeds, recipe.simulations)
         if resume and latest is not None:
             model = algorithm.load(str(latest), env=env, device="cpu")
         else:
@@ -352,6 +350,50 @@ def train(
     evaluations = read_evaluations(folder)
     plot_learning_curve(folder, evaluations, baselines)
     return TrainResult(folder, folder / "best.zip", evaluations, baselines)
+
+
+def check_run_folder(folder: Path, resume: bool) -> None:
+    """A new run needs an empty (or new) folder; ``resume`` one with a checkpoint.
+
+    Results of two runs never mix: without ``resume`` a folder that holds anything is
+    refused, so its evaluations, best model and baselines stay as they are.
+    """
+    if folder.exists() and not folder.is_dir():
+        raise TwinTrafficError(f"{folder}: not a folder; choose another --out")
+    if resume:
+        if _latest_checkpoint(folder / "checkpoints") is None:
+            raise TwinTrafficError(
+                f"{folder}: no checkpoint to resume from; train without --resume"
+            )
+    elif folder.is_dir() and any(folder.iterdir()):
+        raise TwinTrafficError(
+            f"{folder}: already holds a run; pass --resume to continue it, or choose another "
+            "--out (or leave --out out for a new run folder)"
+        )
+
+
+def new_run_folder(root: Path, scenario: str, algo: str, seed: int) -> Path:
+    """Create and return a fresh run folder ``root/SCENARIO__ALGO__SEED__TIMESTAMP``.
+
+    Named as CleanRL names its runs; the folder is created here, so two runs started in
+    the same second still get distinct folders (the later one a ``-2``, ``-3`` … suffix).
+    """
+    stem = f"{_slug(scenario)}__{algo}__{seed}__{time.strftime('%Y%m%d-%H%M%S')}"
+    root.mkdir(parents=True, exist_ok=True)
+    for attempt in range(1, 1000):
+        folder = root / (stem if attempt == 1 else f"{stem}-{attempt}")
+        try:
+            folder.mkdir()
+        except FileExistsError:
+            continue
+        return folder
+    raise TwinTrafficError(f"{root}: too many runs named {stem}; choose an --out")
+
+
+def _slug(name: str) -> str:
+    """A scenario name as a folder-name part (letters, digits, ``-``, ``_``, ``.``)."""
+    slug = "".join(c if c.isalnum() or c in "-_." else "-" for c in name).strip("-.")
+    return slug or "scenario"
 
 
 class WallClockLimit(BaseCallback):
@@ -451,27 +493,50 @@ def protocol_params(controller: str, protocol: str | None) -> dict[str, Any]:
     return with_timings({}, accepted, RunProtocol(protocol))
 
 
-def _baselines(
+def baselines_of(
     folder: Path, config: EnvConfig, seeds: Sequence[int], workers: int
 ) -> dict[str, list[float]]:
-    """Delay of fixed-time and max-pressure on the held-out seeds (computed once)."""
+    """Delay of fixed-time and max-pressure on the held-out seeds, kept in ``baselines.json``.
+
+    The file records the runs it was measured with (scenario, window, protocol and options,
+    controllers and seeds); it is reused only when they are all the same, e.g. on
+    ``--resume`` of the same run, and measured again otherwise.
+    """
     path = folder / "baselines.json"
-    if path.exists():
-        stored: dict[str, Any] = json.loads(path.read_text())
-        if stored.get("seeds") == list(seeds):
-            return dict(stored["delay"])
     specs = [
         RunSpec(config.scenario, controller=name, seed=s, emissions=False,
                 params=protocol_params(name, config.protocol), **scenario_fields(config))
         for name in BASELINES
         for s in seeds
     ]  # fmt: skip
+    runs = [_as_json(asdict(spec)) for spec in specs]
+    if path.exists():
+        try:
+            stored: Any = json.loads(path.read_text())
+        except json.JSONDecodeError:
+            stored = None
+        if isinstance(stored, dict) and stored.get("runs") == runs:
+            return dict(stored["delay"])
     outcomes = sorted(run_specs(specs, workers), key=lambda o: o.index)
     delays = {
         name: [_delay(o) for o in outcomes if o.spec.controller == name] for name in BASELINES
     }
-    path.write_text(json.dumps({"seeds": list(seeds), "delay": delays}, indent=2) + "\n")
+    record = {
+        "scenario": config.scenario,
+        "begin": config.begin,
+        "end": config.end,
+        "protocol": config.protocol,
+        "seeds": list(seeds),
+        "delay": delays,
+        "runs": runs,
+    }
+    path.write_text(json.dumps(record, indent=2) + "\n")
     return delays
+
+
+def _as_json(value: Any) -> Any:
+    """``value`` as it reads back from JSON (tuples become lists), for comparisons."""
+    return json.loads(json.dumps(value, default=list))
 
 
 def _delay(outcome: Any) -> float:

@@ -4,8 +4,10 @@ One shared policy learns from all signals at once: each simulation runs a padded
 :class:`~twin_traffic.envs.SignalParallelEnv` in its own process (libsumo allows one
 per process), and the VecEnv flattens their agents into ``simulations × signals`` slots,
 with action masks for signals that have fewer greens than the most (MaskablePPO reads
-them through ``env_method("action_masks")``). Episodes restart inside the workers with
-the next seed of a deterministic sequence, so a training run is reproducible.
+them through ``env_method("action_masks")``); the rows and masks are shaped by
+:func:`twin_traffic.agent.shape_signals`, as the policy controller shapes them later.
+Episodes restart inside the workers with the next seed of a deterministic sequence, so a
+training run is reproducible.
 """
 
 from __future__ import annotations
@@ -17,7 +19,6 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 import numpy as np
-from gymnasium import spaces
 from stable_baselines3.common.vec_env.base_vec_env import (
     VecEnv,
     VecEnvIndices,
@@ -25,6 +26,7 @@ from stable_baselines3.common.vec_env.base_vec_env import (
     VecEnvStepReturn,
 )
 
+from twin_traffic.agent import identified_space, shape_signals
 from twin_traffic.envs import EnvConfig, SignalParallelEnv
 from twin_traffic.workers import become_worker
 
@@ -44,13 +46,15 @@ def _worker(
     become_worker()
     env = SignalParallelEnv(config=config, padded=True)
     agents = env.possible_agents
+    space, action_space = env.observation_space(agents[0]), env.action_space(agents[0])
+    width, actions = int(space.shape[0]), int(action_space.n)
+    greens = [env.greens[a] for a in agents]
     episode = 0
-    # With independent policies each slot says which signal it is (a one-hot at the end).
-    identity = np.eye(len(agents), dtype=np.float32) if identify else None
 
     def stack(observations: dict[str, np.ndarray]) -> np.ndarray:
-        rows = np.stack([observations[a] for a in agents])
-        return rows if identity is None else np.hstack([rows, identity])
+        # With independent policies each slot says which signal it is (a one-hot at the end).
+        rows, _ = shape_signals([observations[a] for a in agents], greens, width, actions, identify)
+        return rows
 
     def restart() -> dict[str, np.ndarray]:
         nonlocal episode
@@ -81,15 +85,11 @@ def _worker(
                     result["observations"] = stack(restart())
                 remote.send(result)
             elif command == "masks":
-                remote.send(np.stack([env._masks[a] for a in agents]).astype(bool))
+                empty = [np.zeros(0, dtype=np.float32)] * len(agents)
+                remote.send(shape_signals(empty, greens, width, actions)[1])
             elif command == "spaces":
-                space = env.observation_space(agents[0])
-                if identity is not None:
-                    ones = np.ones(len(agents), dtype=np.float32)
-                    space = spaces.Box(
-                        np.concatenate([space.low, 0 * ones]), np.concatenate([space.high, ones])
-                    )
-                remote.send((space, env.action_space(agents[0]), list(agents)))
+                shaped = identified_space(space, len(agents)) if identify else space
+                remote.send((shaped, action_space, list(agents)))
             elif command == "close":
                 break
     finally:

@@ -23,6 +23,7 @@ from twin_traffic.cli.common import (
     seeds_option,
 )
 from twin_traffic.cli.progress import run_with_status
+from twin_traffic.errors import TwinTrafficError
 
 
 @app.command()
@@ -42,7 +43,13 @@ def train(
             "--workers", "--envs", min=1, help="Simulations run in parallel (--envs: its old name)."
         ),
     ] = None,
-    out_dir: Annotated[Path, typer.Option("--out", help="Run folder.")] = Path("runs/agent"),
+    out_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--out",
+            help="Run folder, new or empty (default: a new runs/SCENARIO__ALGO__SEED__TIME).",
+        ),
+    ] = None,
     resume: Annotated[bool, typer.Option(help="Continue from the last checkpoint.")] = False,
     independent: Annotated[
         bool, typer.Option(help="One policy network per signal instead of a shared one (ppo).")
@@ -76,7 +83,13 @@ def train(
     """Train a shared signal policy, keep the best on validation seeds, then compare it with
     fixed-time and max-pressure on held-out seeds never used in training."""
     from twin_traffic.scenario import load_scenario
-    from twin_traffic.train import check_recipe, default_recipe, load_recipe
+    from twin_traffic.train import (
+        check_recipe,
+        check_run_folder,
+        default_recipe,
+        load_recipe,
+        new_run_folder,
+    )
     from twin_traffic.train import train as run_training
 
     # Everything is checked before the run folder exists or a simulation starts.
@@ -110,6 +123,14 @@ def train(
         options["begin"] = begin
     if end is not None:
         options["end"] = end
+
+    if out_dir is None:
+        if resume:
+            raise TwinTrafficError("--resume: give the --out folder of the run to continue")
+        out_dir = new_run_folder(Path("runs"), loaded.name, chosen.algo, seed)
+    else:
+        check_run_folder(out_dir, resume)
+    err.print(f"run folder: {out_dir}", highlight=False)
 
     def report(steps: int, delay: float) -> None:
         err.print(f"held-out delay at {steps:,} steps: {delay:.1f} s/trip", highlight=False)

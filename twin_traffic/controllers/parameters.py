@@ -157,7 +157,7 @@ PARAMETERS: dict[str, tuple[Param, ...]] = {
         *_timing(decision_interval=2.0),
     ),
     "policy": (
-        Param("model", "path", None, "the trained model (.zip, e.g. runs/agent/best.zip)"),
+        Param("model", "path", None, "the trained model (.zip, e.g. runs/NAME/best.zip)"),
         Param("deterministic", "bool", True, "take the most likely action (else sample)"),
     ),
     "webster": (

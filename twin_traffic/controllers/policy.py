@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
+from twin_traffic.agent import load_model, shape_signals
 from twin_traffic.controllers.decision import GreenChooser
 from twin_traffic.errors import ControllerError
 from twin_traffic.features import Observer, SignalLayout, Snapshot
@@ -16,28 +16,6 @@ from twin_traffic.signals import PhaseEngine
 
 if TYPE_CHECKING:
     from twin_traffic.network import Network
-
-AGENT_FILE = "agent.json"
-"""Written beside a trained model: its algorithm and the environment it learned in."""
-
-
-def load_model(path: Path) -> tuple[Any, dict[str, Any]]:
-    """A saved stable-baselines3 model and the description of its training env."""
-    description_file = path.parent / AGENT_FILE
-    if not path.is_file():
-        raise ControllerError(f"{path}: no trained model there; train one with twin-traffic train")
-    if not description_file.is_file():
-        raise ControllerError(
-            f"{description_file}: missing; a model trained by twin-traffic has it beside the .zip"
-        )
-    description: dict[str, Any] = json.loads(description_file.read_text())
-    import torch
-
-    torch.set_num_threads(1)  # one process per simulation already fills the cores
-    from twin_traffic.train import ALGORITHMS  # stable-baselines3, only when a policy is used
-
-    algorithm = ALGORITHMS[description["algo"]]
-    return algorithm.load(str(path), device="cpu"), description
 
 
 class PolicyController(GreenChooser):
@@ -115,14 +93,12 @@ class PolicyController(GreenChooser):
     ) -> list[int]:
         """Ask the policy for every signal's green at once."""
         layouts = observer.layouts
-        observations = np.zeros((len(layouts), self.width), dtype=np.float32)
-        masks = np.zeros((len(layouts), self.actions), dtype=bool)
-        for row, (layout, engine) in enumerate(zip(layouts, engines, strict=True)):
-            vector = observer.observe(layout, snapshot, engine)
-            observations[row, : len(vector)] = vector
-            masks[row, : engine.num_greens] = True
-        if self.signals is not None:
-            observations = np.hstack([observations, np.eye(len(layouts), dtype=np.float32)])
+        observations, masks = shape_signals(
+            [observer.observe(layout, snapshot, engine)
+             for layout, engine in zip(layouts, engines, strict=True)],
+            [engine.num_greens for engine in engines],
+            self.width, self.actions, identify=self.signals is not None,
+        )  # fmt: skip
         actions = self.predict(observations, masks)
         return [
             int(a) if a < engine.num_greens else engine.current_green
