@@ -114,9 +114,9 @@ def test_workers_killed_at_random_moments_never_hang_nor_lose_a_run(tmp_path: Pa
     config = write_scenario(
         tmp_path, [(f"v{i}", 2 * i) for i in range(20)], [(20, "G"), (3, "y"), (20, "r")], 90
     )
-    specs = [RunSpec(str(config), controller="fixed", seed=seed) for seed in range(12)]
+    specs = [RunSpec(str(config), controller="fixed", seed=seed) for seed in range(24)]
     reference = {o.index: _comparable(o) for o in run_specs(specs, workers=2)}
-    killer = Killer(random.Random(15), per_phase=11)
+    killer = Killer(random.Random(15), per_phase=14)
     watcher = threading.Thread(target=killer.watch_starts, daemon=True)
     watcher.start()
     # A hang fails the test (and the session) with every thread's stack instead of waiting.

@@ -24,6 +24,7 @@ from twin_traffic.errors import SimulationError
 from twin_traffic.programmes import ProgrammePhase
 from twin_traffic.redirect import scenario_args
 from twin_traffic.scenario import Scenario
+from twin_traffic.workers import dies_with_parent
 
 Backend = Literal["libsumo", "traci"]
 BACKENDS: tuple[Backend, ...] = ("libsumo", "traci")
@@ -426,8 +427,9 @@ def _start_traci(command: list[str], stderr: Path | None = None) -> Any:
     sink = stderr.open("wb") if stderr is not None else None
     try:
         process = subprocess.Popen(
-            [*command, "--remote-port", str(port)], stdout=subprocess.DEVNULL, stderr=sink
-        )
+            [*command, "--remote-port", str(port)], stdout=subprocess.DEVNULL, stderr=sink,
+            preexec_fn=dies_with_parent,  # no SUMO left running when its process is killed
+        )  # fmt: skip
     finally:
         if sink is not None:
             sink.close()  # the child holds its own descriptor

@@ -4,12 +4,12 @@ A worker ignores SIGINT: a Ctrl-C reaches the whole process group, and only the 
 decides what to do with it (stop the workers, print one line). A worker ends when its
 parent dies, however the parent dies (SIGKILL, the out-of-memory killer): the kernel
 signals it on Linux (``PR_SET_PDEATHSIG``), and a thread watching the parent's sentinel
-does it elsewhere and as a second line. A TraCI SUMO exits when its worker's socket closes.
+does it elsewhere and as a second line. A TraCI SUMO gets the same signal from the
+kernel when the process that started it dies.
 """
 
 from __future__ import annotations
 
-import contextlib
 import ctypes
 import multiprocessing
 import os
@@ -27,12 +27,30 @@ def become_worker() -> None:
     parent = multiprocessing.parent_process()
     if parent is None:  # not a multiprocessing child: nothing to follow
         return
-    if sys.platform.startswith("linux"):
-        with contextlib.suppress(OSError, AttributeError):
-            ctypes.CDLL(None).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    dies_with_parent()
     if os.getppid() != parent.pid:  # the parent died before the line above
         os._exit(1)
     threading.Thread(target=_exit_with, args=(parent.sentinel,), daemon=True).start()
+
+
+def _linux_prctl() -> object | None:
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        return ctypes.CDLL(None).prctl
+    except (OSError, AttributeError):
+        return None
+
+
+# Resolved here, before any fork: the child of a fork may not load libraries safely.
+_PRCTL = _linux_prctl()
+
+
+def dies_with_parent() -> None:
+    """``preexec_fn`` for a child process (a TraCI SUMO) that must end with the process
+    that started it, however that one dies; nothing off Linux."""
+    if _PRCTL is not None:
+        _PRCTL(_PR_SET_PDEATHSIG, signal.SIGKILL)  # type: ignore[operator]
 
 
 def _exit_with(sentinel: int) -> None:
