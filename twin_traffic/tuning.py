@@ -56,6 +56,7 @@ MIN_BUDGET = 5
 OPTIMIZERS = ("local", "de")
 STUDY_VERSION = 1
 LOCAL_BATCH = 4
+LOCAL_STEP = 0.15  # first step of the local search, as a fraction of each coordinate's range
 
 TuneProgress = Callable[[int, int, float, float | None], None]
 """Called with (plans evaluated, budget, best mean training delay, its held-out delay)."""
@@ -435,7 +436,7 @@ def _local_search(
     first = min(complete, key=lambda i: evaluator.candidates[i].score)
     centre = (np.clip(starts[first], lows, highs) - lows) / width
     centre_score = evaluator.candidates[first].score
-    sigma = 0.15
+    sigma = LOCAL_STEP
     while len(evaluator.candidates) < budget:
         count = min(LOCAL_BATCH, budget - len(evaluator.candidates))
         # A few coordinates at a time: a plan near the incumbent, not a random one.
