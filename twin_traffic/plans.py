@@ -86,7 +86,8 @@ def plan_xml(programmes: Iterable[Programme], comment: str | None = None) -> str
     """The text of an additional file holding ``programmes``, deterministic byte for byte."""
     root = ET.Element("additional")
     if comment:
-        root.append(ET.Comment(f" {comment} "))
+        # "--" may not appear inside an XML comment.
+        root.append(ET.Comment(f" {comment.replace('--', '- -')} "))
     for programme in programmes:
         logic = ET.SubElement(
             root,
@@ -110,9 +111,14 @@ def plan_xml(programmes: Iterable[Programme], comment: str | None = None) -> str
 
 
 def write_plan(programmes: Iterable[Programme], path: Path, comment: str | None = None) -> Path:
-    """Write ``programmes`` as a SUMO additional file; returns ``path``."""
+    """Write ``programmes`` as a SUMO additional file; returns ``path``.
+
+    Written beside ``path`` and renamed into place, so an interrupt never leaves half a plan.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(plan_xml(programmes, comment), encoding="utf-8")
+    partial = path.with_name(f".{path.name}.partial")
+    partial.write_text(plan_xml(programmes, comment), encoding="utf-8")
+    partial.replace(path)
     return path
 
 

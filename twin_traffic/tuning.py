@@ -1,34 +1,45 @@
-"""Black-box tuning of a fixed-time plan over simulated episodes.
+"""Black-box tuning of fixed-time plans over simulated episodes.
 
-The decision vector holds one shared cycle length, then per signal one weight per green
-phase (normalised into the green time left after minimum greens and the programme's
-yellow and all-red time) and, with two or more signals, an offset as a fraction of the
-cycle. A shared cycle is what makes offsets mean something: coordination of signals
-only exists when they repeat with the same period.
+The search space is :class:`~twin_traffic.plan_space.PlanSpace`: per coordination group
+a cycle, per signal the splits of its tunable greens and an offset, the programme's own
+transitions kept. The scenario's plan is a point of it.
 
-The optimiser is SciPy's differential evolution: derivative-free, happy with the noisy,
-piecewise-constant objective that whole-second plans give, and its population is
-evaluated one generation at a time, so every candidate × training seed of a generation
-runs in parallel worker processes. The first two members of the initial population are
-the scenario's own plan and Webster's plan, so the tuned plan is never worse than either
-on the training seeds (when the signals share one cycle); the others come from a Latin
-hypercube. With a budget of ``N`` plans the population has
-``P = max(5, round(1.5 sqrt(N)))`` members and runs ``N // P - 1`` generations after the
-first; polishing (L-BFGS-B on a step function) is off.
+Simulations are noisy and few, so the search is built for a small noisy budget:
 
-The objective is the mean ``delay`` over the training seeds; the result is reported on
-held-out seeds by the caller, where the tuned plan has not been fitted to the noise.
+* **Common random numbers.** Every candidate runs on the same training seeds, so two
+  plans are compared on the same traffic, not on different draws of it.
+* **Racing.** A candidate first runs on the first third of the seeds; only when it is
+  within ``race_margin`` of the incumbent on those same seeds does it run on the rest
+  (successive halving with two rungs). A candidate dropped there is scored by its ratio
+  to the incumbent on the seeds both ran, times the incumbent's score.
+* **An objective that does not reward luck**: ``mean + k * standard error`` of the delay
+  over the training seeds; a plan that is good on average but erratic is penalised.
+* **Never worse than the start**: the scenario's own plan and Webster's plan are the
+  first candidates, and the result is the best-scoring plan whose mean delay on the
+  training seeds is no higher than the better of those two.
+
+Two optimisers: ``local`` (the default), a (1+λ) evolution strategy from the incumbent —
+λ = 4 Gaussian perturbations of a few coordinates, the step grown on success and shrunk
+on failure (Rechenberg's 1/5-th rule, in the box scaled to [0, 1]); and ``de``, SciPy's
+differential evolution with the starting plans in its first population. Both are
+deterministic for a given ``optimizer_seed``.
+
+Every simulation is appended to a *study* file (JSON lines) as it finishes. Simulations
+are pure functions of plan and seed, so a resumed tune replays the same optimiser from
+the start with those results looked up instead of simulated: it ends with the same plan
+as an uninterrupted tune, and only the missing simulations are run.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from scipy.optimize import differential_evolution
@@ -36,115 +47,46 @@ from scipy.stats import qmc
 
 from twin_traffic.errors import TwinTrafficError
 from twin_traffic.evaluate import RunSpec, run_episode
-from twin_traffic.network import Network, TrafficLight, load_network
-from twin_traffic.plans import (
-    Programme,
-    green_slots,
-    lost_time,
-    plan_xml,
-    read_plan,
-    round_to_total,
-    with_greens,
-    write_plan,
-)
+from twin_traffic.network import Network, load_network
+from twin_traffic.plan_space import PROGRAM_ID, PlanSpace
+from twin_traffic.plans import Programme, plan_xml, read_plan, write_plan
 from twin_traffic.scenario import Scenario, load_scenario
 
 if TYPE_CHECKING:
     from twin_traffic.protocol import RunProtocol
 
-PROGRAM_ID = "twin-traffic-tuned"
 MIN_BUDGET = 5
+OPTIMIZERS = ("local", "de")
+STUDY_VERSION = 1
+LOCAL_BATCH = 4
+LOCAL_STEP = 0.15  # first step of the local search, as a fraction of each coordinate's range
 
-TuneProgress = Callable[[int, int, float], None]
-"""Called with (plans evaluated, budget, best mean training delay so far) after each plan."""
+TuneProgress = Callable[[int, int, float, float | None], None]
+"""Called with (plans evaluated, budget, best mean training delay, its held-out delay)."""
 
 
-class PlanSpace:
-    """Maps decision vectors in a box to whole-second fixed-time plans, and back.
+@dataclass
+class Candidate:
+    """A plan and what its simulations said.
 
-    Layout: ``[cycle, (green weights of signal 1), ..., (offset fractions per signal)]``.
-    Offsets are left out with a single signal, where they change nothing.
+    Attributes:
+        key: hash of the plan's XML, its identity in the cache and the study.
+        programmes: the plan.
+        delays: delay (s/trip) per training seed simulated.
+        score: the objective (lower is better); ``inf`` until scored.
+        complete: it ran on every training seed.
     """
 
-    def __init__(
-        self,
-        network: Network,
-        min_cycle: float = 30.0,
-        max_cycle: float = 150.0,
-        min_green: float = 5.0,
-    ) -> None:
-        self.lights: list[TrafficLight] = list(network.traffic_lights.values())
-        self.min_green = float(min_green)
-        for light in self.lights:
-            if not green_slots(light.phases):
-                raise TwinTrafficError(
-                    f"signal '{light.id}' has no green phase to time; give its programme a "
-                    "phase with G or g"
-                )
-        # Every signal must fit its transitions and minimum greens into the shared cycle.
-        needed = max(
-            lost_time(light.phases) + len(green_slots(light.phases)) * self.min_green
-            for light in self.lights
-        )
-        self.min_cycle = float(max(min_cycle, math.ceil(needed)))
-        self.max_cycle = float(max_cycle)
-        if self.min_cycle > self.max_cycle:
-            raise TwinTrafficError(
-                f"the signals need a cycle of at least {self.min_cycle:g} s for their "
-                f"transitions and minimum greens; raise max_cycle above {self.max_cycle:g} s "
-                "or lower min_green"
-            )
-        self.offsets = len(self.lights) > 1
-        self.green_counts = [len(green_slots(light.phases)) for light in self.lights]
+    key: str
+    programmes: list[Programme]
+    delays: dict[int, float] = field(default_factory=dict)
+    score: float = math.inf
+    complete: bool = False
 
     @property
-    def dimension(self) -> int:
-        """Length of a decision vector."""
-        return 1 + sum(self.green_counts) + (len(self.lights) if self.offsets else 0)
-
-    @property
-    def bounds(self) -> list[tuple[float, float]]:
-        """Box bounds of each coordinate."""
-        greens = [(0.0, 1.0)] * sum(self.green_counts)
-        offsets = [(0.0, 1.0)] * (len(self.lights) if self.offsets else 0)
-        return [(self.min_cycle, self.max_cycle), *greens, *offsets]
-
-    def decode(self, x: Sequence[float] | np.ndarray) -> list[Programme]:
-        """The plan a decision vector stands for (whole seconds, deterministic)."""
-        cycle = round(float(x[0]))
-        position = 1
-        programmes = []
-        offset_at = 1 + sum(self.green_counts)
-        for k, (light, count) in enumerate(zip(self.lights, self.green_counts, strict=True)):
-            weights = np.clip(np.asarray(x[position : position + count], dtype=float), 0, 1)
-            position += count
-            shares = weights / weights.sum() if weights.sum() > 0 else np.full(count, 1 / count)
-            spare = max(0, round(cycle - lost_time(light.phases) - count * self.min_green))
-            extra = round_to_total(list(shares * spare), spare)
-            greens = [self.min_green + e for e in extra]
-            offset = 0
-            if self.offsets:
-                offset = round(float(np.clip(x[offset_at + k], 0, 1)) * cycle) % cycle
-            programmes.append(with_greens(light, greens, PROGRAM_ID, offset=offset))
-        return programmes
-
-    def encode(self, programmes: dict[str, Programme]) -> np.ndarray:
-        """A decision vector for given programmes of the same signals (clipped to the box)."""
-        # Signals of different cycles share the commonest one (the longer on a tie).
-        cycles = [programmes[light.id].cycle for light in self.lights]
-        common = max(cycles, key=lambda c: (cycles.count(c), c))
-        cycle = float(np.clip(common, *self.bounds[0]))
-        vector = [cycle]
-        offsets = []
-        for light, count in zip(self.lights, self.green_counts, strict=True):
-            programme = programmes[light.id]
-            greens = np.array([programme.phases[i].duration for i in green_slots(light.phases)])
-            extra = np.maximum(greens - self.min_green, 0)
-            vector += list(extra / extra.max() if extra.max() > 0 else np.ones(count))
-            offsets.append((programme.offset % programme.cycle) / programme.cycle)
-        if self.offsets:
-            vector += offsets
-        return np.array(vector, dtype=float)
+    def mean(self) -> float:
+        """Mean delay over the seeds it ran on."""
+        return float(np.mean(list(self.delays.values())))
 
 
 @dataclass
@@ -154,26 +96,205 @@ class TuneResult:
     Attributes:
         programmes: the best plan found.
         delay: its mean delay over the training seeds, s/trip.
+        score: its objective, ``mean + k * standard error``, s/trip.
         per_seed: its delay on each training seed, s/trip.
-        baseline: the scenario's own plan's mean delay on the training seeds (it is the
-            first candidate), s/trip.
-        evaluations: candidate plans evaluated (the optimiser's count).
-        simulations: episodes actually simulated (repeated plans are looked up).
-        history: best mean training delay after each evaluation.
+        baseline: the scenario's own plan's mean delay on the training seeds, s/trip.
+        webster: Webster's plan's mean delay on the training seeds, s/trip.
+        evaluations: candidate plans evaluated (the budget spent).
+        simulations: episodes simulated by this call (results from a study are reused).
+        history: best score after each evaluation.
+        optimizer: the optimiser's name.
+        objective: the objective in words.
+        space: the coordination groups and cycle bounds.
+        held_out: the best plan's delay on the progress held-out seeds, if any were given.
     """
 
     programmes: list[Programme]
     delay: float
+    score: float
     per_seed: dict[int, float]
     baseline: float
+    webster: float
     evaluations: int
     simulations: int
     history: list[float] = field(default_factory=list)
+    optimizer: str = "local"
+    objective: str = ""
+    space: str = ""
+    held_out: float | None = None
 
 
 def population_size(budget: int) -> int:
     """Members of the differential-evolution population for a budget of plans."""
     return max(MIN_BUDGET, min(budget, round(1.5 * math.sqrt(budget))))
+
+
+def objective_score(delays: Sequence[float], k: float) -> float:
+    """``mean + k * standard error`` of the delays (the mean alone for one seed)."""
+    values = np.asarray(delays, dtype=float)
+    if len(values) < 2:
+        return float(values.mean())
+    return float(values.mean() + k * values.std(ddof=1) / math.sqrt(len(values)))
+
+
+def race_rungs(seeds: Sequence[int]) -> list[list[int]]:
+    """The seeds of each racing rung: the first third (at least one), then all."""
+    first = max(1, round(len(seeds) / 3))
+    rungs = [list(seeds[:first])]
+    if first < len(seeds):
+        rungs.append(list(seeds))
+    return rungs
+
+
+class Study:
+    """Simulation results of a tune on disk: one JSON line per simulation.
+
+    The first line names what the results depend on (scenario, routes, window); a study
+    is only resumed for the same.
+    """
+
+    def __init__(self, path: Path, identity: dict[str, Any], resume: bool) -> None:
+        self.path = path
+        self.results: dict[str, dict[int, float]] = {}
+        if path.exists() and not resume:
+            raise TwinTrafficError(
+                f"{path}: a study is already there; pass --resume to continue it or choose "
+                "another --study"
+            )
+        if resume:
+            if not path.is_file():
+                raise TwinTrafficError(f"--resume: no study at {path}; run without --resume")
+            self._load(identity)
+        else:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            header = {"study": STUDY_VERSION, **identity}
+            path.write_text(json.dumps(header, sort_keys=True) + "\n", encoding="utf-8")
+
+    def _load(self, identity: dict[str, Any]) -> None:
+        lines = self.path.read_text(encoding="utf-8").splitlines()
+        try:
+            header = json.loads(lines[0]) if lines else {}
+        except json.JSONDecodeError:
+            header = {}
+        if header.get("study") != STUDY_VERSION:
+            raise TwinTrafficError(f"{self.path}: not a twin-traffic tuning study")
+        recorded = {key: header.get(key) for key in identity}
+        if recorded != json.loads(json.dumps(identity)):
+            differ = ", ".join(k for k in identity if recorded[k] != identity[k])
+            raise TwinTrafficError(
+                f"{self.path}: the study was made with another {differ}; resume it with the "
+                "same scenario options or choose another --study"
+            )
+        for line in lines[1:]:
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                continue  # the last line of an interrupted tune may be cut short
+            self.results.setdefault(record["plan"], {})[int(record["seed"])] = record["delay"]
+
+    def record(self, key: str, seed: int, delay: float) -> None:
+        """Append one simulation's result and flush it, so an interrupt loses none."""
+        self.results.setdefault(key, {})[seed] = delay
+        with self.path.open("a", encoding="utf-8") as stream:
+            stream.write(json.dumps({"plan": key, "seed": seed, "delay": delay}) + "\n")
+            stream.flush()
+
+
+class Evaluator:
+    """Runs candidate plans on seeds (cached, racing, in parallel) and scores them."""
+
+    def __init__(
+        self,
+        template: RunSpec,
+        seeds: list[int],
+        directory: Path,
+        workers: int,
+        k: float,
+        race_margin: float,
+        study: Study | None,
+        holdout: list[int],
+    ) -> None:
+        self.template = template
+        self.seeds = seeds
+        self.directory = directory
+        self.workers = workers
+        self.k = k
+        self.race_margin = race_margin
+        self.study = study
+        self.holdout = holdout
+        self.results: dict[str, dict[int, float]] = dict(study.results) if study else {}
+        self.simulations = 0
+        self.candidates: list[Candidate] = []
+        self.best: Candidate | None = None
+        self.history: list[float] = []
+        self.held_out: dict[str, float] = {}
+
+    def evaluate(self, plans: Sequence[list[Programme]]) -> list[Candidate]:
+        """Evaluate a batch of plans (racing against the incumbent at the batch's start)."""
+        batch = [Candidate(_key(plan), plan) for plan in plans]
+        incumbent = self.best
+        alive = list(batch)
+        rungs = race_rungs(self.seeds) if incumbent is not None else [self.seeds]
+        for rung, seeds in enumerate(rungs):
+            self._run([(c.key, c.programmes, s) for c in alive for s in seeds])
+            for candidate in alive:
+                candidate.delays = {s: self.results[candidate.key][s] for s in seeds}
+            if rung == len(rungs) - 1 or incumbent is None:
+                break
+            reference = float(np.mean([incumbent.delays[s] for s in seeds]))
+            survivors = []
+            for candidate in alive:
+                if candidate.mean <= reference * (1 + self.race_margin):
+                    survivors.append(candidate)
+                else:
+                    # Its full score estimated by the ratio on common seeds.
+                    candidate.score = incumbent.score * candidate.mean / reference
+            alive = survivors
+        for candidate in alive:
+            candidate.complete = True
+            candidate.score = objective_score([candidate.delays[s] for s in self.seeds], self.k)
+        for candidate in batch:
+            self.candidates.append(candidate)
+            if candidate.complete and (self.best is None or candidate.score < self.best.score):
+                self.best = candidate
+            self.history.append(self.best.score if self.best else math.inf)
+        if self.holdout and self.best is not None and self.best.key not in self.held_out:
+            self._run([(self.best.key, self.best.programmes, s) for s in self.holdout])
+            self.held_out[self.best.key] = float(
+                np.mean([self.results[self.best.key][s] for s in self.holdout])
+            )
+        return batch
+
+    def _run(self, jobs: list[tuple[str, list[Programme], int]]) -> None:
+        """Simulate the (plan, seed) pairs not yet known."""
+        todo = [
+            (key, plan, seed) for key, plan, seed in jobs if seed not in self.results.get(key, {})
+        ]
+        todo = list({(key, seed): (key, plan, seed) for key, plan, seed in todo}.values())
+        specs = []
+        for key, plan, seed in todo:
+            path = self.directory / f"candidate-{key}.add.xml"
+            if not path.exists():
+                write_plan(plan, path)
+            specs.append(_with(self.template, params={"file": str(path)}, seed=seed))
+        if not specs:
+            return
+        if self.workers <= 1 or len(specs) == 1:
+            outcomes = [(i, run_episode(spec).metrics["delay"]) for i, spec in enumerate(specs)]
+        else:
+            from twin_traffic.executor import run_specs
+
+            outcomes = []
+            for outcome in run_specs(specs, workers=self.workers):
+                if outcome.result is None:
+                    raise TwinTrafficError(f"tuning stopped: {outcome.error}")
+                outcomes.append((outcome.index, outcome.result.metrics["delay"]))
+        for index, delay in outcomes:
+            key, _, seed = todo[index]
+            self.results.setdefault(key, {})[seed] = float(delay)
+            self.simulations += 1
+            if self.study is not None:
+                self.study.record(key, seed, float(delay))
 
 
 def tune(
@@ -185,54 +306,65 @@ def tune(
     min_cycle: float = 30.0,
     max_cycle: float = 150.0,
     min_green: float = 5.0,
+    optimizer: str = "local",
     optimizer_seed: int = 0,
+    groups: str | Sequence[Sequence[str]] = "auto",
+    k: float = 1.0,
+    race_margin: float = 0.05,
     routes: tuple[str, ...] = (),
     begin: float | None = None,
     end: float | None = None,
+    study: Path | None = None,
+    resume: bool = False,
+    holdout_seeds: Sequence[int] = (),
     progress: TuneProgress | None = None,
     protocol: RunProtocol | None = None,
 ) -> TuneResult:
-    """Optimise the cycle, splits and offsets of a scenario's fixed-time plans.
+    """Optimise the cycles, splits and offsets of a scenario's fixed-time plans.
 
     Args:
         scenario: a built-in name, ``.sumocfg`` or ``.net.xml`` (with ``routes``).
-        budget: candidate plans to evaluate (each on every training seed); at least 5.
-        seeds: training seeds.
+        budget: candidate plans to evaluate, the starting plans included; at least 5.
+        seeds: training seeds (every candidate runs on the same ones).
         workers: simulations run in parallel.
         min_cycle: shortest cycle, s.
         max_cycle: longest cycle, s.
-        min_green: shortest green of any phase, s.
-        optimizer_seed: seed of differential evolution; with the same inputs it gives the
-            same plan.
+        min_green: shortest tunable green, s.
+        optimizer: ``local`` or ``de``.
+        optimizer_seed: the optimiser's seed; with the same inputs it gives the same plan.
+        groups: coordination groups (see :class:`~twin_traffic.plan_space.PlanSpace`).
+        k: weight of the standard error in the objective ``mean + k * SE``.
+        race_margin: a candidate runs on every seed only when it is within this fraction
+            of the incumbent on the first rung's seeds.
         routes: route files, with a ``.net.xml`` scenario.
         begin: start time override, s.
         end: end time override, s.
-        progress: called after each evaluated plan.
+        study: a JSON-lines file that records every simulation; None for none.
+        resume: continue the study at ``study``.
+        holdout_seeds: seeds the best plan so far is also run on, for the progress display
+            only (never used to choose).
+        progress: called after each batch of plans.
         protocol: the benchmark protocol of every simulation (see
             :mod:`twin_traffic.protocol`).
 
     Raises:
-        TwinTrafficError: a bad scenario or budget, or a simulation that failed.
+        TwinTrafficError: a bad scenario, budget or study, or a simulation that failed.
     """
     if budget < MIN_BUDGET:
         raise TwinTrafficError(f"--budget {budget}: tuning needs at least {MIN_BUDGET} plans")
     if not seeds:
         raise TwinTrafficError("tuning needs at least one training seed (--seeds 0 1 2)")
+    if optimizer not in OPTIMIZERS:
+        raise TwinTrafficError(f"--optimizer {optimizer}: choose one of {', '.join(OPTIMIZERS)}")
+    seed_list = list(dict.fromkeys(int(s) for s in seeds))
+    holdout = [int(s) for s in holdout_seeds if int(s) not in seed_list]
     loaded = load_scenario(scenario, routes=routes, begin=begin, end=end)
     network = load_network(loaded)
-    space = PlanSpace(network, min_cycle, max_cycle, min_green)
-    population = population_size(budget)
-    generations = budget // population - 1
-    sampler = qmc.LatinHypercube(d=space.dimension, seed=optimizer_seed)
-    lows, highs = (np.array(side) for side in zip(*space.bounds, strict=True))
-    init = qmc.scale(sampler.random(population), lows, highs)
-    init[0] = space.encode(current_programmes(loaded, network))
-    init[1] = space.encode(_webster_programmes(network, min_cycle, max_cycle, min_green))
-
-    seed_list = list(dict.fromkeys(int(s) for s in seeds))
-    total = population * (generations + 1)
+    own = current_programmes(loaded, network)
+    space = PlanSpace(network, own, groups, min_cycle, max_cycle, min_green, loaded.begin)
+    source = scenario if loaded.builtin else str(Path(scenario).resolve())
     template = RunSpec(
-        scenario=scenario if loaded.builtin else str(Path(scenario).resolve()),
+        scenario=source,
         controller="plan",
         routes=tuple(str(Path(r).resolve()) for r in routes),
         begin=begin,
@@ -242,65 +374,140 @@ def tune(
         time_to_teleport=protocol.time_to_teleport if protocol else None,
         sumo_options=protocol.sumo_options if protocol else (),
     )
-    cache: dict[str, dict[int, float]] = {}
-    history: list[float] = []
-    best: list[tuple[float, list[Programme]]] = []
+    identity = {
+        "scenario": source,
+        "routes": list(template.routes),
+        "begin": loaded.begin,
+        "end": loaded.end,
+        "protocol": template.protocol,
+        "time_to_teleport": template.time_to_teleport,
+        "sumo_options": list(template.sumo_options),
+    }
+    record = Study(study, identity, resume) if study is not None else None
 
     with tempfile.TemporaryDirectory(prefix="twin-traffic-tune-") as scratch:
-        directory = Path(scratch)
+        evaluator = Evaluator(
+            template, seed_list, Path(scratch), workers, k, race_margin, record, holdout
+        )
 
-        def objective(xs: np.ndarray) -> np.ndarray:
-            # One column per candidate: a whole generation runs as one parallel batch.
-            candidates = [space.decode(xs[:, j]) for j in range(xs.shape[1])]
-            keys = [plan_xml(plan) for plan in candidates]
-            pending = {key: plan for key, plan in zip(keys, candidates, strict=True)}
-            fresh = {key: plan for key, plan in pending.items() if key not in cache}
-            # Plans met before (whole seconds make repeats common) cost no simulation.
-            evaluated = [key for key in keys if key in cache]
+        def report() -> None:
+            if progress is not None and evaluator.best is not None:
+                best = evaluator.best
+                progress(
+                    len(evaluator.candidates),
+                    budget,
+                    best.mean,
+                    evaluator.held_out.get(best.key),
+                )
 
-            def finished(key: str) -> None:
-                evaluated.append(key)
-                if progress is not None:
-                    done = min(len(history) + len(evaluated), total)
-                    cost = min(float(np.mean(list(cache[k].values()))) for k in evaluated)
-                    progress(done, total, min([cost, *(history[-1:])]))
+        webster = _webster_programmes(network, min_cycle, max_cycle, min_green)
+        own_plan = space.decode(space.encode(own))
+        starts = evaluator.evaluate([own_plan, webster])
+        report()
+        start_vectors = [space.encode({p.tls_id: p for p in s.programmes}) for s in starts]
+        search = _local_search if optimizer == "local" else _differential_evolution
+        search(space, evaluator, start_vectors, budget, optimizer_seed, report)
 
-            _simulate(fresh, seed_list, directory, cache, workers, template, finished)
-            costs = np.array([float(np.mean([cache[k][s] for s in seed_list])) for k in keys])
-            for cost, plan in zip(costs, candidates, strict=True):
-                if not best or cost < best[0][0]:
-                    best[:] = [(float(cost), plan)]
-                history.append(best[0][0])
-            if progress is not None:
-                progress(len(history), total, best[0][0])
-            return costs
-
-        if generations > 0:
-            differential_evolution(
-                _columns(objective),
-                space.bounds,
-                init=init,
-                maxiter=generations,
-                polish=False,  # a gradient method cannot polish a step function
-                seed=optimizer_seed,
-                tol=0,  # spend the whole budget: no early stop on a flat population
-                vectorized=True,
-                updating="deferred",
-            )
-        else:
-            objective(init.T)
-    baseline_key = plan_xml(space.decode(init[0]))
-    cost, programmes = best[0]
-    key = plan_xml(programmes)
+    start_mean = min(s.mean for s in starts)
+    eligible = [c for c in evaluator.candidates if c.complete and c.mean <= start_mean]
+    chosen = min(eligible, key=lambda c: c.score)
+    programmes = [
+        Programme(p.tls_id, PROGRAM_ID, p.phases, p.offset, p.type, p.params)
+        for p in chosen.programmes
+    ]
     return TuneResult(
         programmes=programmes,
-        delay=cost,
-        per_seed={s: cache[key][s] for s in seed_list},
-        baseline=float(np.mean([cache[baseline_key][s] for s in seed_list])),
-        evaluations=len(history),
-        simulations=len(cache) * len(seed_list),
-        history=history,
+        delay=chosen.mean,
+        score=chosen.score,
+        per_seed=dict(chosen.delays),
+        baseline=starts[0].mean,
+        webster=starts[1].mean,
+        evaluations=len(evaluator.candidates),
+        simulations=evaluator.simulations,
+        history=evaluator.history,
+        optimizer=optimizer,
+        objective=f"mean + {k:g} SE of delay over seeds {' '.join(map(str, seed_list))}",
+        space=space.describe(),
+        held_out=evaluator.held_out.get(chosen.key),
     )
+
+
+def _local_search(
+    space: PlanSpace,
+    evaluator: Evaluator,
+    starts: list[np.ndarray],
+    budget: int,
+    seed: int,
+    report: Callable[[], None],
+) -> None:
+    """(1+λ) evolution strategy from the incumbent, in the box scaled to [0, 1]."""
+    rng = np.random.default_rng(seed)
+    lows, highs = (np.array(side) for side in zip(*space.bounds, strict=True))
+    width = np.where(highs > lows, highs - lows, 1.0)
+    complete = [i for i, c in enumerate(evaluator.candidates[: len(starts)]) if c.complete]
+    first = min(complete, key=lambda i: evaluator.candidates[i].score)
+    centre = (np.clip(starts[first], lows, highs) - lows) / width
+    centre_score = evaluator.candidates[first].score
+    sigma = LOCAL_STEP
+    while len(evaluator.candidates) < budget:
+        count = min(LOCAL_BATCH, budget - len(evaluator.candidates))
+        # A few coordinates at a time: a plan near the incumbent, not a random one.
+        share = min(1.0, 3.0 / space.dimension)
+        points = []
+        for _ in range(count):
+            mask = rng.random(space.dimension) < share
+            mask[rng.integers(space.dimension)] = True
+            step = np.where(mask, rng.normal(0.0, sigma, space.dimension), 0.0)
+            points.append(np.clip(centre + step, 0.0, 1.0))
+        batch = evaluator.evaluate([space.decode(lows + p * width) for p in points])
+        report()
+        scores = [c.score if c.complete else math.inf for c in batch]
+        best = int(np.argmin(scores))
+        if scores[best] < centre_score:
+            centre, centre_score = points[best], scores[best]
+            sigma = min(0.5, sigma * 1.5)
+        else:
+            sigma = max(0.02, sigma * 0.8)
+
+
+def _differential_evolution(
+    space: PlanSpace,
+    evaluator: Evaluator,
+    starts: list[np.ndarray],
+    budget: int,
+    seed: int,
+    report: Callable[[], None],
+) -> None:
+    """SciPy's differential evolution, the starting plans in its first population."""
+    left = budget - len(evaluator.candidates)
+    population = population_size(max(left, MIN_BUDGET))
+    generations = left // population - 1
+    lows, highs = (np.array(side) for side in zip(*space.bounds, strict=True))
+    sampler = qmc.LatinHypercube(d=space.dimension, seed=seed)
+    init = qmc.scale(sampler.random(population), lows, np.maximum(highs, lows + 1e-9))
+    for i, vector in enumerate(starts[:population]):
+        init[i] = np.clip(vector, lows, highs)
+
+    def objective(xs: np.ndarray) -> np.ndarray:
+        xs = xs.reshape(len(xs), -1)
+        batch = evaluator.evaluate([space.decode(xs[:, j]) for j in range(xs.shape[1])])
+        report()
+        return np.array([c.score for c in batch])
+
+    if generations > 0:
+        differential_evolution(
+            objective,
+            space.bounds,
+            init=init,
+            maxiter=generations,
+            polish=False,  # a gradient method cannot polish a step function
+            seed=seed,
+            tol=0,  # spend the whole budget: no early stop on a flat population
+            vectorized=True,
+            updating="deferred",
+        )
+    elif left > 0:
+        objective(init[:left].T)
 
 
 def current_programmes(scenario: Scenario, network: Network) -> dict[str, Programme]:
@@ -321,73 +528,32 @@ def current_programmes(scenario: Scenario, network: Network) -> dict[str, Progra
 
 def _webster_programmes(
     network: Network, min_cycle: float, max_cycle: float, min_green: float
-) -> dict[str, Programme]:
-    """Webster's plan (flows measured on seed 0): a strong start for the search."""
+) -> list[Programme]:
+    """Webster's plan (flows measured on seed 0), exactly as the ``webster`` controller runs it."""
     from twin_traffic.controllers.webster import WebsterController
 
     controller = WebsterController(min_cycle=min_cycle, max_cycle=max_cycle, min_green=min_green)
     with tempfile.TemporaryDirectory(prefix="twin-traffic-webster-") as scratch:
-        return {p.tls_id: p for p in controller.plan(network, Path(scratch))}
+        return controller.plan(network, Path(scratch))
 
 
 def write_tuned_plan(result: TuneResult, path: Path, scenario: str, seeds: Sequence[int]) -> Path:
-    """Write the tuned plan with a comment naming where it comes from."""
-    cycle = result.programmes[0].cycle
+    """Write the tuned plan with a comment saying how it was found."""
+    cycles = sorted({p.cycle for p in result.programmes})
+    held = f", held-out {result.held_out:.2f}" if result.held_out is not None else ""
     comment = (
-        f"twin-traffic tune {Path(scenario).name}: cycle {cycle:g} s, mean delay "
-        f"{result.delay:.2f} s/trip on seeds {' '.join(map(str, seeds))} "
-        f"(own plan: {result.baseline:.2f})"
+        f"twin-traffic tune {Path(scenario).name}: optimiser {result.optimizer}, budget "
+        f"{result.evaluations} plans ({result.simulations} simulations), objective "
+        f"{result.objective}; groups {result.space}; cycles "
+        f"{' '.join(f'{c:g}' for c in cycles)} s; result: mean delay {result.delay:.2f} "
+        f"s/trip on seeds {' '.join(map(str, seeds))}{held} (own plan {result.baseline:.2f}, "
+        f"Webster {result.webster:.2f})"
     )
     return write_plan(result.programmes, path, comment=comment)
 
 
-def _columns(
-    function: Callable[[np.ndarray], np.ndarray],
-) -> Callable[[np.ndarray], np.ndarray]:
-    """SciPy's vectorised call passes shape (D, S); a single vector comes as (D,)."""
-
-    def call(xs: np.ndarray) -> np.ndarray:
-        return function(xs.reshape(len(xs), -1))
-
-    return call
-
-
-def _simulate(
-    plans: dict[str, list[Programme]],
-    seeds: list[int],
-    directory: Path,
-    cache: dict[str, dict[int, float]],
-    workers: int,
-    template: RunSpec,
-    finished: Callable[[str], None],
-) -> None:
-    """Simulate new plans on every seed into ``cache``; ``finished(key)`` per complete plan."""
-    specs: list[RunSpec] = []
-    owners: list[str] = []
-    delays: dict[str, dict[int, float]] = {key: {} for key in plans}
-    for key, plan in plans.items():
-        name = hashlib.sha1(key.encode()).hexdigest()[:16]
-        path = write_plan(plan, directory / f"candidate-{name}.add.xml")
-        for seed in seeds:
-            specs.append(_with(template, params={"file": str(path)}, seed=seed))
-            owners.append(key)
-
-    def record(key: str, seed: int, delay: float) -> None:
-        delays[key][seed] = delay
-        if len(delays[key]) == len(seeds):
-            cache[key] = delays[key]
-            finished(key)
-
-    if workers <= 1 or len(specs) == 1:
-        for spec, key in zip(specs, owners, strict=True):
-            record(key, spec.seed, run_episode(spec).metrics["delay"])
-        return
-    from twin_traffic.executor import run_specs
-
-    for outcome in run_specs(specs, workers=workers):
-        if outcome.result is None:
-            raise TwinTrafficError(f"tuning stopped: {outcome.error}")
-        record(owners[outcome.index], outcome.spec.seed, outcome.result.metrics["delay"])
+def _key(plan: list[Programme]) -> str:
+    return hashlib.sha1(plan_xml(plan).encode()).hexdigest()[:20]
 
 
 def _with(spec: RunSpec, **changes: object) -> RunSpec:

@@ -34,6 +34,8 @@ if TYPE_CHECKING:
     from twin_traffic.executor import Outcome
     from twin_traffic.tuning import TuneProgress, TuneResult
 
+PROGRESS_HOLDOUT = 2  # held-out seeds the best plan so far runs on, for the display
+
 
 @app.command()
 def tune(
@@ -57,7 +59,27 @@ def tune(
     min_cycle: Annotated[float, typer.Option(help="Shortest cycle, s.")] = 30.0,
     max_cycle: Annotated[float, typer.Option(help="Longest cycle, s.")] = 150.0,
     min_green: Annotated[float, typer.Option(help="Shortest green of any phase, s.")] = 5.0,
-    optimizer_seed: Annotated[int, typer.Option(help="Seed of differential evolution.")] = 0,
+    optimizer: Annotated[
+        str, typer.Option(help="local (evolution strategy from the incumbent) or de.")
+    ] = "local",
+    optimizer_seed: Annotated[int, typer.Option(help="Seed of the optimiser.")] = 0,
+    groups: Annotated[
+        str,
+        typer.Option(
+            help="Signals that share a cycle: auto (those whose own plans do), each, one, "
+            "or 'A,B;C,D'."
+        ),
+    ] = "auto",
+    se_weight: Annotated[
+        float, typer.Option(help="k in the objective mean + k * standard error.")
+    ] = 1.0,
+    study: Annotated[
+        Path | None,
+        typer.Option(help="Where every simulation is recorded (default: beside --out)."),
+    ] = None,
+    resume: Annotated[
+        bool, typer.Option(help="Continue the study of an interrupted tune.")
+    ] = False,
     routes: RoutesOption = None,
     begin: BeginOption = None,
     end: EndOption = None,
@@ -65,14 +87,18 @@ def tune(
     time_to_teleport: TeleportOption = None,
     sumo_option: SumoOption = None,
 ) -> None:
-    """Tune cycle, green splits and offsets of the fixed-time plan by simulation.
+    """Tune cycles, green splits and offsets of the fixed-time plans by simulation.
 
-    Differential evolution searches the plans (the scenario's own plan is its first
-    candidate) on the training seeds; the best is written as a <tlLogic> file that plain
+    The search starts from the scenario's own plan and Webster's, runs every candidate on
+    the same training seeds (the full set only for promising ones) and minimises mean +
+    k * standard error of the delay. The best is written as a <tlLogic> file that plain
     `sumo -a PLAN` loads, and compared with the fixed-time plan on training and held-out
-    seeds (delay, s/trip, mean ± 95% CI).
+    seeds (delay, s/trip, mean ± 95% CI). Every simulation is kept in a study file, so an
+    interrupted tune continues with --resume.
     """
     from twin_traffic.evaluate import RunSpec
+    from twin_traffic.network import load_network
+    from twin_traffic.plan_space import parse_groups
     from twin_traffic.scenario import load_scenario
     from twin_traffic.tuning import tune as run_tuning
     from twin_traffic.tuning import write_tuned_plan
@@ -89,6 +115,10 @@ def tune(
     route_names = route_paths(routes)
     loaded = load_scenario(scenario, routes=route_names, begin=begin, end=end)
     source = scenario if loaded.builtin else str(Path(scenario).resolve())
+    signal_ids = load_network(loaded).signal_ids
+    study_file = (
+        study or out_file.with_name(out_file.name.split(".")[0] + ".study.jsonl")
+    ).resolve()
     started = time.perf_counter()
     result = _tune_with_progress(
         lambda progress: run_tuning(
@@ -99,14 +129,21 @@ def tune(
             min_cycle=min_cycle,
             max_cycle=max_cycle,
             min_green=min_green,
+            optimizer=optimizer,
             optimizer_seed=optimizer_seed,
+            groups=parse_groups(groups, signal_ids),
+            k=se_weight,
             routes=route_names,
             begin=begin,
             end=end,
+            study=study_file,
+            resume=resume,
+            holdout_seeds=held_out[:PROGRESS_HOLDOUT],
             progress=progress,
             protocol=run_protocol,
         ),
         loaded.name,
+        study_file,
     )
     plan = write_tuned_plan(result, out_file.resolve(), loaded.name, train)
     err.print(
@@ -139,29 +176,38 @@ def tune(
     out.print(_comparison(loaded.name, outcomes, train, held_out, tuned_train))
 
 
-def _tune_with_progress(job: Callable[[TuneProgress], TuneResult], name: str) -> TuneResult:
+def _tune_with_progress(
+    job: Callable[[TuneProgress], TuneResult], name: str, study: Path
+) -> TuneResult:
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
         Progress,
         TextColumn,
         TimeElapsedColumn,
+        TimeRemainingColumn,
     )
 
     progress = Progress(
         TextColumn(f"tuning {escape(name)}"),
         BarColumn(),
         MofNCompleteColumn(),
-        TextColumn("plans · best delay {task.fields[best]}"),
+        TextColumn("plans · best {task.fields[best]}"),
         TimeElapsedColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
         console=err,
         disable=not err.is_terminal,
     )
     task = progress.add_task("tune", total=None, best="–")
     reported = [0.0]
+    started = time.perf_counter()
 
-    def update(done: int, total: int, best: float) -> None:
-        progress.update(task, completed=done, total=total, best=f"{best:.2f} s/trip")
+    def update(done: int, total: int, best: float, held_out: float | None) -> None:
+        text = f"{best:.2f} s/trip"
+        if held_out is not None:
+            text += f" (held-out {held_out:.2f})"
+        progress.update(task, completed=done, total=total, best=text)
         # Without a terminal, a line every tenth of the budget.
         if (
             not err.is_terminal
@@ -169,10 +215,23 @@ def _tune_with_progress(job: Callable[[TuneProgress], TuneResult], name: str) ->
             and (done >= total or done >= reported[0] + total / 10)
         ):
             reported[0] = done
-            err.print(f"tuning: {done}/{total} plans, best delay {best:.2f} s/trip")
+            elapsed = time.perf_counter() - started
+            eta = elapsed / done * (total - done) if done else 0.0
+            err.print(
+                f"tuning: {done}/{total} plans, best delay {text}, ETA {eta:.0f} s",
+                highlight=False,
+            )
 
-    with progress:
-        return job(update)
+    try:
+        with progress:
+            return job(update)
+    except KeyboardInterrupt:
+        err.print(
+            f"tuning interrupted; its simulations are kept in {escape(str(study))}: run the "
+            "same command with --resume to continue",
+            highlight=False,
+        )
+        raise typer.Exit(130) from None
 
 
 def _comparison(
