@@ -118,8 +118,8 @@ def test_parallel_runs_leave_the_scenario_folder_unchanged(declaring: Path) -> N
         report = json.loads(done.stdout)
         metrics = report["controllers"]["fixed"]
         return {
-            str(seed): {name: m["per_seed"][i] for name, m in metrics.items()}
-            for i, seed in enumerate(report["seeds"])
+            str(seed): {name: m["per_seed"][str(seed)] for name, m in metrics.items()}
+            for seed in report["seeds"]
         }
 
     together = evaluate("--seeds", "0", "1", "--workers", "2")
