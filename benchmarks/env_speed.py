@@ -95,9 +95,13 @@ def run_variant(
     return run_sumo_rl(variant.removeprefix("sumo-rl-"), scenario, seconds, seed, scale)
 
 
-def run_sumo_rl(backend: str, scenario: object, seconds: float, seed: int, scale: float) -> float:
+def run_sumo_rl(
+    backend: str, scenario: object, seconds: float, seed: int, scale: float
+) -> tuple[float, float]:
     """One sumo-rl episode (its PettingZoo parallel env) with random actions."""
     import sumo
+
+    scratch = tempfile.TemporaryDirectory(prefix="env-speed-")
 
     os.environ.setdefault("SUMO_HOME", sumo.SUMO_HOME)  # sumo-rl insists on it
     if backend == "libsumo":
@@ -111,7 +115,7 @@ def run_sumo_rl(backend: str, scenario: object, seconds: float, seed: int, scale
         use_gui=False, num_seconds=int(seconds), delta_time=int(DECISION),
         yellow_time=int(YELLOW), min_green=int(MIN_GREEN), max_green=int(MAX_GREEN),
         sumo_seed=seed, sumo_warnings=False,
-        additional_sumo_cmd=" ".join(sumo_rl_options(scenario, scale)) or None,
+        additional_sumo_cmd=" ".join(sumo_rl_options(scenario, scale, Path(scratch.name))) or None,
     )  # fmt: skip
     rng = np.random.default_rng(seed)
     env.reset(seed=seed)  # starts SUMO: not timed
@@ -120,16 +124,21 @@ def run_sumo_rl(backend: str, scenario: object, seconds: float, seed: int, scale
         env.step({a: int(rng.integers(env.action_space(a).n)) for a in env.agents})
     elapsed = time.perf_counter() - started
     env.close()
+    scratch.cleanup()
     return elapsed, float("nan")
 
 
-def sumo_rl_options(scenario: object, scale: float) -> list[str]:
+def sumo_rl_options(scenario: object, scale: float, scratch: Path) -> list[str]:
     """What sumo-rl needs on SUMO's command line beyond its net and route files: the
-    scenario's additional files (vehicle types, signal plans) and the demand scale."""
+    scenario's additional files (vehicle types, signal plans), with those that declare
+    outputs of their own copied into ``scratch`` so nothing is written beside the
+    scenario, and the demand scale."""
+    from twin_traffic.redirect import scenario_args
+
+    args = scenario_args(scenario, (), scratch)  # type: ignore[arg-type]
     options = []
-    additional = scenario.additional_files  # type: ignore[attr-defined]
-    if additional:
-        options += ["--additional-files", ",".join(map(str, additional))]
+    if "--additional-files" in args:
+        options += ["--additional-files", args[args.index("--additional-files") + 1]]
     if scale != 1.0:
         options += ["--scale", f"{scale:g}"]
     return options
