@@ -2,7 +2,8 @@
 
 One SUMO per process. libsumo runs SUMO inside this process (fast, the default); TraCI
 talks to a ``sumo`` or ``sumo-gui`` process over a socket (the way to watch a run). State
-is read through lane-level subscriptions into NumPy arrays, never per vehicle.
+is read per lane (libsumo getters; with TraCI, one batched message per read) into NumPy
+arrays, never per vehicle.
 """
 
 from __future__ import annotations
@@ -342,7 +343,7 @@ class Simulation:
     def _reader(self, domain: Any, ids: Sequence[str], variables: Sequence[int]) -> Reader:
         if not self._traci:
             return GetterReader(domain, tuple(ids), tuple(variables))
-        return SubscriptionReader(self, domain, tuple(ids), tuple(variables))
+        return BatchReader(self.api, domain, tuple(ids), tuple(variables))
 
     def all_edges(self) -> list[str]:
         """Every edge SUMO knows, junction-internal ones included."""
@@ -478,13 +479,8 @@ def _traci_step(connection: Any, until: float) -> dict[int, dict[str, dict[int, 
     data = connection._recvExact()._content
     pos, command = 0, -1
     while command != _CMD_SIMSTEP:  # statuses (length, command, result, description)
-        pos += 5 if data[pos] == 0 else 1
-        command, result = data[pos], data[pos + 1]
-        (length,) = _INT.unpack_from(data, pos + 2)
-        if result != 0:
-            detail = data[pos + 6 : pos + 6 + length].decode("utf8", "replace")
-            raise SimulationError(f"SUMO refused command {command:#x}: {detail}")
-        pos += 6 + length
+        command = data[pos + 5 if data[pos] == 0 else pos + 1]
+        pos = _skip_status(data, pos)
     (count,) = _INT.unpack_from(data, pos)
     pos += 4
     results: dict[int, dict[str, dict[int, float]]] = {}
@@ -564,28 +560,65 @@ class GetterReader:
         return np.array(columns, dtype=float).T.reshape(len(self.ids), len(self.variables))
 
 
-class SubscriptionReader:
-    """TraCI: subscriptions, whose values come back with each step's reply, so a read
-    costs no extra round trip to SUMO."""
+class BatchReader:
+    """TraCI: the values are asked for once a step has run, with every get command of the
+    read in one message and its answer parsed here (one round trip per read).
+
+    Subscriptions would carry the values in each step's reply instead, but SUMO then
+    works them out again at every one of the interval's steps, which on a light network
+    costs it more than the steps themselves; a read costs it one pass.
+    """
 
     def __init__(
-        self, sim: Simulation, domain: Any, ids: tuple[str, ...], variables: tuple[int, ...]
+        self, connection: Any, domain: Any, ids: tuple[str, ...], variables: tuple[int, ...]
     ) -> None:
         self.ids = ids
         self.variables = variables
-        self._sim = sim
-        self._domain = domain
-        self._since = sim.steps_taken
-        for object_id in ids:
-            domain.subscribe(object_id, list(variables))
+        self._connection = connection
+        self._count = len(ids) * len(variables)
+        commands = [
+            struct.pack("!BBi", domain._cmdGetID, variable, len(name)) + name
+            for name in (object_id.encode("utf8") for object_id in ids)
+            for variable in variables
+        ]
+        self._message = b"".join(_with_length(command) for command in commands)
 
     def read(self) -> np.ndarray:
         """Values after the last step, shape ``(len(ids), len(variables))``."""
-        if self._sim.steps_taken > self._since:
-            results = self._sim.subscribed.get(self._domain._subscribeResponseID, {})
-        else:  # no step since subscribing: the values the subscription itself returned
-            results = self._domain.getAllSubscriptionResults()
-        rows = [results[object_id] for object_id in self.ids]
-        return np.array([[row[v] for v in self.variables] for row in rows], dtype=float).reshape(
-            len(self.ids), len(self.variables)
-        )
+        connection = self._connection
+        if connection._string:  # commands waiting for a message go first, answered apart
+            connection._sendExact()
+        connection._socket.send(struct.pack("!i", len(self._message) + 4) + self._message)
+        data = connection._recvExact()._content
+        values = np.empty(self._count, dtype=float)
+        pos = 0
+        for index in range(self._count):
+            pos = _skip_status(data, pos)
+            pos += 5 if data[pos] == 0 else 1  # the answer's length
+            (length,) = _INT.unpack_from(data, pos + 2)  # after its command and variable
+            pos += 6 + length
+            kind = data[pos]
+            scalar = _SCALARS.get(kind)
+            if scalar is None:
+                raise SimulationError(f"unexpected TraCI value type {kind:#x} in a read")
+            values[index] = scalar.unpack_from(data, pos + 1)[0]
+            pos += 1 + scalar.size
+        return values.reshape(len(self.ids), len(self.variables))
+
+
+def _with_length(command: bytes) -> bytes:
+    """A TraCI command with its length header (the long form past 255 bytes)."""
+    if len(command) + 1 <= 255:
+        return struct.pack("!B", len(command) + 1) + command
+    return struct.pack("!Bi", 0, len(command) + 5) + command
+
+
+def _skip_status(data: bytes, pos: int) -> int:
+    """Position after the status at ``pos``; SimulationError when it reports a failure."""
+    pos += 5 if data[pos] == 0 else 1
+    command, result = data[pos], data[pos + 1]
+    (length,) = _INT.unpack_from(data, pos + 2)
+    if result != 0:
+        detail = data[pos + 6 : pos + 6 + length].decode("utf8", "replace")
+        raise SimulationError(f"SUMO refused command {command:#x}: {detail}")
+    return pos + 6 + length
