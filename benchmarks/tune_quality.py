@@ -24,6 +24,7 @@ from pathlib import Path
 from twin_traffic.evaluate import RunSpec
 from twin_traffic.executor import run_specs
 from twin_traffic.metrics import summarize_seeds
+from twin_traffic.seeds import seed_text
 from twin_traffic.tuning import OPTIMIZERS, tune, write_tuned_plan
 
 BUDGET = 100
@@ -158,9 +159,7 @@ def _markdown(args: argparse.Namespace, rows: list[str]) -> str:
 
 
 def _seeds(seeds: list[int]) -> str:
-    if len(seeds) > 2 and seeds == list(range(seeds[0], seeds[-1] + 1)):
-        return f"{seeds[0]}–{seeds[-1]}"
-    return ", ".join(map(str, seeds))
+    return seed_text(seeds, dash="–", separator=", ")
 
 
 def _log(message: str) -> None:

@@ -167,3 +167,12 @@ def test_training_baselines_follow_the_protocol_preset() -> None:
     assert protocol_params("max-pressure", "resco") == {"decision_interval": 10.0, "yellow": 3.0}
     assert protocol_params("fixed", "resco") == {}
     assert protocol_params("max-pressure", None) == {}
+
+
+def test_seeds_written_back_read_as_the_same_seeds() -> None:
+    from twin_traffic.seeds import parse_seeds, seed_text
+
+    for seeds in ([0, 1, 2, 3, 4], [0, 1], [7], [1, 5, 9], [200, 201, 202]):
+        assert list(parse_seeds(seed_text(seeds))) == seeds
+    assert seed_text([100, 101, 102], dash="–", separator=", ") == "100–102"
+    assert seed_text([0, 2], dash="–", separator=", ") == "0, 2"

@@ -60,3 +60,12 @@ def check_seeds(seeds: Iterable[object], option: str = "--seeds") -> tuple[int, 
     if repeated:
         raise SeedError(f"{option}: seed {repeated[0]} is listed twice; list each seed once")
     return tuple(checked)
+
+
+def seed_text(seeds: Iterable[int], dash: str = "-", separator: str = " ") -> str:
+    """Seeds written back: a run of three or more consecutive seeds as a range
+    (``0-4``), others one by one (``0 1``); the defaults give this module's syntax."""
+    listed = list(seeds)
+    if len(listed) > 2 and listed == list(range(listed[0], listed[-1] + 1)):
+        return f"{listed[0]}{dash}{listed[-1]}"
+    return separator.join(map(str, listed))

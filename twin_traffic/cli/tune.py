@@ -27,6 +27,7 @@ from twin_traffic.cli.common import (
     seeds_option,
 )
 from twin_traffic.errors import TwinTrafficError
+from twin_traffic.seeds import seed_text
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -261,16 +262,10 @@ def _comparison(
     for column in ("seeds", "fixed", "tuned", "change"):
         table.add_column(column, justify="left" if column == "seeds" else "right")
     rows = (
-        ("training " + _seed_text(train), delays("fixed", train), tuned_train),
-        ("held-out " + _seed_text(held_out), delays("fixed", held_out), delays("tuned", held_out)),
+        ("training " + seed_text(train), delays("fixed", train), tuned_train),
+        ("held-out " + seed_text(held_out), delays("fixed", held_out), delays("tuned", held_out)),
     )
     for label, fixed, tuned in rows:
         change = (sum(tuned) / len(tuned)) / (sum(fixed) / len(fixed)) - 1
         table.add_row(label, cell(fixed), cell(tuned), f"{change:+.1%}")
     return table
-
-
-def _seed_text(seeds: list[int]) -> str:
-    if len(seeds) > 2 and seeds == list(range(seeds[0], seeds[-1] + 1)):
-        return f"{seeds[0]}-{seeds[-1]}"
-    return " ".join(map(str, seeds))
