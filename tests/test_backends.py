@@ -14,7 +14,8 @@ def episode(backend: str, name: str, reward: str) -> list[tuple[object, ...]]:
         scenario=name,
         end=400,
         backend=backend,
-        observation=("phase", "density", "queue", "pressure", "speed", "sensor"),
+        observation=("phase", "density", "queue", "pressure", "speed", "sensor", "greens",
+                     "timing"),  # fmt: skip
         reward=reward,
     )
     rng = np.random.default_rng(3)
@@ -38,7 +39,9 @@ def same(a: object, b: object) -> bool:
     return a == b
 
 
-@pytest.mark.parametrize(("name", "reward"), [("mixed", "pressure"), ("grid3x3", "wait")])
+@pytest.mark.parametrize(
+    ("name", "reward"), [("mixed", "pressure"), ("grid3x3", "wait"), ("mixed", "delay")]
+)
 def test_both_backends_give_the_same_episode(name: str, reward: str) -> None:
     libsumo, traci = episode("libsumo", name, reward), episode("traci", name, reward)
     assert len(libsumo) == len(traci) > 50

@@ -16,17 +16,36 @@ Observations (per signal, concatenated in the order given):
 ``sensor``     what detectors on the approaches measure, like a camera or loop
                with limited range: per incoming lane, a lane-area detector covering
                the last ``sensor_range`` metres (occupancy, halting / capacity)
+``greens``     per green, in action order: whether it is the current green, its
+               max-pressure (vehicles, with those waiting to enter, on its links'
+               entry lanes minus their exit lanes; spill-back links excluded) and
+               queue pressure (the same with halting vehicles), each squashed as
+               ``x / (x + 10)``, the seconds of transition a switch to it costs
+               / 10, and the longest its links have waited for green with
+               vehicles queued / 120 s (1: starving, as the controllers' guard)
+``timing``     in-transition flag, time in green / max green, and whether the
+               current green has served its minimum (the engine's and the
+               programme's own)
 =============  ====================================================================
+
+``phase``, ``density``, ``queue``, ``pressure``, ``speed`` and ``sensor`` are per lane or
+movement, in each signal's own order, so in a shared policy over signals of different
+shapes the same input means different lanes. ``greens`` is laid out per green, padded to
+the most greens of the controlled signals, so its blocks line up with the actions of
+every signal; with ``timing`` it describes every signal in the same terms.
 
 Rewards (per signal; higher is better):
 
 ==============  ===================================================================
 ``wait``        decrease of the waiting time accumulated by vehicles on the
                 approaches, per second and per unit of approach capacity
-``queue``       minus halting vehicles on the approaches / their capacity
+``queue``       minus queued vehicles on the approaches (halting, and waiting to
+                enter the network on their edges) / their capacity
 ``pressure``    minus |incoming − outgoing vehicles| / approach capacity
-``delay``       minus the approaches' delay rate: vehicles × (1 − speed / limit),
-                over capacity
+``delay``       minus the rate at which the approaches' vehicles accrue delay, as
+                the ``delay`` metric counts it (time loss and departure delay):
+                vehicles × (1 − speed / limit), plus the vehicles waiting to enter
+                the network on their edges, over capacity
 ``throughput``  vehicles that crossed the stop lines in the interval, per second
                 and approach lane (loops at the stop lines count them)
 ==============  ===================================================================
@@ -123,7 +142,7 @@ RewardFn = Callable[["Observer", SignalLayout, Snapshot, Snapshot], float]
 class ObservationFeature:
     """A named observation block: its size, lower bound and how to compute it."""
 
-    size: Callable[[SignalLayout], int]
+    size: Callable[[Observer, SignalLayout], int]
     low: float
     needs: frozenset[str]
     compute: ObservationFn
@@ -166,21 +185,111 @@ def _sensor(obs: Observer, layout: SignalLayout, snap: Snapshot, _: PhaseEngine)
     return np.stack([occupancy, halting], axis=1).ravel()
 
 
+GREEN_FEATURES = 5  # values per green in the ``greens`` block
+PRESSURE_SCALE = 10.0  # vehicles at which a squashed pressure reaches 0.5
+TRANSITION_SCALE = 10.0  # seconds of transition that read as 1
+SPILLBACK = 0.9  # share of an exit lane's capacity at which its links lose their claim
+
+
+def squash(x: np.ndarray) -> np.ndarray:
+    """``x / (x + PRESSURE_SCALE)`` for ``x >= 0``: bounded, and it keeps the order of
+    greens' pressures however busy the junction (a clip would tie them)."""
+    positive = np.maximum(x, 0.0)
+    return positive / (positive + PRESSURE_SCALE)
+
+
+def exit_open(layout: SignalLayout, snap: Snapshot, spillback: float = SPILLBACK) -> np.ndarray:
+    """Per link: 1.0 where its exit lane has room, 0.0 where it holds ``spillback`` × its
+    capacity (serving the link would only block the junction)."""
+    full = snap.vehicles[layout.link_out] >= spillback * layout.exit_capacity
+    return (~full).astype(float)
+
+
+def link_pressure(layout: SignalLayout, counts: np.ndarray, open_links: np.ndarray) -> np.ndarray:
+    """Per link: ``share × (counts[in] − counts[out])``, clipped at 0, 0 where blocked.
+
+    A lane feeding several links counts once over them (each link carries its share).
+    """
+    raw = layout.link_share * (counts[layout.link_in] - counts[layout.link_out])
+    return np.maximum(raw, 0.0) * open_links
+
+
+def green_pressures(layout: SignalLayout, counts: np.ndarray, open_links: np.ndarray) -> np.ndarray:
+    """Pressure of each green: the sum of its links' pressures, permissive links counted
+    as protected ones — the movement-level pressure of max-pressure control (Varaiya
+    2013), see :mod:`twin_traffic.controllers.max_pressure`."""
+    served = (layout.protected | layout.permissive).astype(float)
+    return served @ link_pressure(layout, counts, open_links)
+
+
+MAX_WAIT = 120.0  # seconds without green that a waiting movement tolerates (as the controllers)
+
+
+def unserved_since(
+    since: np.ndarray | None, layout: SignalLayout, snap: Snapshot, engine: PhaseEngine
+) -> np.ndarray:
+    """Per link: the time since which its lane has had demand (halting or waiting to
+    enter) without green — ``snap.time`` where it is served or has none. ``since`` is
+    the previous decision's answer (``None`` at the start)."""
+    lanes = layout.link_in
+    queued = snap.halting[lanes]
+    if len(snap.pending):
+        queued = queued + snap.pending[lanes]
+    green = layout.protected[engine.current_green] | layout.permissive[engine.current_green]
+    served = green & ~engine.in_transition
+    if since is None or len(since) != len(lanes):
+        since = np.full(len(lanes), snap.time)
+    return np.where(served | (queued <= 0), snap.time, since)
+
+
+def _with_pending(values: np.ndarray, snap: Snapshot) -> np.ndarray:
+    return values + snap.pending if len(snap.pending) else values
+
+
+def _greens(obs: Observer, layout: SignalLayout, snap: Snapshot, engine: PhaseEngine) -> np.ndarray:
+    block = np.zeros((obs.max_greens, GREEN_FEATURES))
+    n = layout.num_greens
+    block[engine.current_green, 0] = 1.0
+    open_links = exit_open(layout, snap)
+    block[:n, 1] = squash(green_pressures(layout, _with_pending(snap.vehicles, snap), open_links))
+    block[:n, 2] = squash(green_pressures(layout, _with_pending(snap.halting, snap), open_links))
+    block[:n, 3] = obs.switch_seconds(layout, engine)[engine.current_green] / TRANSITION_SCALE
+    waited = snap.time - obs.waiting_since(layout, snap, engine)
+    served = (layout.protected | layout.permissive).astype(float)
+    block[:n, 4] = (served * waited).max(axis=1, initial=0.0) / MAX_WAIT
+    return np.minimum(block, 1.0).ravel()
+
+
+def _timing(obs: Observer, layout: SignalLayout, snap: Snapshot, engine: PhaseEngine) -> np.ndarray:
+    current = engine.current_green
+    minimum = max(engine.timing.min_green, float(layout.min_green[current]))
+    served = engine.time_in_green >= minimum and not engine.in_transition
+    return np.array([float(engine.in_transition), min(engine.time_in_green / obs.max_green, 1.0),
+                     float(served)])  # fmt: skip
+
+
 OBSERVATIONS: dict[str, ObservationFeature] = {
-    "phase": ObservationFeature(lambda s: s.num_greens + 2, 0.0, frozenset(), _phase),
+    "phase": ObservationFeature(lambda _, s: s.num_greens + 2, 0.0, frozenset(), _phase),
     "density": ObservationFeature(
-        lambda s: len(s.in_lanes), 0.0, frozenset({"vehicles"}), _density
+        lambda _, s: len(s.in_lanes), 0.0, frozenset({"vehicles"}), _density
     ),
-    "queue": ObservationFeature(lambda s: len(s.in_lanes), 0.0, frozenset({"halting"}), _queue),
+    "queue": ObservationFeature(lambda _, s: len(s.in_lanes), 0.0, frozenset({"halting"}), _queue),
     "pressure": ObservationFeature(
-        lambda s: len(s.movement_in), -1.0, frozenset({"vehicles", "outgoing"}), _pressure
+        lambda _, s: len(s.movement_in), -1.0, frozenset({"vehicles", "outgoing"}), _pressure
     ),
     "speed": ObservationFeature(
-        lambda s: len(s.in_lanes), 0.0, frozenset({"speed", "vehicles"}), _speed
+        lambda _, s: len(s.in_lanes), 0.0, frozenset({"speed", "vehicles"}), _speed
     ),
     "sensor": ObservationFeature(
-        lambda s: 2 * len(s.in_lanes), 0.0, frozenset({"sensor"}), _sensor
+        lambda _, s: 2 * len(s.in_lanes), 0.0, frozenset({"sensor"}), _sensor
     ),
+    "greens": ObservationFeature(
+        lambda o, _: o.max_greens * GREEN_FEATURES,
+        0.0,
+        frozenset({"vehicles", "halting", "outgoing", "pending"}),
+        _greens,
+    ),
+    "timing": ObservationFeature(lambda _, s: 3, 0.0, frozenset(), _timing),
 }
 
 
@@ -195,8 +304,14 @@ def _wait(obs: Observer, layout: SignalLayout, snap: Snapshot, before: Snapshot)
     return float(-change / (elapsed * _approach_capacity(obs, layout)))
 
 
+def _entering(layout: SignalLayout, snap: Snapshot) -> float:
+    """Vehicles waiting to enter the network on the signal's approach edges."""
+    return float(snap.pending[layout.in_lanes].sum()) if len(snap.pending) else 0.0
+
+
 def _queue_reward(obs: Observer, layout: SignalLayout, snap: Snapshot, _: Snapshot) -> float:
-    return float(-snap.halting[layout.in_lanes].sum() / _approach_capacity(obs, layout))
+    queued = snap.halting[layout.in_lanes].sum() + _entering(layout, snap)
+    return float(-queued / _approach_capacity(obs, layout))
 
 
 def _pressure_reward(obs: Observer, layout: SignalLayout, snap: Snapshot, _: Snapshot) -> float:
@@ -208,7 +323,8 @@ def _pressure_reward(obs: Observer, layout: SignalLayout, snap: Snapshot, _: Sna
 def _delay_reward(obs: Observer, layout: SignalLayout, snap: Snapshot, _: Snapshot) -> float:
     lanes = layout.in_lanes
     slowdown = np.clip(1.0 - snap.speed[lanes] / obs.max_speed[lanes], 0.0, 1.0)
-    return float(-(snap.vehicles[lanes] * slowdown).sum() / _approach_capacity(obs, layout))
+    rate = (snap.vehicles[lanes] * slowdown).sum() + _entering(layout, snap)
+    return float(-rate / _approach_capacity(obs, layout))
 
 
 def _throughput(obs: Observer, layout: SignalLayout, snap: Snapshot, before: Snapshot) -> float:
@@ -220,9 +336,9 @@ def _throughput(obs: Observer, layout: SignalLayout, snap: Snapshot, before: Sna
 
 REWARDS: dict[str, tuple[frozenset[str], RewardFn]] = {
     "wait": (frozenset({"waiting"}), _wait),
-    "queue": (frozenset({"halting"}), _queue_reward),
+    "queue": (frozenset({"halting", "pending"}), _queue_reward),
     "pressure": (frozenset({"vehicles", "outgoing"}), _pressure_reward),
-    "delay": (frozenset({"vehicles", "speed"}), _delay_reward),
+    "delay": (frozenset({"vehicles", "speed", "pending"}), _delay_reward),
     "throughput": (frozenset({"crossed"}), _throughput),
 }
 
@@ -275,6 +391,9 @@ class Observer:
         self.max_speed = np.array([network.lane_speeds[lane] for lane in self.lanes])
         self.sensor_capacity = np.maximum(np.minimum(lengths, sensor_range) / VEHICLE_SPACE, 1.0)
         self.layouts = tuple(_layout(light, index, self.capacity) for light in lights)
+        self.max_greens: int = max((layout.num_greens for layout in self.layouts), default=0)
+        self._switch_seconds: dict[str, np.ndarray] = {}
+        self._unserved: dict[str, tuple[float, np.ndarray]] = {}
         self.needs = frozenset().union(
             *(OBSERVATIONS[name].needs for name in self.observation),
             REWARDS[reward][0],
@@ -314,11 +433,12 @@ class Observer:
     # -- reading ---------------------------------------------------------------------------
 
     def attach(self, sim: Simulation) -> None:
-        """Prepare the readers on a started simulation.
+        """Prepare the readers on a started simulation (and forget the last run's waits).
 
         Each lane variable is read only where a feature uses it: on the approaches, and
         vehicles also on the outgoing lanes when a pressure is computed.
         """
+        self._unserved = {}
         approaches = self.approach_lanes
         self._approach_rows = np.array([self.lanes.index(lane) for lane in approaches], dtype=int)
         all_rows = np.arange(len(self.lanes))
@@ -375,10 +495,35 @@ class Observer:
         ]
         return np.concatenate(blocks).astype(np.float32)
 
+    def switch_seconds(self, layout: SignalLayout, engine: PhaseEngine) -> np.ndarray:
+        """``(greens, greens)``: seconds of the transition from one green to another
+        (0 on the diagonal), computed once per signal."""
+        table = self._switch_seconds.get(layout.id)
+        if table is None:
+            n = engine.num_greens
+            table = np.array([[0.0 if src == dst else
+                               sum(seconds for _, seconds in engine.transition(src, dst))
+                               for dst in range(n)] for src in range(n)])  # fmt: skip
+            self._switch_seconds[layout.id] = table
+        return table
+
+    def waiting_since(
+        self, layout: SignalLayout, snap: Snapshot, engine: PhaseEngine
+    ) -> np.ndarray:
+        """Per link: since when its lane has waited for green (see :func:`unserved_since`),
+        brought up to date once per snapshot."""
+        stored = self._unserved.get(layout.id)
+        if stored is not None and stored[0] == snap.time:
+            return stored[1]
+        previous = stored[1] if stored is not None and stored[0] < snap.time else None
+        since = unserved_since(previous, layout, snap, engine)
+        self._unserved[layout.id] = (snap.time, since)
+        return since
+
     def observation_bounds(self, layout: SignalLayout) -> tuple[np.ndarray, np.ndarray]:
         """Lower and upper bounds of a signal's observation vector."""
         lows = [
-            np.full(OBSERVATIONS[name].size(layout), OBSERVATIONS[name].low, dtype=np.float32)
+            np.full(OBSERVATIONS[name].size(self, layout), OBSERVATIONS[name].low, dtype=np.float32)
             for name in self.observation
         ]
         low = np.concatenate(lows)

@@ -28,7 +28,14 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from twin_traffic.errors import ControllerError
-from twin_traffic.features import DEFAULT_SENSOR_RANGE, Observer, SignalLayout, Snapshot
+from twin_traffic.features import (
+    DEFAULT_SENSOR_RANGE,
+    Observer,
+    SignalLayout,
+    Snapshot,
+    exit_open,
+    unserved_since,
+)
 from twin_traffic.signals import PhaseEngine, SignalTiming
 
 if TYPE_CHECKING:
@@ -124,23 +131,12 @@ class GreenChooser(ABC):
 
     def open_links(self, layout: SignalLayout, snapshot: Snapshot) -> np.ndarray:
         """1.0 for links whose outgoing lane has room, 0.0 where it spills back."""
-        full = snapshot.vehicles[layout.link_out] >= self.spillback * layout.exit_capacity
-        return (~full).astype(float)
+        return exit_open(layout, snapshot, self.spillback)
 
     def starving(self, layout: SignalLayout, snapshot: Snapshot, engine: PhaseEngine) -> np.ndarray:
         """Per link: seconds its lane has had demand without green, once past ``max_wait``
         (0 elsewhere). Updated at every decision."""
-        lanes = layout.link_in
-        queued = snapshot.halting[lanes]
-        if len(snapshot.pending):
-            queued = queued + snapshot.pending[lanes]
-        demand = queued > 0
-        green = layout.protected[engine.current_green] | layout.permissive[engine.current_green]
-        served = green & ~engine.in_transition
-        since = self._unserved_since.get(layout.id)
-        if since is None or len(since) != len(lanes):
-            since = np.full(len(lanes), snapshot.time)
-        since = np.where(served | ~demand, snapshot.time, since)
+        since = unserved_since(self._unserved_since.get(layout.id), layout, snapshot, engine)
         self._unserved_since[layout.id] = since
         waited = snapshot.time - since
         return np.where(waited >= self.max_wait, waited, 0.0)

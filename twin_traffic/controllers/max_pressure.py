@@ -15,19 +15,17 @@ from __future__ import annotations
 import numpy as np
 
 from twin_traffic.controllers.decision import GreenChooser, served_links
-from twin_traffic.features import SignalLayout, Snapshot
+from twin_traffic.features import SignalLayout, Snapshot, green_pressures, link_pressure
 from twin_traffic.signals import PhaseEngine
 
-
-def link_pressure(layout: SignalLayout, counts: np.ndarray, open_links: np.ndarray) -> np.ndarray:
-    """Per link: ``share × (counts[in] − counts[out])``, clipped at 0, 0 where blocked."""
-    raw = layout.link_share * (counts[layout.link_in] - counts[layout.link_out])
-    return np.maximum(raw, 0.0) * open_links
-
-
-def green_pressures(layout: SignalLayout, counts: np.ndarray, open_links: np.ndarray) -> np.ndarray:
-    """Pressure of each green: the sum of its links' pressures."""
-    return served_links(layout) @ link_pressure(layout, counts, open_links)
+__all__ = [
+    "AdvancedMaxPressureController",
+    "EfficientMaxPressureController",
+    "MaxPressureController",
+    "green_pressures",
+    "link_pressure",
+    "running_vehicles",
+]
 
 
 class MaxPressureController(GreenChooser):
