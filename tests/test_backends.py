@@ -8,14 +8,16 @@ import pytest
 
 from twin_traffic.envs import SignalParallelEnv
 
+ALL_OBSERVATIONS = ("phase", "density", "queue", "pressure", "speed", "sensor", "greens",
+                    "running", "timing")  # fmt: skip
+
 
 def episode(backend: str, name: str, reward: str) -> list[tuple[object, ...]]:
     env = SignalParallelEnv(
         scenario=name,
         end=400,
         backend=backend,
-        observation=("phase", "density", "queue", "pressure", "speed", "sensor", "greens",
-                     "timing"),  # fmt: skip
+        observation=ALL_OBSERVATIONS,
         reward=reward,
     )
     rng = np.random.default_rng(3)

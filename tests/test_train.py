@@ -13,7 +13,7 @@ import pytest
 
 from twin_traffic.errors import ControllerError, TwinTrafficError
 from twin_traffic.evaluate import RunSpec, run_episode
-from twin_traffic.train import Recipe, default_recipe, load_recipe, train
+from twin_traffic.train import CLASSICAL, Recipe, default_recipe, load_recipe, train
 
 END = 200.0  # 40 decisions per episode
 
@@ -27,6 +27,7 @@ def small_recipe() -> Recipe:
         eval_every=256,
         eval_seeds=(100,),
         checkpoint_every=256,
+        baselines=("fixed", "max-pressure"),
         env={**recipe.env, "end": END},
         hyperparameters={**recipe.hyperparameters, "n_steps": 64, "batch_size": 64, "n_epochs": 2},
     )
@@ -171,6 +172,7 @@ def test_baselines_are_reused_only_for_the_same_runs(tmp_path: Path) -> None:
 
     path = tmp_path / "baselines.json"
     single = baselines_of(tmp_path, config("single", 60.0), (100,), 1)
+    assert set(single) == set(CLASSICAL)  # every classical controller, by default
     stored = json.loads(path.read_text())
     assert (stored["scenario"], stored["end"], stored["seeds"]) == ("single", 60.0, [100])
     # Same scenario, window, protocol and seeds (a resume): read back, not measured again.
@@ -184,3 +186,17 @@ def test_baselines_are_reused_only_for_the_same_runs(tmp_path: Path) -> None:
     assert json.loads(path.read_text())["scenario"] == "mixed"
     assert mixed != single and mixed == baselines_of(tmp_path / "x", config("mixed", 60.0),
                                                      (100,), 1)  # fmt: skip
+
+
+def test_resume_refuses_another_scenario_or_algorithm(tmp_path: Path) -> None:
+    """--resume continues the run in the folder; another scenario or window is refused
+    before anything is written."""
+    recipe = replace(small_recipe(), timesteps=64, eval_every=64, checkpoint_every=64)
+    folder = train("single", recipe, tmp_path / "run", seed=0, progress_bar=False).folder
+    before = _files(folder)
+    with pytest.raises(TwinTrafficError, match="trained with scenario = 'single', not 'mixed'"):
+        train("mixed", recipe, folder, resume=True, progress_bar=False)
+    with pytest.raises(TwinTrafficError, match=r"trained with end = 200\.0, not 100\.0"):
+        train("single", replace(recipe, env={**recipe.env, "end": 100.0}), folder, resume=True,
+              progress_bar=False)  # fmt: skip
+    assert _files(folder) == before

@@ -120,9 +120,15 @@ class EnvConfig:
 
 class SignalTwin:
     """The machinery both environment APIs share: one SUMO run at a time, the phase
-    engines of the controlled signals, and their observations and rewards."""
+    engines of the controlled signals, and their observations and rewards.
 
-    def __init__(self, config: EnvConfig) -> None:
+    ``teacher`` names a deciding classical controller (``max-pressure`` …) that, with the
+    env's own timings, says at every step which greens it would choose
+    (:meth:`teacher_greens`): the demonstrations of behaviour cloning
+    (:mod:`twin_traffic.imitation`). Its state is read with the observations.
+    """
+
+    def __init__(self, config: EnvConfig, teacher: str | None = None) -> None:
         self.config = config
         self.scenario: Scenario = load_scenario(
             config.scenario, routes=config.routes, begin=config.begin, end=config.end
@@ -139,6 +145,10 @@ class SignalTwin:
         timing = config.timing  # validates the timings
         if config.cycle not in ("acyclic", "cyclic"):
             raise TwinTrafficError(f"cycle must be 'acyclic' or 'cyclic', got {config.cycle!r}")
+        from twin_traffic.imitation import make_teacher
+
+        self.teacher = make_teacher(teacher, config) if teacher is not None else None
+        teacher_needs = self.teacher.needs if self.teacher is not None else frozenset()
         self.observer = Observer(
             self.network,
             self.signal_ids,
@@ -146,7 +156,8 @@ class SignalTwin:
             config.reward,
             max_green=config.max_green,
             sensor_range=config.sensor_range,
-            extra_needs=frozenset({"halting", "waiting"}),  # for each step's info
+            # halting and waiting for each step's info
+            extra_needs=frozenset({"halting", "waiting"}) | teacher_needs,
         )
         self.bank = SignalBank(self.network, self.signal_ids, timing)
         self.layouts = self.observer.layouts
@@ -176,8 +187,22 @@ class SignalTwin:
                                    self.sim.step_length)  # fmt: skip
         self.bank.start(self.sim)
         self.observer.attach(self.sim)
+        if self.teacher is not None:
+            self.teacher.start(self.network, self.bank.engines, self.observer)
         self._last = self.observer.read(self.sim.time)
         return self._observations(self._last)
+
+    def teacher_greens(self) -> list[int]:
+        """The greens the teacher would ask for now, one per controlled signal.
+
+        Call it once per step, before :meth:`step`: the teacher keeps its own account of
+        how long each movement has waited.
+        """
+        if self.teacher is None:
+            raise TwinTrafficError("this env has no teacher; create it with teacher=NAME")
+        if self.sim is None or self._last is None:
+            raise TwinTrafficError("call reset() before teacher_greens()")
+        return self.teacher.greens(self._last, self.bank.engines, self.observer)
 
     def step(self, greens: Sequence[int]) -> tuple[list[np.ndarray], list[float], bool]:
         """Request greens, run one decision interval; observations, rewards, truncated."""
@@ -387,6 +412,8 @@ class SignalParallelEnv(ParallelEnv[str, np.ndarray, int]):
     anything else raises, as PettingZoo's wrappers do. The one exception is padding: in
     ``padded`` mode an action the signal's mask rules out (a green it does not have)
     keeps its current green, so a shared policy that ignores masks cannot crash a run.
+    ``teacher`` names a classical controller whose choices :meth:`teacher_actions` gives
+    (see :class:`SignalTwin`).
     """
 
     metadata = {"name": "twin_traffic_signals_v0", "render_modes": list(RENDER_MODES)}  # noqa: RUF012
@@ -398,12 +425,13 @@ class SignalParallelEnv(ParallelEnv[str, np.ndarray, int]):
         padded: bool = False,
         *,
         render_mode: str | None = None,
+        teacher: str | None = None,
         **overrides: Any,
     ) -> None:
         self.config = _config(type(self).__name__, scenario, config, render_mode, overrides)
         self.render_mode = render_mode
         self.padded = padded
-        self.twin = SignalTwin(self.config)
+        self.twin = SignalTwin(self.config, teacher)
         self.possible_agents = list(self.twin.signal_ids)
         self.agents: list[str] = []
         greens = self.twin.bank.num_greens
@@ -496,6 +524,10 @@ class SignalParallelEnv(ParallelEnv[str, np.ndarray, int]):
         if truncated:
             self.agents = []
         return result
+
+    def teacher_actions(self) -> dict[str, int]:
+        """The teacher's green for every agent now (call once per step, before it)."""
+        return dict(zip(self.possible_agents, self.twin.teacher_greens(), strict=True))
 
     def _pack(self, observations: list[np.ndarray]) -> dict[str, np.ndarray]:
         if not self.padded:

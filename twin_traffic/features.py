@@ -23,6 +23,9 @@ Observations (per signal, concatenated in the order given):
                ``x / (x + 10)``, the seconds of transition a switch to it costs
                / 10, and the longest its links have waited for green with
                vehicles queued / 120 s (1: starving, as the controllers' guard)
+``running``    per green, in action order: moving vehicles within ``sensor_range`` of
+               the stop line on the lanes its open links serve (lane-area
+               detectors), squashed — what Advanced-MP keeps a green for
 ``timing``     in-transition flag, time in green / max green, and whether the
                current green has served its minimum (the engine's and the
                programme's own)
@@ -30,9 +33,10 @@ Observations (per signal, concatenated in the order given):
 
 ``phase``, ``density``, ``queue``, ``pressure``, ``speed`` and ``sensor`` are per lane or
 movement, in each signal's own order, so in a shared policy over signals of different
-shapes the same input means different lanes. ``greens`` is laid out per green, padded to
-the most greens of the controlled signals, so its blocks line up with the actions of
-every signal; with ``timing`` it describes every signal in the same terms.
+shapes the same input means different lanes. ``greens`` and ``running`` are laid out per
+green, padded to the most greens of the controlled signals, so their blocks line up with
+the actions of every signal; with ``timing`` they describe every signal in the same
+terms.
 
 Rewards (per signal; higher is better):
 
@@ -260,6 +264,23 @@ def _greens(obs: Observer, layout: SignalLayout, snap: Snapshot, engine: PhaseEn
     return np.minimum(block, 1.0).ravel()
 
 
+def running_vehicles(layout: SignalLayout, snap: Snapshot, open_links: np.ndarray) -> np.ndarray:
+    """Per green: moving vehicles within detector range on the lanes its open links
+    serve — the *effective running vehicles* of Advanced-MP (Zhang et al. 2022)."""
+    moving = np.maximum(snap.sensor_vehicles - snap.sensor_halting, 0.0)
+    per_link = layout.link_share * moving[layout.link_in] * open_links
+    served = (layout.protected | layout.permissive).astype(float)
+    return served @ per_link
+
+
+def _running(
+    obs: Observer, layout: SignalLayout, snap: Snapshot, engine: PhaseEngine
+) -> np.ndarray:
+    block = np.zeros(obs.max_greens)
+    block[: layout.num_greens] = squash(running_vehicles(layout, snap, exit_open(layout, snap)))
+    return block
+
+
 def _timing(obs: Observer, layout: SignalLayout, snap: Snapshot, engine: PhaseEngine) -> np.ndarray:
     current = engine.current_green
     minimum = max(engine.timing.min_green, float(layout.min_green[current]))
@@ -289,6 +310,7 @@ OBSERVATIONS: dict[str, ObservationFeature] = {
         frozenset({"vehicles", "halting", "outgoing", "pending"}),
         _greens,
     ),
+    "running": ObservationFeature(lambda o, _: o.max_greens, 0.0, frozenset({"sensor"}), _running),
     "timing": ObservationFeature(lambda _, s: 3, 0.0, frozenset(), _timing),
 }
 

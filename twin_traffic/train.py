@@ -30,6 +30,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback, CheckpointCallback
 from stable_baselines3.common.vec_env import VecMonitor
@@ -44,7 +45,19 @@ from twin_traffic.vec_env import SignalVecEnv
 
 ALGORITHMS: dict[str, type[BaseAlgorithm]] = algorithms()
 """The algorithm table of :mod:`twin_traffic.agent`, by name."""
-BASELINES = ("fixed", "max-pressure")
+CLASSICAL = (
+    "fixed",
+    "actuated",
+    "webster",
+    "max-pressure",
+    "efficient-max-pressure",
+    "advanced-max-pressure",
+    "greedy",
+    "sotl",
+)
+"""The classical controllers every agent is measured against, on the validation seeds."""
+TEACHER_BEST = "best"
+"""The recipe's ``teacher`` that means: the best deciding classical controller here."""
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -70,6 +83,15 @@ class Recipe:
         policies: ``shared`` (one policy for every signal) or ``independent`` (one network
             per signal, :mod:`twin_traffic.policies`; ``ppo`` only, and the agent then
             belongs to the network it was trained on).
+        baselines: the classical controllers scored on the validation seeds, to compare
+            with (``fixed`` always among them).
+        teacher: a deciding classical controller to imitate before RL (behaviour
+            cloning, :mod:`twin_traffic.imitation`; ``ppo`` only), ``best`` for the one
+            with the least delay on the validation seeds, or ``""`` for none.
+        imitation_steps: slot-steps recorded per round of cloning.
+        imitation_epochs: passes over the recordings at each fit.
+        imitation_rounds: rounds of cloning: the teacher drives the first, the cloned
+            policy the others (DAgger).
     """
 
     algo: str = "ppo"
@@ -82,6 +104,11 @@ class Recipe:
     eval_seeds: tuple[int, ...] = (100, 101, 102)
     checkpoint_every: int = 20_000
     policies: str = "shared"
+    baselines: tuple[str, ...] = CLASSICAL
+    teacher: str = ""
+    imitation_steps: int = 20_000
+    imitation_epochs: int = 20
+    imitation_rounds: int = 2
 
 
 def recipes_dir() -> Path:
@@ -120,6 +147,8 @@ def load_recipe(path: Path) -> Recipe:
     unknown = sorted(set(data) - known)
     if unknown:
         raise TwinTrafficError(f"{path}: unknown key '{unknown[0]}'; recipes take {sorted(known)}")
+    if isinstance(data.get("baselines"), list):
+        data["baselines"] = tuple(data["baselines"])
     if "eval_seeds" in data:
         from twin_traffic.seeds import SeedError, check_seeds
 
@@ -146,7 +175,8 @@ def check_recipe(recipe: Recipe, source: str) -> None:
         raise TwinTrafficError(
             f"{source}: algo must be one of {', '.join(ALGORITHMS)} (not '{recipe.algo}')"
         )
-    for key in ("timesteps", "simulations", "eval_every", "checkpoint_every"):
+    for key in ("timesteps", "simulations", "eval_every", "checkpoint_every", "imitation_steps",
+                "imitation_epochs", "imitation_rounds"):  # fmt: skip
         value = getattr(recipe, key)
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             fail(key, f"{value!r} is not a whole number >= 1")
@@ -168,6 +198,10 @@ def check_recipe(recipe: Recipe, source: str) -> None:
     except (TypeError, ValueError) as error:
         fail("env", f"{error}; see the [env] keys in agents/ppo-shared.toml")
     check_policies(recipe.policies, recipe.algo, source)
+    check_teacher(recipe.teacher, recipe.algo, source)
+    wrong = [name for name in recipe.baselines if name not in CLASSICAL]
+    if wrong or "fixed" not in recipe.baselines:
+        fail("baselines", f"choose among {', '.join(CLASSICAL)}, fixed included")
     algorithm = ALGORITHMS[recipe.algo]
     _check_keywords(algorithm, recipe.hyperparameters, f"{source}: [hyperparameters]",
                     reserved=("policy", "env", "seed", "device", "tensorboard_log",
@@ -228,6 +262,22 @@ def check_policies(policies: str, algo: str, source: str) -> None:
         raise TwinTrafficError(f"{source}: independent policies need algo = ppo")
 
 
+def check_teacher(teacher: str, algo: str, source: str) -> None:
+    """A teacher is a deciding classical controller, and cloning fits MaskablePPO."""
+    if not isinstance(teacher, str):
+        raise TwinTrafficError(f'{source}: teacher must be a controller name or ""')
+    if not teacher:
+        return
+    if algo != "ppo":
+        raise TwinTrafficError(f'{source}: teacher needs algo = ppo (or teacher = "")')
+    from twin_traffic.imitation import make_teacher
+
+    try:
+        make_teacher(teacher, EnvConfig())
+    except TwinTrafficError as error:
+        raise TwinTrafficError(f"{source}: {error}") from None
+
+
 @dataclass
 class TrainResult:
     """What a training run produced."""
@@ -236,6 +286,7 @@ class TrainResult:
     best_model: Path
     evaluations: list[dict[str, float]]
     baselines: dict[str, list[float]]
+    teacher: str | None = None
 
 
 def env_config(scenario: str, recipe: Recipe, **scenario_options: Any) -> EnvConfig:
@@ -283,21 +334,29 @@ def train(
     config = env_config(scenario, recipe, **dict(scenario_options or {}))
     load_scenario(scenario, routes=config.routes, begin=config.begin, end=config.end)
     check_run_folder(folder, resume)
+    env_description = {**asdict(config), "scenario": scenario}
+    if resume:
+        check_same_run(folder, recipe.algo, env_description)
     torch.set_num_threads(1)  # simulations run in their own processes beside it
     folder.mkdir(parents=True, exist_ok=True)
     checkpoints = folder / "checkpoints"
     latest = _latest_checkpoint(checkpoints)
     check_policies(recipe.policies, recipe.algo, "recipe")
     independent = recipe.policies == "independent"
-    vec = SignalVecEnv(config, recipe.simulations, seed, identify=independent)
+    baselines = baselines_of(folder, config, recipe.eval_seeds, recipe.simulations,
+                             recipe.baselines)  # fmt: skip
+    cloning = bool(recipe.teacher) and not (resume and latest is not None)
+    teacher = resolve_teacher(recipe.teacher, baselines) if cloning else None
+    vec = SignalVecEnv(config, recipe.simulations, seed, identify=independent, teacher=teacher)
     description = {
         "algo": recipe.algo,
         "scenario": scenario,
         "seed": seed,
-        "env": {**asdict(config), "scenario": scenario},
+        "env": env_description,
         "recipe": asdict(recipe),
         "independent": independent,
         "signals": vec.signal_ids,
+        "teacher": teacher,
     }
     write_agent(folder, description)
     env = VecMonitor(vec)
@@ -309,7 +368,6 @@ def train(
 
         policy, policy_kwargs["signals"] = IndependentMaskablePolicy, vec.signals
     try:
-        baselines = baselines_of(folder, config, recipe.eval_seeds, recipe.simulations)
         if resume and latest is not None:
             model = algorithm.load(str(latest), env=env, device="cpu")
         else:
@@ -323,6 +381,8 @@ def train(
                 verbose=0,
                 **dict(recipe.hyperparameters),
             )
+        if teacher is not None:
+            imitate(model, vec, teacher, recipe, folder, seed)
         evaluator = HeldOutEvaluation(folder, config, recipe, on_evaluation)
         checkpoint = CheckpointCallback(
             save_freq=max(recipe.checkpoint_every // env.num_envs, 1),
@@ -349,7 +409,59 @@ def train(
         env.close()
     evaluations = read_evaluations(folder)
     plot_learning_curve(folder, evaluations, baselines)
-    return TrainResult(folder, folder / "best.zip", evaluations, baselines)
+    return TrainResult(folder, folder / "best.zip", evaluations, baselines, teacher)
+
+
+def resolve_teacher(teacher: str, baselines: Mapping[str, Sequence[float]]) -> str:
+    """The controller to imitate: ``teacher``, or for ``best`` the deciding classical
+    controller with the least delay on the validation seeds."""
+    if teacher != TEACHER_BEST:
+        return teacher
+    from twin_traffic.imitation import teachers
+
+    deciding = {name: delays for name, delays in baselines.items() if name in teachers()}
+    if not deciding:
+        raise TwinTrafficError("teacher = best: no deciding classical controller ran here")
+    return best_classical(deciding)
+
+
+def imitate(
+    model: Any, vec: SignalVecEnv, teacher: str, recipe: Recipe, folder: Path, seed: int
+) -> float:
+    """Clone ``teacher`` (the env's) into ``model`` before RL; write ``imitation.json``.
+
+    The first round records the teacher driving; each further round lets the cloned
+    policy drive while the teacher labels its states (DAgger), and the policy is fitted
+    again to everything recorded. The last tenth of the last round is held out of the
+    fit: the share of its states in which the policy chooses as the teacher did is the
+    cloning's agreement, returned.
+    """
+    from twin_traffic.imitation import agreement, clone, demonstrate, joined, policy_driver, split
+
+    gamma = float(recipe.hyperparameters.get("gamma", model.gamma))
+    started = time.monotonic()
+    recorded: list[Any] = []
+    rounds: list[dict[str, float | None]] = []
+    share = 0.0
+    for round_ in range(recipe.imitation_rounds):
+        driver = policy_driver(model) if round_ > 0 else None
+        recording = demonstrate(vec, recipe.imitation_steps, gamma, seed=seed + round_,
+                                driver=driver)  # fmt: skip
+        fit, held_out = split(recording, 0.1)
+        # Before the fit, how often the policy agreed where it drove itself.
+        own = agreement(model, recording) if round_ > 0 else None
+        recorded.append(fit)
+        loss = clone(model, joined(recorded), epochs=recipe.imitation_epochs, seed=seed)
+        share = agreement(model, held_out)
+        rounds.append({"round": round_, "agreement_while_driving": own, "loss": loss,
+                       "held_out_agreement": share})  # fmt: skip
+    record = {
+        "teacher": teacher, "steps_per_round": recipe.imitation_steps,
+        "epochs": recipe.imitation_epochs, "rounds": rounds, "held_out_agreement": share,
+        "seconds": time.monotonic() - started,
+    }  # fmt: skip
+    (folder / "imitation.json").write_text(json.dumps(record, indent=2) + "\n")
+    return share
 
 
 def check_run_folder(folder: Path, resume: bool) -> None:
@@ -370,6 +482,31 @@ def check_run_folder(folder: Path, resume: bool) -> None:
             f"{folder}: already holds a run; pass --resume to continue it, or choose another "
             "--out (or leave --out out for a new run folder)"
         )
+
+
+def check_same_run(folder: Path, algo: str, env: Mapping[str, Any]) -> None:
+    """``--resume`` continues the run that is in ``folder``: the same algorithm on the
+    same scenario, window, protocol and environment, or it is refused with what differs."""
+    from twin_traffic.agent import read_agent
+    from twin_traffic.errors import ControllerError
+
+    try:
+        stored = read_agent(folder)
+    except ControllerError as error:
+        raise TwinTrafficError(f"--resume: {error}") from None
+    if stored["algo"] != algo:
+        raise TwinTrafficError(
+            f"{folder}: --resume: the run trained {stored['algo']}, not {algo}; "
+            "resume it with the same --algo, or train a new run"
+        )
+    given = _as_json(dict(env))
+    for key, value in stored["env"].items():
+        if key != "backend" and given.get(key) != value:
+            raise TwinTrafficError(
+                f"{folder}: --resume: the run was trained with {key} = {value!r}, not "
+                f"{given.get(key)!r}; resume it with the same scenario and options, or train "
+                "a new run"
+            )
 
 
 def new_run_folder(root: Path, scenario: str, algo: str, seed: int) -> Path:
@@ -494,9 +631,14 @@ def protocol_params(controller: str, protocol: str | None) -> dict[str, Any]:
 
 
 def baselines_of(
-    folder: Path, config: EnvConfig, seeds: Sequence[int], workers: int
+    folder: Path,
+    config: EnvConfig,
+    seeds: Sequence[int],
+    workers: int,
+    controllers: Sequence[str] = CLASSICAL,
 ) -> dict[str, list[float]]:
-    """Delay of fixed-time and max-pressure on the held-out seeds, kept in ``baselines.json``.
+    """Delay of every classical controller on the validation seeds, kept in
+    ``baselines.json``.
 
     The file records the runs it was measured with (scenario, window, protocol and options,
     controllers and seeds); it is reused only when they are all the same, e.g. on
@@ -506,7 +648,7 @@ def baselines_of(
     specs = [
         RunSpec(config.scenario, controller=name, seed=s, emissions=False,
                 params=protocol_params(name, config.protocol), **scenario_fields(config))
-        for name in BASELINES
+        for name in controllers
         for s in seeds
     ]  # fmt: skip
     runs = [_as_json(asdict(spec)) for spec in specs]
@@ -518,9 +660,17 @@ def baselines_of(
         if isinstance(stored, dict) and stored.get("runs") == runs:
             return dict(stored["delay"])
     outcomes = sorted(run_specs(specs, workers), key=lambda o: o.index)
-    delays = {
-        name: [_delay(o) for o in outcomes if o.spec.controller == name] for name in BASELINES
-    }
+    delays: dict[str, list[float]] = {}
+    failed: dict[str, str] = {}
+    for name in controllers:
+        of_name = [o for o in outcomes if o.spec.controller == name]
+        broken = [o for o in of_name if o.result is None]
+        if broken:  # a controller that cannot run here is no baseline; say why
+            failed[name] = str(broken[0].error)
+        else:
+            delays[name] = [_delay(o) for o in of_name]
+    if "fixed" not in delays:
+        raise TwinTrafficError(f"fixed-time failed on the validation seeds: {failed['fixed']}")
     record = {
         "scenario": config.scenario,
         "begin": config.begin,
@@ -528,10 +678,16 @@ def baselines_of(
         "protocol": config.protocol,
         "seeds": list(seeds),
         "delay": delays,
+        "failed": failed,
         "runs": runs,
     }
     path.write_text(json.dumps(record, indent=2) + "\n")
     return delays
+
+
+def best_classical(baselines: Mapping[str, Sequence[float]]) -> str:
+    """The classical controller with the least mean delay (fixed-time included)."""
+    return min(baselines, key=lambda name: float(np.mean(baselines[name])))
 
 
 def _as_json(value: Any) -> Any:
@@ -570,9 +726,12 @@ def plot_learning_curve(
     if evaluations:
         axes.plot([row["timesteps"] for row in evaluations], [row["delay"] for row in evaluations],
                   marker="o", label="agent")  # fmt: skip
-    for (name, delays), style in zip(baselines.items(), ("--", ":"), strict=False):
-        axes.axhline(sum(delays) / len(delays), linestyle=style, color="grey", label=name)
-    delays = [row["delay"] for row in evaluations] + [sum(d) / len(d) for d in baselines.values()]
+    shown = dict.fromkeys(["fixed", best_classical(baselines)]) if baselines else {}
+    for name, style in zip(shown, ("--", ":"), strict=False):
+        mean = float(np.mean(baselines[name]))
+        label = name if name == "fixed" else f"{name} (best classical)"
+        axes.axhline(mean, linestyle=style, color="grey", label=label)
+    delays = [row["delay"] for row in evaluations] + [float(np.mean(baselines[n])) for n in shown]
     if delays and max(delays) > 5 * min(delays):  # an untrained policy can gridlock
         axes.set_yscale("log")
     axes.set_xlabel("timesteps")

@@ -28,6 +28,7 @@ from stable_baselines3.common.vec_env.base_vec_env import (
 
 from twin_traffic.agent import identified_space, shape_signals
 from twin_traffic.envs import EnvConfig, SignalParallelEnv
+from twin_traffic.errors import TwinTrafficError
 from twin_traffic.workers import become_worker
 
 # Training episodes use seeds from here on; evaluation seeds below it stay unseen.
@@ -40,11 +41,17 @@ def training_seed(seed: int, simulation: int, episode: int, simulations: int) ->
 
 
 def _worker(
-    remote: Connection, config: EnvConfig, seed: int, index: int, count: int, identify: bool
+    remote: Connection,
+    config: EnvConfig,
+    seed: int,
+    index: int,
+    count: int,
+    identify: bool,
+    teacher: str | None,
 ) -> None:
     """Runs one padded parallel env; answers commands from the VecEnv."""
     become_worker()
-    env = SignalParallelEnv(config=config, padded=True)
+    env = SignalParallelEnv(config=config, padded=True, teacher=teacher)
     agents = env.possible_agents
     space, action_space = env.observation_space(agents[0]), env.action_space(agents[0])
     width, actions = int(space.shape[0]), int(action_space.n)
@@ -84,6 +91,13 @@ def _worker(
                     result["final_observations"] = final
                     result["observations"] = stack(restart())
                 remote.send(result)
+            elif command == "teacher":
+                try:
+                    chosen = env.teacher_actions()
+                except TwinTrafficError as error:
+                    remote.send(error)
+                    continue
+                remote.send(np.array([chosen[a] for a in agents], dtype=np.int64))
             elif command == "masks":
                 empty = [np.zeros(0, dtype=np.float32)] * len(agents)
                 remote.send(shape_signals(empty, greens, width, actions)[1])
@@ -97,6 +111,14 @@ def _worker(
         remote.close()
 
 
+def _answer(remote: Connection) -> Any:
+    """A worker's reply; an error it sent back is raised here."""
+    reply = remote.recv()
+    if isinstance(reply, BaseException):
+        raise reply
+    return reply
+
+
 class SignalVecEnv(VecEnv):
     """``simulations`` SUMO runs × their signals as the slots of one VecEnv.
 
@@ -106,10 +128,17 @@ class SignalVecEnv(VecEnv):
         seed: the run's seed; episode seeds follow :func:`training_seed`.
         identify: end each observation with a one-hot of its signal (for independent
             policies, :mod:`twin_traffic.policies`).
+        teacher: a classical controller whose choices :meth:`teacher_actions` gives
+            (behaviour cloning, :mod:`twin_traffic.imitation`).
     """
 
     def __init__(
-        self, config: EnvConfig, simulations: int = 1, seed: int = 0, identify: bool = False
+        self,
+        config: EnvConfig,
+        simulations: int = 1,
+        seed: int = 0,
+        identify: bool = False,
+        teacher: str | None = None,
     ) -> None:
         context = multiprocessing.get_context("spawn")
         self.simulations = simulations
@@ -119,7 +148,7 @@ class SignalVecEnv(VecEnv):
             local, remote = context.Pipe()
             process = context.Process(
                 target=_worker,
-                args=(remote, config, seed, index, simulations, identify),
+                args=(remote, config, seed, index, simulations, identify, teacher),
                 daemon=True,
             )
             process.start()
@@ -169,6 +198,12 @@ class SignalVecEnv(VecEnv):
     def action_masks(self) -> np.ndarray:
         """Valid actions of every slot, shape ``(slots, actions)``."""
         return self._masks
+
+    def teacher_actions(self) -> np.ndarray:
+        """The teacher's green for every slot now (the env was made with ``teacher``)."""
+        for remote in self._remotes:
+            remote.send(("teacher", None))
+        return np.concatenate([_answer(remote) for remote in self._remotes])
 
     def close(self) -> None:
         """Stop the simulations."""

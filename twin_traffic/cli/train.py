@@ -81,9 +81,13 @@ def train(
     ] = None,
 ) -> None:
     """Train a shared signal policy, keep the best on validation seeds, then compare it with
-    fixed-time and max-pressure on held-out seeds never used in training."""
+    fixed-time and the best classical controller on held-out seeds never used in training.
+
+    With the recipe's ``teacher`` (the default recipe: max-pressure) the policy first
+    imitates that controller's decisions, then PPO improves on them."""
     from twin_traffic.scenario import load_scenario
     from twin_traffic.train import (
+        best_classical,
         check_recipe,
         check_run_folder,
         default_recipe,
@@ -137,10 +141,22 @@ def train(
 
     if not (out_dir / "baselines.json").exists():
         seeds = ", ".join(map(str, chosen.eval_seeds))
+        count = len(chosen.baselines) * len(chosen.eval_seeds)
         err.print(
-            f"scoring fixed-time and max-pressure on held-out seeds {seeds} first "
-            f"({2 * len(chosen.eval_seeds)} simulations, once per run folder), then training "
+            f"scoring {len(chosen.baselines)} classical controllers on validation seeds "
+            f"{seeds} first ({count} simulations, once per run folder), then training "
             f"{chosen.timesteps:,} steps",
+            highlight=False,
+        )
+    if chosen.teacher and not resume:
+        who = (
+            "the best deciding classical controller"
+            if chosen.teacher == "best"
+            else (chosen.teacher)
+        )
+        err.print(
+            f"imitating {who} ({chosen.imitation_rounds} rounds of "
+            f"{chosen.imitation_steps:,} steps) before PPO",
             highlight=False,
         )
     try:
@@ -156,7 +172,11 @@ def train(
         )
         raise typer.Exit(130) from None
     err.print(f"best model: {result.best_model}; learning curve: {out_dir / 'learning_curve.png'}")
-    _compare(loaded.name, source, result.best_model, options, final_seeds, chosen.simulations)
+    classical = [best_classical(result.baselines)]
+    if result.teacher and result.teacher not in classical:
+        classical.append(result.teacher)
+    _compare(loaded.name, source, result.best_model, options, final_seeds, chosen.simulations,
+             classical)  # fmt: skip
 
 
 def _compare(
@@ -166,18 +186,19 @@ def _compare(
     options: dict[str, Any],
     seeds: list[int],
     workers: int,
+    classical: list[str],
 ) -> None:
-    """Agent vs fixed-time vs max-pressure on held-out seeds, as a table."""
+    """Agent vs fixed-time and ``classical`` (the best on the validation seeds first) on
+    held-out seeds, as a table; says so when the agent loses to the best of them."""
     from twin_traffic.evaluate import RunSpec
     from twin_traffic.metrics import summarize_runs
     from twin_traffic.report import comparison_table
     from twin_traffic.train import protocol_params
 
-    controllers = {
-        "fixed": {},
-        "max-pressure": protocol_params("max-pressure", options["protocol"]),
-        "agent": {"model": str(model)},
-    }
+    controllers: dict[str, dict[str, Any]] = {"fixed": {}}
+    for controller in classical:
+        controllers[controller] = protocol_params(controller, options["protocol"])
+    controllers["agent"] = {"model": str(model)}
     specs = [
         RunSpec(scenario, controller="policy" if label == "agent" else label, params=params,
                 seed=s, emissions=False, routes=options["routes"], begin=options.get("begin"),
@@ -198,3 +219,15 @@ def _compare(
         per_controller[label] = summarize_runs([o.result.metrics for o in runs if o.result])
     title = f"{name}: agent on held-out seeds {', '.join(map(str, seeds))}, mean ± 95% CI"
     out.print(comparison_table(title, per_controller, baseline="fixed"))
+    best = classical[0]
+    agent_delay, best_delay = (
+        per_controller["agent"]["delay"].mean,
+        per_controller[best]["delay"].mean,
+    )
+    if agent_delay > best_delay:
+        err.print(
+            f"[yellow]the agent is worse than {best}, the best classical controller on the "
+            f"validation seeds: {agent_delay:.1f} against {best_delay:.1f} s/trip on the "
+            "held-out seeds[/yellow]",
+            highlight=False,
+        )

@@ -14,8 +14,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from twin_traffic.controllers.decision import GreenChooser, served_links
-from twin_traffic.features import SignalLayout, Snapshot, green_pressures, link_pressure
+from twin_traffic.controllers.decision import GreenChooser
+from twin_traffic.features import (
+    SignalLayout,
+    Snapshot,
+    green_pressures,
+    link_pressure,
+    running_vehicles,
+)
 from twin_traffic.signals import PhaseEngine
 
 __all__ = [
@@ -93,15 +99,6 @@ class AdvancedMaxPressureController(EfficientMaxPressureController):
         if not starved.any() and running[current] >= np.where(candidates, scores, 0).max():
             return current
         return self.decide(layout, scores, engine, starved)
-
-
-def running_vehicles(
-    layout: SignalLayout, snapshot: Snapshot, open_links: np.ndarray
-) -> np.ndarray:
-    """Per green: moving vehicles within detector range on the lanes its open links serve."""
-    moving = np.maximum(snapshot.sensor_vehicles - snapshot.sensor_halting, 0.0)
-    per_link = layout.link_share * moving[layout.link_in] * open_links
-    return served_links(layout) @ per_link
 
 
 def _pending(snapshot: Snapshot) -> np.ndarray | float:
