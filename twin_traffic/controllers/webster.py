@@ -12,7 +12,8 @@ Here ``q`` is measured per approach lane, ``s`` is a saturation flow per lane (d
 (:func:`adjustable_stages`): a stage split into several phases is timed as one, and the
 greens a real programme fixes inside its intergreens (``minDur == maxDur``, clearance
 greens) keep their durations. A stage's critical ratio is that of the largest of the
-lanes it serves (a lane served by several stages shares its ratio between them), and
+lanes it serves (a lane served by several stages shares its ratio between them in
+proportion to the programme's greens in each), and
 ``L`` is the rest of the programme's cycle: its yellows, all-reds and fixed greens. The
 programme's phase sequence and transitions stay as they are; only green durations
 change. SUMO starts a static programme at its first phase at the scenario's begin time
@@ -154,12 +155,17 @@ def phase_flow_ratios(
     """Critical flow ratio ``y`` of each stage (by default each green phase,
     :func:`~twin_traffic.plans.green_slots`).
 
-    A lane's ratio is its flow over ``saturation_flow``; a lane served by several stages
-    shares its ratio evenly between them (it needs the sum of their greens, not each
-    one's); a stage's ratio is that of its critical lane, the largest of its lanes'.
+    A lane's ratio is its flow over ``saturation_flow``; a stage's ratio is that of its
+    critical lane, the largest of its lanes' (Webster 1958; HCM 2010, ch. 18, critical
+    lane groups). A lane served by several stages needs the sum of their greens, not each
+    one's (HCM's critical path through overlapping phases), so its ratio is shared between
+    them in proportion to the programme's own green in each: that is how the measured
+    flow was served. An even share would make a short stage that merely continues a main
+    movement (a lead or lag green) as critical as the main stage itself.
     """
     if stages is None:
         stages = [[slot] for slot in green_slots(light.phases)]
+    greens = [sum(light.phases[i].duration for i in stage) for stage in stages]
     served: dict[str, list[int]] = {}
     for k, stage in enumerate(stages):
         state = light.phases[stage[0]].state
@@ -169,9 +175,11 @@ def phase_flow_ratios(
             served.setdefault(lane, []).append(k)
     ratios = [0.0] * len(stages)
     for lane, phases in served.items():
-        share = lane_flows.get(lane, 0.0) / saturation_flow / len(phases)
+        ratio = lane_flows.get(lane, 0.0) / saturation_flow
+        total = sum(greens[k] for k in phases)
         for k in phases:
-            ratios[k] = max(ratios[k], share)
+            share = greens[k] / total if total > 0 else 1.0 / len(phases)
+            ratios[k] = max(ratios[k], ratio * share)
     return ratios
 
 
