@@ -138,9 +138,16 @@ PARAMETERS: dict[str, tuple[Param, ...]] = {
     "fixed": (),
     "actuated": (
         Param("min_green", "float", 5.0, "shortest actuated green, s", positive=True),
-        Param("max_green", "float", 50.0, "longest actuated green, s", positive=True),
+        Param("max_green", "float", 90.0, "longest actuated green, s", positive=True),
         Param("max_gap", "float", 3.0, "gap between vehicles that ends a green, s", positive=True),
         Param("detector_gap", "float", 2.0, "detector distance from the stop line, s", minimum=0),
+        Param(
+            "max_factor",
+            "float",
+            1.25,
+            "longest green as a multiple of the programme's own green",
+            minimum=1.0,
+        ),
     ),
     "max-pressure": _timing(),
     "efficient-max-pressure": _timing(),
