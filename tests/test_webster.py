@@ -167,3 +167,20 @@ def test_webster_parameters_are_checked(tmp_path: Path) -> None:
         WebsterController(flows=str(empty)).additional_files(
             load_network(load_scenario("single")), tmp_path
         )
+
+
+def test_webster_can_keep_each_programmes_cycle(tmp_path: Path) -> None:
+    network = load_network(load_scenario("mixed", end=900))
+    controller = WebsterController(cycle="programme")
+    [plan] = controller.additional_files(network, tmp_path)
+    programmes = read_plan(plan)
+    for tls, light in network.traffic_lights.items():
+        # The cycle, so the coordination of signals that share it, stays the programme's;
+        # the splits are Webster's.
+        assert programmes[tls].cycle == sum(p.duration for p in light.phases)
+    assert _run_plain_sumo("mixed", plan, 900).returncode == 0
+    optimal = WebsterController()
+    optimal.plan(network, tmp_path)
+    assert any(t.cycle != controller.timings[tls].cycle for tls, t in optimal.timings.items())
+    with pytest.raises(ControllerError, match="cycle must be webster or programme"):
+        WebsterController(cycle="city")

@@ -183,6 +183,7 @@ PARAMETERS: dict[str, tuple[Param, ...]] = {
         Param("flows", "str", "measured", "measured, or a SUMO <laneData> output file"),
         Param("flow_seed", "int", 0, "seed of the measuring run", minimum=0),
         Param("flow_period", "float", 900.0, "seconds per measurement interval", positive=True),
+        Param("cycle", "str", "webster", "webster (optimal cycle) or programme (keep the cycle)"),
     ),
     "plan": (_PLAN, _PLAN_ALIAS),
     "tuned": (
