@@ -21,9 +21,9 @@ class ActuatedController:
     Each stage of the scenario's programme becomes actuated; everything else keeps its
     duration. A stage may end early when its traffic runs out (gap-out) and may run at
     most ``max_factor`` times the programme's own green for it: the programme's split is
-    the *maximum green* of actuated control, as the FHWA Signal Timing Manual (Koonce et
-    al. 2008, sec. 5.3.3; 2nd ed. Urbanik et al. 2015, ch. 5) sets maximum greens from
-    the fixed-time splits at the design flow, 1.0-1.5 times. Without such a bound a green
+    the *maximum green* of actuated control, as signal timing practice sets a maximum
+    green from the green the phase needs at the design flow plus a margin (FHWA Signal
+    Timing Manual, Koonce et al. 2008, ch. 5). Without such a bound a green
     under continuous arrivals never gaps out and runs to its maximum, so near saturation
     every stage maxes out and the splits follow the maxima instead of the demand (on
     Bologna's Pasubio the city's own maxima of up to 4x the programme's greens made
