@@ -145,14 +145,33 @@ def test_actuated_keeps_a_real_programmes_fixed_phases(tmp_path: Path) -> None:
     scenario = load_scenario(_real_scenario(tmp_path), end=300)
     [path] = ActuatedController().additional_files(load_network(scenario), tmp_path)
     phases = read_plan(path)["C"].phases
-    # The city's bounds on its stages; its fixed extension and intergreen phases stay fixed.
+    # The city's minimum on its stages and its maximum capped at 1.25x the programme's
+    # 30 s (the split is the maximum green); the fixed extension and intergreens stay fixed.
     assert [(p.min_dur, p.max_dur) for p in phases if p.min_dur is not None] == [
-        (10, 40),
-        (10, 40),
+        (10, 37.5),
+        (10, 37.5),
     ]
     assert [p.duration for p in phases] == [p[1] for p in REAL]
     result = run_episode(RunSpec(str(scenario.config_file), "actuated", seed=0, end=300))
     assert result.metrics["vehicles"] > 0
+
+
+def test_actuated_bounds_a_split_stage_by_the_programmes_green() -> None:
+    from twin_traffic.controllers.actuated import ActuatedController
+
+    # A static programme without bounds (Pasubio's 219 is one): a 36 + 6 s stage, a
+    # clearance green inside the intergreen, and a short 9 s stage.
+    states = ["GGrrr", "GGrrr", "yGrrr", "rGrrr", "rryyr", "rrGGG", "rryyy"]
+    durations = [36, 6, 3, 3, 3, 9, 3]
+    phases = tuple(Phase(s, d) for s, d in zip(states, durations, strict=True))
+    light = TrafficLight("X", "0", phases, tuple(Link(i, f"a{i}", f"b{i}") for i in range(5)))
+    ranges = ActuatedController().bounds(light)
+    # The stage's first phase carries its actuation, up to 1.25 x 42 s less the fixed 6 s
+    # that follow; the split's tail and the clearance green rG... keep their durations.
+    assert ranges == {0: (5, pytest.approx(1.25 * 42 - 6)), 5: (5, pytest.approx(1.25 * 9))}
+    assert ActuatedController(max_factor=1.0).bounds(light) == {0: (5, 36), 5: (5, 9)}
+    # max_green still caps long stages, but never below the programme's own green.
+    assert ActuatedController(max_green=40).bounds(light)[0] == (5, 42 - 6)
 
 
 def test_webster_times_a_real_programmes_stages_only(tmp_path: Path) -> None:

@@ -69,15 +69,19 @@ def test_timing_gives_every_phase_its_minimum_green() -> None:
     assert crowded.greens == (5, 5, 5) and crowded.cycle == 35
 
 
-def test_lane_served_by_two_phases_shares_its_ratio() -> None:
+def test_lane_served_by_two_phases_shares_its_ratio_as_the_programme_serves_it() -> None:
     light = load_network(load_scenario("mixed")).traffic_lights["J2"]
-    # J2's eastbound lanes run in the leading green and in the shared green after it.
+    # J2's eastbound lanes run in the 10 s leading green and in the 24 s shared green
+    # after it: a lane of 900 veh/h (y = 0.5) needs 0.5 C of green over the two together,
+    # and was served in them 10 : 24.
+    assert [light.phases[i].duration for i in green_slots(light.phases)][:2] == [10, 24]
     flows = dict.fromkeys(light.incoming_lanes, 0.0)
     eastbound = [lane for lane in light.incoming_lanes if lane.startswith("J1_J2")]
     assert eastbound
     flows[eastbound[0]] = 900.0
     ratios = phase_flow_ratios(light, flows, 1800)
-    assert ratios[0] == pytest.approx(0.25) and ratios[1] == pytest.approx(0.25)
+    assert ratios[0] == pytest.approx(0.5 * 10 / 34) and ratios[1] == pytest.approx(0.5 * 24 / 34)
+    assert sum(ratios[:2]) == pytest.approx(0.5)
     assert ratios[2:] == [0.0, 0.0]
 
 
@@ -163,3 +167,20 @@ def test_webster_parameters_are_checked(tmp_path: Path) -> None:
         WebsterController(flows=str(empty)).additional_files(
             load_network(load_scenario("single")), tmp_path
         )
+
+
+def test_webster_can_keep_each_programmes_cycle(tmp_path: Path) -> None:
+    network = load_network(load_scenario("mixed", end=900))
+    controller = WebsterController(cycle="programme")
+    [plan] = controller.additional_files(network, tmp_path)
+    programmes = read_plan(plan)
+    for tls, light in network.traffic_lights.items():
+        # The cycle, so the coordination of signals that share it, stays the programme's;
+        # the splits are Webster's.
+        assert programmes[tls].cycle == sum(p.duration for p in light.phases)
+    assert _run_plain_sumo("mixed", plan, 900).returncode == 0
+    optimal = WebsterController()
+    optimal.plan(network, tmp_path)
+    assert any(t.cycle != controller.timings[tls].cycle for tls, t in optimal.timings.items())
+    with pytest.raises(ControllerError, match="cycle must be webster or programme"):
+        WebsterController(cycle="city")

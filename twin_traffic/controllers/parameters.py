@@ -138,9 +138,16 @@ PARAMETERS: dict[str, tuple[Param, ...]] = {
     "fixed": (),
     "actuated": (
         Param("min_green", "float", 5.0, "shortest actuated green, s", positive=True),
-        Param("max_green", "float", 50.0, "longest actuated green, s", positive=True),
+        Param("max_green", "float", 90.0, "longest actuated green, s", positive=True),
         Param("max_gap", "float", 3.0, "gap between vehicles that ends a green, s", positive=True),
         Param("detector_gap", "float", 2.0, "detector distance from the stop line, s", minimum=0),
+        Param(
+            "max_factor",
+            "float",
+            1.25,
+            "longest green as a multiple of the programme's own green",
+            minimum=1.0,
+        ),
     ),
     "max-pressure": _timing(),
     "efficient-max-pressure": _timing(),
@@ -176,6 +183,7 @@ PARAMETERS: dict[str, tuple[Param, ...]] = {
         Param("flows", "str", "measured", "measured, or a SUMO <laneData> output file"),
         Param("flow_seed", "int", 0, "seed of the measuring run", minimum=0),
         Param("flow_period", "float", 900.0, "seconds per measurement interval", positive=True),
+        Param("cycle", "str", "webster", "webster (optimal cycle) or programme (keep the cycle)"),
     ),
     "plan": (_PLAN, _PLAN_ALIAS),
     "tuned": (

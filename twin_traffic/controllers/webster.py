@@ -12,7 +12,8 @@ Here ``q`` is measured per approach lane, ``s`` is a saturation flow per lane (d
 (:func:`adjustable_stages`): a stage split into several phases is timed as one, and the
 greens a real programme fixes inside its intergreens (``minDur == maxDur``, clearance
 greens) keep their durations. A stage's critical ratio is that of the largest of the
-lanes it serves (a lane served by several stages shares its ratio between them), and
+lanes it serves (a lane served by several stages shares its ratio between them in
+proportion to the programme's greens in each), and
 ``L`` is the rest of the programme's cycle: its yellows, all-reds and fixed greens. The
 programme's phase sequence and transitions stay as they are; only green durations
 change. SUMO starts a static programme at its first phase at the scenario's begin time
@@ -154,12 +155,17 @@ def phase_flow_ratios(
     """Critical flow ratio ``y`` of each stage (by default each green phase,
     :func:`~twin_traffic.plans.green_slots`).
 
-    A lane's ratio is its flow over ``saturation_flow``; a lane served by several stages
-    shares its ratio evenly between them (it needs the sum of their greens, not each
-    one's); a stage's ratio is that of its critical lane, the largest of its lanes'.
+    A lane's ratio is its flow over ``saturation_flow``; a stage's ratio is that of its
+    critical lane, the largest of its lanes' (Webster 1958; HCM 2010, ch. 18, critical
+    lane groups). A lane served by several stages needs the sum of their greens, not each
+    one's (HCM's critical path through overlapping phases), so its ratio is shared between
+    them in proportion to the programme's own green in each: that is how the measured
+    flow was served. An even share would make a short stage that merely continues a main
+    movement (a lead or lag green) as critical as the main stage itself.
     """
     if stages is None:
         stages = [[slot] for slot in green_slots(light.phases)]
+    greens = [sum(light.phases[i].duration for i in stage) for stage in stages]
     served: dict[str, list[int]] = {}
     for k, stage in enumerate(stages):
         state = light.phases[stage[0]].state
@@ -169,9 +175,11 @@ def phase_flow_ratios(
             served.setdefault(lane, []).append(k)
     ratios = [0.0] * len(stages)
     for lane, phases in served.items():
-        share = lane_flows.get(lane, 0.0) / saturation_flow / len(phases)
+        ratio = lane_flows.get(lane, 0.0) / saturation_flow
+        total = sum(greens[k] for k in phases)
         for k in phases:
-            ratios[k] = max(ratios[k], share)
+            share = greens[k] / total if total > 0 else 1.0 / len(phases)
+            ratios[k] = max(ratios[k], ratio * share)
     return ratios
 
 
@@ -307,10 +315,12 @@ def _stage_greens(
     proportion to their programme durations, in whole seconds (what a signal controller
     in the street is programmed with); the other greens unchanged."""
     durations = dict(zip(green_slots(light.phases), _green_durations(light), strict=True))
-    for stage, green in zip(stages, greens, strict=True):
+    # Whole seconds per stage that keep the total, so the cycle is the intended one.
+    totals = round_to_total(greens, round(sum(greens)))
+    for stage, green, total in zip(stages, greens, totals, strict=True):
         weights = [max(light.phases[i].duration, 1e-9) for i in stage]
         parts = [green * w / sum(weights) for w in weights]
-        for i, seconds in zip(stage, round_to_total(parts, max(round(green), len(stage))),
+        for i, seconds in zip(stage, round_to_total(parts, max(total, len(stage))),
                               strict=True):  # fmt: skip
             durations[i] = float(seconds)
     return [durations[i] for i in green_slots(light.phases)]
@@ -339,6 +349,9 @@ class WebsterController:
         flow_seed: seed of the measuring run.
         flow_period: seconds per measurement interval; the busiest one is the design flow
             (900 s = the HCM peak 15 minutes; the window length gives the mean).
+        cycle: ``webster`` (Webster's optimal cycle per signal) or ``programme`` (each
+            signal keeps its programme's cycle and only its splits are Webster's, which
+            keeps a city's coordination: signals that share a cycle stay in step).
     """
 
     name = "webster"
@@ -354,6 +367,7 @@ class WebsterController:
         flows: str | Path = "measured",
         flow_seed: int = 0,
         flow_period: float = 900.0,
+        cycle: str = "webster",
     ) -> None:
         self.saturation_flow = float(saturation_flow)
         self.min_cycle = float(min_cycle)
@@ -362,7 +376,9 @@ class WebsterController:
         self.max_flow_ratio = float(max_flow_ratio)
         self.flow_seed = int(flow_seed)
         self.flow_period = float(flow_period)
+        self.cycle = str(cycle)
         checks = (
+            (self.cycle in ("webster", "programme"), "cycle must be webster or programme"),
             (self.saturation_flow > 0, "saturation_flow must be positive (veh/h per lane)"),
             (0 < self.min_cycle <= self.max_cycle, "need 0 < min_cycle <= max_cycle (s)"),
             (self.min_green > 0, "min_green must be positive (s)"),
@@ -406,11 +422,12 @@ class WebsterController:
             ratios = phase_flow_ratios(light, flows, self.saturation_flow, stages)
             adjustable = [i for stage in stages for i in stage]
             cycle = sum(phase.duration for phase in light.phases)
+            keep = self.cycle == "programme"
             timing = webster_timing(
                 ratios,
                 cycle - sum(light.phases[i].duration for i in adjustable),
-                min_cycle=self.min_cycle,
-                max_cycle=self.max_cycle,
+                min_cycle=cycle if keep else self.min_cycle,
+                max_cycle=cycle if keep else self.max_cycle,
                 min_green=self.min_green,
                 max_flow_ratio=self.max_flow_ratio,
             )
