@@ -28,6 +28,8 @@ def small_recipe() -> Recipe:
         eval_seeds=(100,),
         checkpoint_every=256,
         baselines=("fixed", "max-pressure"),
+        imitation_steps=128,
+        imitation_epochs=2,
         env={**recipe.env, "end": END},
         hyperparameters={**recipe.hyperparameters, "n_steps": 64, "batch_size": 64, "n_epochs": 2},
     )
@@ -37,8 +39,12 @@ def test_train_evaluate_reload_resume_and_reproduce(tmp_path: Path) -> None:
     recipe = small_recipe()
     first = train("single", recipe, tmp_path / "a", seed=3, progress_bar=False)
     folder = first.folder
-    for name in ("best.zip", "final.zip", "agent.json", "baselines.json", "learning_curve.png"):
+    for name in ("best.zip", "final.zip", "agent.json", "baselines.json", "learning_curve.png",
+                 "imitation.json"):  # fmt: skip
         assert (folder / name).is_file(), name
+    # The recipe's teacher = best: the better of the deciding baselines was imitated.
+    assert first.teacher == "max-pressure"
+    assert json.loads((folder / "imitation.json").read_text())["teacher"] == "max-pressure"
     assert sorted(p.name for p in (folder / "checkpoints").iterdir()) == [
         "model_256_steps.zip", "model_512_steps.zip",
     ]  # fmt: skip

@@ -234,3 +234,52 @@ def agreement(model: Any, demonstrations: Demonstrations) -> float:
         demonstrations.observations, action_masks=demonstrations.masks, deterministic=True
     )
     return float(np.mean(np.asarray(chosen) == demonstrations.actions))
+
+
+def keep_imitating(
+    demonstrations: Demonstrations,
+    weight: float,
+    decay: float,
+    batches: int = 8,
+    batch_size: int = 256,
+    seed: int = 0,
+) -> Any:
+    """A stable-baselines3 callback that, after every rollout, takes ``batches`` steps of
+    the policy's optimiser on the teacher's actions, the loss scaled by ``weight`` ×
+    ``decay`` ^ rollouts so far: the decaying behaviour-cloning term of DAPG (Rajeswaran
+    et al. 2018), which keeps PPO near the teacher while its own gradient is noisy."""
+    import torch
+    from stable_baselines3.common.callbacks import BaseCallback
+
+    class KeepImitating(BaseCallback):
+        def __init__(self) -> None:
+            super().__init__()
+            self.rollouts = 0
+            self.generator = np.random.default_rng(seed)
+
+        def _on_step(self) -> bool:
+            return True
+
+        def _on_rollout_end(self) -> None:
+            scale = weight * decay**self.rollouts
+            self.rollouts += 1
+            if scale < 1e-3:
+                return
+            policy: Any = self.model.policy
+            policy.set_training_mode(True)
+            for _ in range(batches):
+                batch = self.generator.integers(len(demonstrations), size=batch_size)
+                _, log_prob, _ = policy.evaluate_actions(
+                    torch.as_tensor(demonstrations.observations[batch]),
+                    torch.as_tensor(demonstrations.actions[batch]),
+                    action_masks=demonstrations.masks[batch],
+                )
+                loss = -scale * log_prob.mean()
+                policy.optimizer.zero_grad()
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(policy.parameters(), 0.5)
+                policy.optimizer.step()
+            policy.set_training_mode(False)
+            self.logger.record("imitation/weight", scale)
+
+    return KeepImitating()

@@ -92,6 +92,8 @@ class Recipe:
         imitation_epochs: passes over the recordings at each fit.
         imitation_rounds: rounds of cloning: the teacher drives the first, the cloned
             policy the others (DAgger).
+        imitation_weight: weight of the cloning loss kept during PPO, after every
+            rollout (0: none); it decays by ``imitation_decay`` per rollout.
     """
 
     algo: str = "ppo"
@@ -109,6 +111,8 @@ class Recipe:
     imitation_steps: int = 20_000
     imitation_epochs: int = 20
     imitation_rounds: int = 2
+    imitation_weight: float = 0.0
+    imitation_decay: float = 0.99
 
 
 def recipes_dir() -> Path:
@@ -199,6 +203,14 @@ def check_recipe(recipe: Recipe, source: str) -> None:
         fail("env", f"{error}; see the [env] keys in agents/ppo-shared.toml")
     check_policies(recipe.policies, recipe.algo, source)
     check_teacher(recipe.teacher, recipe.algo, source)
+    for key, low, high in (("imitation_weight", 0.0, math.inf), ("imitation_decay", 0.0, 1.0)):
+        value = getattr(recipe, key)
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, (int, float))
+            or not low <= value <= high
+        ):
+            fail(key, f"{value!r} must be a number from {low:g} to {high:g}")
     wrong = [name for name in recipe.baselines if name not in CLASSICAL]
     if wrong or "fixed" not in recipe.baselines:
         fail("baselines", f"choose among {', '.join(CLASSICAL)}, fixed included")
@@ -272,6 +284,8 @@ def check_teacher(teacher: str, algo: str, source: str) -> None:
         raise TwinTrafficError(f'{source}: teacher needs algo = ppo (or teacher = "")')
     from twin_traffic.imitation import make_teacher
 
+    if teacher == TEACHER_BEST:
+        return
     try:
         make_teacher(teacher, EnvConfig())
     except TwinTrafficError as error:
@@ -381,8 +395,9 @@ def train(
                 verbose=0,
                 **dict(recipe.hyperparameters),
             )
+        demonstrations = None
         if teacher is not None:
-            imitate(model, vec, teacher, recipe, folder, seed)
+            demonstrations = imitate(model, vec, teacher, recipe, folder, seed)
         evaluator = HeldOutEvaluation(folder, config, recipe, on_evaluation)
         checkpoint = CheckpointCallback(
             save_freq=max(recipe.checkpoint_every // env.num_envs, 1),
@@ -394,6 +409,11 @@ def train(
             max(recipe.timesteps - int(model.num_timesteps), 0) if resume else recipe.timesteps
         )
         callbacks: list[BaseCallback] = [checkpoint, evaluator]
+        if demonstrations is not None and recipe.imitation_weight > 0:
+            from twin_traffic.imitation import keep_imitating
+
+            callbacks.append(keep_imitating(demonstrations, recipe.imitation_weight,
+                                            recipe.imitation_decay, seed=seed))  # fmt: skip
         if time_limit is not None:
             callbacks.append(WallClockLimit(time_limit))
         model.learn(
@@ -427,14 +447,14 @@ def resolve_teacher(teacher: str, baselines: Mapping[str, Sequence[float]]) -> s
 
 def imitate(
     model: Any, vec: SignalVecEnv, teacher: str, recipe: Recipe, folder: Path, seed: int
-) -> float:
+) -> Any:
     """Clone ``teacher`` (the env's) into ``model`` before RL; write ``imitation.json``.
 
     The first round records the teacher driving; each further round lets the cloned
     policy drive while the teacher labels its states (DAgger), and the policy is fitted
     again to everything recorded. The last tenth of the last round is held out of the
     fit: the share of its states in which the policy chooses as the teacher did is the
-    cloning's agreement, returned.
+    cloning's agreement (in the file). Returns every recording, joined.
     """
     from twin_traffic.imitation import agreement, clone, demonstrate, joined, policy_driver, split
 
@@ -461,7 +481,7 @@ def imitate(
         "seconds": time.monotonic() - started,
     }  # fmt: skip
     (folder / "imitation.json").write_text(json.dumps(record, indent=2) + "\n")
-    return share
+    return joined(recorded)
 
 
 def check_run_folder(folder: Path, resume: bool) -> None:
