@@ -141,7 +141,8 @@ def test_train_says_what_it_does_and_ctrl_c_ends_it_in_one_line(tmp_path: Path) 
             os.killpg(process.pid, signal.SIGKILL)
     lines = stderr.strip().splitlines()
     assert lines[0] == f"run folder: {out}"
-    assert lines[1].startswith("scoring fixed-time and max-pressure on held-out seeds 100, 101")
+    assert lines[1].startswith("scoring 8 classical controllers on validation seeds 100, 101")
+    assert lines[2].startswith("imitating the best deciding classical controller (2 rounds")
     assert process.returncode == 130, stderr
     assert "Traceback" not in stderr and "KeyboardInterrupt" not in stderr, stderr
     assert lines[-1].startswith("interrupted; run the same command with --resume")

@@ -37,7 +37,7 @@ from typing import Any
 
 from twin_traffic.errors import SimulationError, TwinTrafficError
 from twin_traffic.evaluate import RunResult, RunSpec, run_episode
-from twin_traffic.workers import become_worker
+from twin_traffic.workers import become_worker, children_ignore_sigint
 
 ProgressSink = Callable[[int, float, float], None]
 """Called with (index of the spec, simulated seconds done, seconds in its window)."""
@@ -131,7 +131,8 @@ class _Pool:
     def _start(self) -> _Worker:
         parent_end, child_end = self.context.Pipe(duplex=True)
         process = self.context.Process(target=_serve_runs, args=(child_end,), daemon=True)
-        process.start()
+        with children_ignore_sigint():
+            process.start()
         child_end.close()  # the worker's death must close the pipe's last write end
         worker = _Worker(process, parent_end)
         self.workers.append(worker)

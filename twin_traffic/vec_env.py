@@ -29,7 +29,7 @@ from stable_baselines3.common.vec_env.base_vec_env import (
 from twin_traffic.agent import identified_space, shape_signals
 from twin_traffic.envs import EnvConfig, SignalParallelEnv
 from twin_traffic.errors import TwinTrafficError
-from twin_traffic.workers import become_worker
+from twin_traffic.workers import become_worker, children_ignore_sigint
 
 # Training episodes use seeds from here on; evaluation seeds below it stay unseen.
 TRAINING_SEED_BASE = 1_000_000
@@ -151,7 +151,8 @@ class SignalVecEnv(VecEnv):
                 args=(remote, config, seed, index, simulations, identify, teacher),
                 daemon=True,
             )
-            process.start()
+            with children_ignore_sigint():
+                process.start()
             remote.close()
             self._remotes.append(local)
             self._processes.append(process)

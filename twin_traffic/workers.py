@@ -10,12 +10,14 @@ kernel when the process that started it dies.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import multiprocessing
 import os
 import signal
 import sys
 import threading
+from collections.abc import Iterator
 from multiprocessing.connection import wait
 
 _PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
@@ -31,6 +33,22 @@ def become_worker() -> None:
     if os.getppid() != parent.pid:  # the parent died before the line above
         os._exit(1)
     threading.Thread(target=_exit_with, args=(parent.sentinel,), daemon=True).start()
+
+
+@contextlib.contextmanager
+def children_ignore_sigint() -> Iterator[None]:
+    """Processes started inside begin life ignoring SIGINT (an ignored signal stays
+    ignored through ``exec``, and Python then installs no handler of its own), so a
+    Ctrl-C while a worker is still importing cannot print its traceback; the parent
+    ignores it only for the instant of the start."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _linux_prctl() -> object | None:
