@@ -7,12 +7,19 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from stable_baselines3.common.logger import configure
 
 from twin_traffic.agent import algorithm_class
 from twin_traffic.envs import EnvConfig, SignalParallelEnv
 from twin_traffic.errors import TwinTrafficError
 from twin_traffic.features import GREEN_FEATURES, running_vehicles, squash
-from twin_traffic.imitation import agreement, clone, demonstrate, make_teacher
+from twin_traffic.imitation import (
+    agreement,
+    clone,
+    demonstrate,
+    keep_imitating,
+    make_teacher,
+)
 from twin_traffic.train import Recipe, check_recipe
 from twin_traffic.vec_env import SignalVecEnv
 
@@ -71,12 +78,22 @@ def test_a_cloned_policy_decides_as_its_teacher_on_held_out_states() -> None:
         before = agreement(model, unseen)
         clone(model, recorded, epochs=15)
         after = agreement(model, unseen)
+        # The cloning loss kept during PPO pulls a fresh policy towards the teacher too.
+        fresh = algorithm_class("ppo")("MlpPolicy", training, seed=1, device="cpu",
+                                       learning_rate=1e-3)  # fmt: skip
+        fresh.set_logger(configure(None, []))  # as learn() would
+        keeping = keep_imitating(recorded, weight=1.0, decay=0.5, batches=60)
+        keeping.init_callback(fresh)
+        untaught = agreement(fresh, unseen)
+        keeping.on_rollout_end()
+        taught = agreement(fresh, unseen)
     finally:
         training.close()
         held.close()
     assert len(recorded) >= 3000 and np.isfinite(recorded.returns).all()
     assert after >= 0.9, f"agreement with the teacher on held-out states: {after:.2f}"
     assert after > before + 0.2
+    assert taught > untaught + 0.1 and keeping.rollouts == 1
 
 
 def test_only_a_deciding_controller_can_teach() -> None:

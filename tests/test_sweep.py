@@ -330,6 +330,27 @@ def test_a_worker_killed_mid_run_loses_no_run(tmp_path: Path, reference: tuple[P
 
 
 def test_a_sweep_trains_a_policy_then_evaluates_it(tmp_path: Path) -> None:
+    # A small recipe: the default one's cloning and eight baselines take minutes.
+    (tmp_path / "small.toml").write_text(
+        """
+algo = "ppo"
+eval_every = 128
+eval_seeds = [100]
+baselines = ["fixed", "max-pressure"]
+teacher = "best"
+imitation_steps = 64
+imitation_epochs = 1
+
+[env]
+observation = ["greens", "timing"]
+reward = "delay"
+
+[hyperparameters]
+n_steps = 64
+batch_size = 64
+n_epochs = 1
+"""
+    )
     sweep_file = tmp_path / "learn.toml"
     sweep_file.write_text(
         """
@@ -343,7 +364,7 @@ name = "fixed"
 [[controllers]]
 name = "policy"
 label = "ppo"
-train = { algo = "ppo", timesteps = 128, envs = 1, seed = 4 }
+train = { recipe = "small.toml", timesteps = 128, envs = 1, seed = 4 }
 """
     )
     sweep = load_sweep(sweep_file)

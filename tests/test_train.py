@@ -116,7 +116,8 @@ def test_policy_controller_needs_a_model(tmp_path: Path) -> None:
 def test_other_algorithms_train(algo: str, tmp_path: Path) -> None:
     recipe = load_recipe(default_recipe(algo))
     recipe = replace(recipe, timesteps=256, simulations=1, eval_every=256, eval_seeds=(100,),
-                     checkpoint_every=256, env={**recipe.env, "end": END})  # fmt: skip
+                     checkpoint_every=256, env={**recipe.env, "end": END},
+                     baselines=("fixed",))  # fmt: skip
     if algo == "dqn":
         recipe = replace(recipe, hyperparameters={**recipe.hyperparameters, "learning_starts": 64})
     result = train("mixed", recipe, tmp_path / algo, progress_bar=False)

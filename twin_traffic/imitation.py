@@ -173,30 +173,48 @@ def clone(
     policy = model.policy
     generator = np.random.default_rng(seed)
     optimizer = torch.optim.Adam(policy.parameters(), lr=learning_rate)
-    observations = torch.as_tensor(demonstrations.observations)
-    actions = torch.as_tensor(demonstrations.actions)
-    returns = torch.as_tensor(demonstrations.returns)
-    masks = demonstrations.masks
     policy.set_training_mode(True)
-    loss_sum = 0.0
+    mean_loss = 0.0
     for _ in range(epochs):
         order = generator.permutation(len(demonstrations))
-        loss_sum, batches = 0.0, 0
-        for start in range(0, len(order), batch_size):
-            batch = order[start : start + batch_size]
-            values, log_prob, _ = policy.evaluate_actions(
-                observations[batch], actions[batch], action_masks=masks[batch]
-            )
-            value_loss = torch.nn.functional.mse_loss(values.flatten(), returns[batch])
-            loss = -log_prob.mean() + value_weight * value_loss
-            optimizer.zero_grad()
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(policy.parameters(), 0.5)
-            optimizer.step()
-            loss_sum, batches = loss_sum + loss.item(), batches + 1
-        loss_sum /= max(batches, 1)
+        losses = [
+            imitation_step(policy, optimizer, demonstrations, order[start : start + batch_size],
+                           value_weight=value_weight)
+            for start in range(0, len(order), batch_size)
+        ]  # fmt: skip
+        mean_loss = float(np.mean(losses))
     policy.set_training_mode(False)
-    return loss_sum
+    return mean_loss
+
+
+def imitation_step(
+    policy: Any,
+    optimizer: Any,
+    demonstrations: Demonstrations,
+    batch: np.ndarray,
+    scale: float = 1.0,
+    value_weight: float = 0.0,
+) -> float:
+    """One optimiser step on the rows ``batch``: ``scale`` × (the negative
+    log-likelihood of the teacher's actions + ``value_weight`` × the value head's squared
+    error on the returns). Returns the loss."""
+    import torch
+
+    values, log_prob, _ = policy.evaluate_actions(
+        torch.as_tensor(demonstrations.observations[batch]),
+        torch.as_tensor(demonstrations.actions[batch]),
+        action_masks=demonstrations.masks[batch],
+    )
+    loss = -log_prob.mean()
+    if value_weight:
+        returns = torch.as_tensor(demonstrations.returns[batch])
+        loss = loss + value_weight * torch.nn.functional.mse_loss(values.flatten(), returns)
+    loss = scale * loss
+    optimizer.zero_grad()
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(policy.parameters(), 0.5)
+    optimizer.step()
+    return float(loss.item())
 
 
 def joined(parts: list[Demonstrations]) -> Demonstrations:
@@ -248,7 +266,6 @@ def keep_imitating(
     the policy's optimiser on the teacher's actions, the loss scaled by ``weight`` ×
     ``decay`` ^ rollouts so far: the decaying behaviour-cloning term of DAPG (Rajeswaran
     et al. 2018), which keeps PPO near the teacher while its own gradient is noisy."""
-    import torch
     from stable_baselines3.common.callbacks import BaseCallback
 
     class KeepImitating(BaseCallback):
@@ -269,16 +286,7 @@ def keep_imitating(
             policy.set_training_mode(True)
             for _ in range(batches):
                 batch = self.generator.integers(len(demonstrations), size=batch_size)
-                _, log_prob, _ = policy.evaluate_actions(
-                    torch.as_tensor(demonstrations.observations[batch]),
-                    torch.as_tensor(demonstrations.actions[batch]),
-                    action_masks=demonstrations.masks[batch],
-                )
-                loss = -scale * log_prob.mean()
-                policy.optimizer.zero_grad()
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(policy.parameters(), 0.5)
-                policy.optimizer.step()
+                imitation_step(policy, policy.optimizer, demonstrations, batch, scale)
             policy.set_training_mode(False)
             self.logger.record("imitation/weight", scale)
 
