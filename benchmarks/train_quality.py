@@ -55,11 +55,13 @@ def throughput(scenario: str, simulations: int, seconds: float) -> float:
     return rate
 
 
-def compare(scenario: str, model: Path, seeds: list[int]) -> dict[str, list[dict[str, float]]]:
-    """Metrics per seed of the agent and every classical controller (failed runs left
+def compare(
+    scenario: str, model: Path, seeds: list[int], classical: list[str]
+) -> dict[str, list[dict[str, float]]]:
+    """Metrics per seed of the agent and the ``classical`` controllers (failed runs left
     out, with their error printed)."""
     controllers = {"agent": ("policy", {"model": str(model)})}
-    controllers.update({name: (name, {}) for name in CLASSICAL})
+    controllers.update({name: (name, {}) for name in classical})
     specs = [
         RunSpec(scenario, controller=name, params=params, seed=seed, emissions=False)
         for name, params in controllers.values()
@@ -95,6 +97,11 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("runs/train-quality"))
     parser.add_argument("--throughput-seconds", type=float, default=60.0, help="0 skips it")
     parser.add_argument("--skip-training", action="store_true", help="throughput only")
+    parser.add_argument(
+        "--top", type=int, default=0,
+        help="compare on --seeds only fixed-time and the TOP best classical controllers on "
+        "the validation seeds (0: every classical controller)",
+    )  # fmt: skip
     args = parser.parse_args()
 
     missed = []
@@ -114,7 +121,15 @@ def main() -> None:
         result = train(scenario, load_recipe(default_recipe("ppo")), folder, progress_bar=False,
                        on_evaluation=report, time_limit=args.minutes * 60)  # fmt: skip
         minutes = (time.perf_counter() - started) / 60
-        runs = compare(scenario, result.best_model, args.seeds)
+        ranked = sorted(
+            result.baselines, key=lambda c: sum(result.baselines[c]) / len(result.baselines[c])
+        )
+        classical = (
+            ["fixed", *[c for c in ranked if c != "fixed"][: args.top]]
+            if args.top
+            else list(CLASSICAL)
+        )
+        runs = compare(scenario, result.best_model, args.seeds, classical)
         delay = {c: summarize_seeds([m["delay"] for m in r]) for c, r in runs.items()}
         stops = {c: summarize_seeds([m["stops"] for m in r]) for c, r in runs.items()}
         print(f"{name}: trained {minutes:.1f} min (baselines and cloning included); "
