@@ -59,6 +59,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -117,6 +118,11 @@ class SignalLayout:
     exit_capacity: np.ndarray = field(default_factory=lambda: np.zeros(0))
     # The programme's own minimum per green (its phases' minDur over a stage), s.
     min_green: np.ndarray = field(default_factory=lambda: np.zeros(0))
+
+    @cached_property
+    def served(self) -> np.ndarray:
+        """``(greens, links)``: 1.0 where a link has green (protected or permissive)."""
+        return (self.protected | self.permissive).astype(float)
 
 
 @dataclass
@@ -222,8 +228,7 @@ def green_pressures(layout: SignalLayout, counts: np.ndarray, open_links: np.nda
     """Pressure of each green: the sum of its links' pressures, permissive links counted
     as protected ones — the movement-level pressure of max-pressure control (Varaiya
     2013), see :mod:`twin_traffic.controllers.max_pressure`."""
-    served = (layout.protected | layout.permissive).astype(float)
-    return served @ link_pressure(layout, counts, open_links)
+    return layout.served @ link_pressure(layout, counts, open_links)
 
 
 MAX_WAIT = 120.0  # seconds without green that a waiting movement tolerates (as the controllers)
@@ -259,8 +264,7 @@ def _greens(obs: Observer, layout: SignalLayout, snap: Snapshot, engine: PhaseEn
     block[:n, 2] = squash(green_pressures(layout, _with_pending(snap.halting, snap), open_links))
     block[:n, 3] = obs.switch_seconds(layout, engine)[engine.current_green] / TRANSITION_SCALE
     waited = snap.time - obs.waiting_since(layout, snap, engine)
-    served = (layout.protected | layout.permissive).astype(float)
-    block[:n, 4] = (served * waited).max(axis=1, initial=0.0) / MAX_WAIT
+    block[:n, 4] = (layout.served * waited).max(axis=1, initial=0.0) / MAX_WAIT
     return np.minimum(block, 1.0).ravel()
 
 
@@ -269,8 +273,7 @@ def running_vehicles(layout: SignalLayout, snap: Snapshot, open_links: np.ndarra
     serve — the *effective running vehicles* of Advanced-MP (Zhang et al. 2022)."""
     moving = np.maximum(snap.sensor_vehicles - snap.sensor_halting, 0.0)
     per_link = layout.link_share * moving[layout.link_in] * open_links
-    served = (layout.protected | layout.permissive).astype(float)
-    return served @ per_link
+    return layout.served @ per_link
 
 
 def _running(

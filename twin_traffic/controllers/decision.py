@@ -155,7 +155,7 @@ class GreenChooser(ABC):
 
 def served_links(layout: SignalLayout) -> np.ndarray:
     """``(greens, links)``: 1.0 where a link has green (protected or permissive)."""
-    return (layout.protected | layout.permissive).astype(float)
+    return layout.served
 
 
 def lost_seconds(engine: PhaseEngine, src: int, dst: int) -> float:
