@@ -180,3 +180,31 @@ def test_the_first_ctrl_c_ends_evaluate_and_its_workers(tmp_path: Path) -> None:
         assert time.monotonic() < deadline, "a worker outlived the interrupted evaluate"
         time.sleep(0.1)
     assert not (tmp_path / "runs").exists()
+
+
+def test_train_compares_with_the_best_classical_controller_and_its_teacher(
+    tmp_path: Path,
+) -> None:
+    """The final table holds fixed-time, the best classical controller of the validation
+    seeds, the teacher and the agent; a barely trained agent is said to lose."""
+    (tmp_path / "small.toml").write_text(
+        'algo = "ppo"\neval_every = 256\neval_seeds = [100]\n'
+        'baselines = ["fixed", "max-pressure", "actuated"]\nteacher = "best"\n'
+        "imitation_steps = 128\nimitation_epochs = 2\n"
+        '[env]\nobservation = ["greens", "timing"]\nreward = "delay"\n'
+        "[hyperparameters]\nn_steps = 64\nbatch_size = 64\nn_epochs = 1\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "twin_traffic.cli", "train", "single", "--end", "300",
+         "--timesteps", "128", "--recipe", "small.toml", "--holdout-seeds", "200-201",
+         "--out", "out", "--workers", "1"],
+        capture_output=True, text=True, timeout=600, cwd=tmp_path,
+        env={**os.environ, "COLUMNS": "200"},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    header = next(line for line in result.stdout.splitlines() if "metric" in line)
+    for column in ("fixed", "actuated", "pressure", "agent"):
+        assert column in header, header
+    assert json.loads((tmp_path / "out" / "agent.json").read_text())["teacher"] == "max-pressure"
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("the agent is worse than actuated, the best classical controller")
