@@ -240,18 +240,17 @@ def unserved_since(
     """Per link: the time since which its lane has had demand (halting or waiting to
     enter) without green — ``snap.time`` where it is served or has none. ``since`` is
     the previous decision's answer (``None`` at the start)."""
-    lanes = layout.link_in
-    queued = snap.halting[lanes]
-    if len(snap.pending):
-        queued = queued + snap.pending[lanes]
+    queued = with_pending(snap.halting, snap)[layout.link_in]
     green = layout.protected[engine.current_green] | layout.permissive[engine.current_green]
     served = green & ~engine.in_transition
-    if since is None or len(since) != len(lanes):
-        since = np.full(len(lanes), snap.time)
+    if since is None or len(since) != len(queued):
+        since = np.full(len(queued), snap.time)
     return np.where(served | (queued <= 0), snap.time, since)
 
 
-def _with_pending(values: np.ndarray, snap: Snapshot) -> np.ndarray:
+def with_pending(values: np.ndarray, snap: Snapshot) -> np.ndarray:
+    """Per-lane ``values`` plus the vehicles waiting to enter on the lane's edge (where
+    they are read): a queue that reaches back past the network's entry counts."""
     return values + snap.pending if len(snap.pending) else values
 
 
@@ -260,8 +259,8 @@ def _greens(obs: Observer, layout: SignalLayout, snap: Snapshot, engine: PhaseEn
     n = layout.num_greens
     block[engine.current_green, 0] = 1.0
     open_links = exit_open(layout, snap)
-    block[:n, 1] = squash(green_pressures(layout, _with_pending(snap.vehicles, snap), open_links))
-    block[:n, 2] = squash(green_pressures(layout, _with_pending(snap.halting, snap), open_links))
+    block[:n, 1] = squash(green_pressures(layout, with_pending(snap.vehicles, snap), open_links))
+    block[:n, 2] = squash(green_pressures(layout, with_pending(snap.halting, snap), open_links))
     block[:n, 3] = obs.switch_seconds(layout, engine)[engine.current_green] / TRANSITION_SCALE
     waited = snap.time - obs.waiting_since(layout, snap, engine)
     block[:n, 4] = (layout.served * waited).max(axis=1, initial=0.0) / MAX_WAIT

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -220,18 +220,17 @@ def imitation_step(
 def joined(parts: list[Demonstrations]) -> Demonstrations:
     """Several recordings as one."""
     return Demonstrations(
-        *(np.concatenate([getattr(part, name) for part in parts])
-          for name in ("observations", "masks", "actions", "returns"))
-    )  # fmt: skip
+        *(np.concatenate([getattr(part, f.name) for part in parts]) for f in fields(Demonstrations))
+    )
 
 
 def split(recorded: Demonstrations, share: float) -> tuple[Demonstrations, Demonstrations]:
     """The recording cut in time: the first ``1 - share`` and the last ``share``."""
     cut = len(recorded) - max(int(len(recorded) * share), 1)
-    names = ("observations", "masks", "actions", "returns")
+    arrays = [getattr(recorded, f.name) for f in fields(Demonstrations)]
     return (
-        Demonstrations(*(getattr(recorded, name)[:cut] for name in names)),
-        Demonstrations(*(getattr(recorded, name)[cut:] for name in names)),
+        Demonstrations(*(array[:cut] for array in arrays)),
+        Demonstrations(*(array[cut:] for array in arrays)),
     )
 
 

@@ -21,6 +21,7 @@ from twin_traffic.features import (
     green_pressures,
     link_pressure,
     running_vehicles,
+    with_pending,
 )
 from twin_traffic.signals import PhaseEngine
 
@@ -45,7 +46,7 @@ class MaxPressureController(GreenChooser):
 
     def scores(self, layout: SignalLayout, snapshot: Snapshot) -> np.ndarray:
         """Each green's pressure."""
-        counts = snapshot.vehicles + _pending(snapshot)
+        counts = with_pending(snapshot.vehicles, snapshot)
         return green_pressures(layout, counts, self.open_links(layout, snapshot))
 
     def choose(self, layout: SignalLayout, snapshot: Snapshot, engine: PhaseEngine) -> int:
@@ -65,7 +66,7 @@ class EfficientMaxPressureController(MaxPressureController):
 
     def scores(self, layout: SignalLayout, snapshot: Snapshot) -> np.ndarray:
         """Each green's efficient pressure."""
-        counts = snapshot.halting + _pending(snapshot)
+        counts = with_pending(snapshot.halting, snapshot)
         return green_pressures(layout, counts, self.open_links(layout, snapshot))
 
 
@@ -99,7 +100,3 @@ class AdvancedMaxPressureController(EfficientMaxPressureController):
         if not starved.any() and running[current] >= np.where(candidates, scores, 0).max():
             return current
         return self.decide(layout, scores, engine, starved)
-
-
-def _pending(snapshot: Snapshot) -> np.ndarray | float:
-    return snapshot.pending if len(snapshot.pending) else 0.0
