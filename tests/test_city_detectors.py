@@ -157,6 +157,84 @@ def test_a_mid_block_loop_counts_what_passes_it(tmp_path: Path) -> None:
     assert sum(targets.turns[(0.0, 900.0)].values()) == 42
 
 
+# A three-lane approach whose right lane also serves a bus-only street.
+CROSS_NODES = (
+    '<nodes><node id="A" x="0" y="0"/><node id="B" x="200" y="0" type="traffic_light"/>'
+    '<node id="C" x="400" y="0"/><node id="D" x="200" y="200"/><node id="E" x="200" y="-200"/>'
+    "</nodes>"
+)
+CROSS_EDGES = (
+    '<edges><edge id="AB" from="A" to="B" numLanes="3" speed="13.89"/>'
+    '<edge id="BC" from="B" to="C" numLanes="2" speed="13.89"/>'
+    '<edge id="BD" from="B" to="D" numLanes="1" speed="13.89"/>'
+    '<edge id="BE" from="B" to="E" numLanes="1" speed="13.89" allow="bus"/></edges>'
+)
+
+
+def _cross(folder: Path, connections: str | None = None) -> Path:
+    """The three-lane approach (lane 0 right to the bus street and straight, lane 1
+    straight, lane 2 left), with ``connections`` replacing the approach's own."""
+    (folder / "n.nod.xml").write_text(CROSS_NODES)
+    (folder / "n.edg.xml").write_text(CROSS_EDGES)
+    extra = []
+    if connections is not None:
+        (folder / "n.con.xml").write_text(f"<connections>{connections}</connections>")
+        extra = ["-x", "n.con.xml"]
+    binary = sumo_binary().with_name("netconvert")
+    subprocess.run(
+        [str(binary), "-n", "n.nod.xml", "-e", "n.edg.xml", *extra, "-o", "road.net.xml",
+         "--no-turnarounds"],
+        cwd=folder, check=True, capture_output=True,
+    )  # fmt: skip
+    return folder / "road.net.xml"
+
+
+def test_stop_line_loops_on_some_lanes_tell_the_turns_of_those_lanes(tmp_path: Path) -> None:
+    net = _cross(tmp_path)
+    two = {d.id: d for d in _read(_loops(tmp_path / "two.add.xml", [
+        ("s0", "AB_0", -2.0), ("s1", "AB_1", -2.0),
+    ]))}  # fmt: skip
+    counts = [Count("s0", 0, 900, 20), Count("s1", 0, 900, 30)]
+    targets, unused = _targets(counts, two, net, tmp_path / "c.csv")
+    # Both straight lanes are counted: the through movement is known; the left turn has
+    # its own, uncounted lane and stays free. No car turns into the bus street.
+    assert unused == [] and targets.edges == {}
+    assert targets.turns == {(0.0, 900.0): {("AB", "BC"): 50.0}}
+    three = {
+        **two,
+        **{d.id: d for d in _read(_loops(tmp_path / "l.add.xml", [("s2", "AB_2", -2.0)]))},
+    }
+    targets, unused = _targets([*counts, Count("s2", 0, 900, 7)], three, net, tmp_path / "c.csv")
+    assert unused == []
+    assert targets.turns == {(0.0, 900.0): {("AB", "BC"): 50.0, ("AB", "BD"): 7.0}}
+
+
+def test_a_lane_that_leads_nowhere_is_not_needed_for_the_edge_count(tmp_path: Path) -> None:
+    # Lane 2 of the approach ends at the junction: cars pass on lanes 0 and 1 only.
+    net = _cross(tmp_path, (
+        '<connection from="AB" to="BC" fromLane="0" toLane="0"/>'
+        '<connection from="AB" to="BC" fromLane="1" toLane="1"/>'
+    ))  # fmt: skip
+    mid = {d.id: d for d in _read(_loops(tmp_path / "mid.add.xml", [
+        ("m0", "AB_0", 100.0), ("m1", "AB_1", 100.0),
+    ]))}  # fmt: skip
+    counts = [Count("m0", 0, 900, 30), Count("m1", 0, 900, 12)]
+    targets, unused = _targets(counts, mid, net, tmp_path / "c.csv")
+    assert unused == [] and targets.edges == {(0.0, 900.0): {"AB": 42}}
+
+
+def test_covering_routes_pass_every_counted_turn(tmp_path: Path) -> None:
+    from twin_traffic.calibrate import Targets, _add_covering_routes
+
+    net = _cross(tmp_path)
+    routes = tmp_path / "candidates.rou.xml"
+    routes.write_text('<routes><route id="r0" edges="AB BC"/></routes>')
+    targets = Targets({}, {(0.0, 900.0): {("AB", "BC"): 5.0, ("AB", "BD"): 3.0}})
+    _add_covering_routes(routes, net, targets)
+    text = routes.read_text()
+    assert 'edges="AB BC"' in text and 'edges="AB BD"' in text
+
+
 def _read(path: Path) -> list:  # type: ignore[type-arg]
     from twin_traffic.sensors import read_detectors
 

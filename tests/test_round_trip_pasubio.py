@@ -49,10 +49,15 @@ def test_round_trip_first_quarter_hour(tmp_path: Path) -> None:
     calibration = result.calibration
     assert calibration.config.parent == tmp_path / "work" / "calibrated"
     assert len(result.fits) == 64  # the city's 64 loops, one 15-minute interval
-    # Loops on some lanes of an edge only, or on bus lanes, give no target: reported.
-    assert {loc for loc, _ in calibration.unused} >= {"2.33_0.127_6_1__l0", "2.33_2.34_8_4__l0"}
-    # Measured 50% (the network fills from empty in these 15 minutes); docs/twin.md.
-    assert result.share_ok >= 0.45
+    unused = {loc for loc, _ in calibration.unused}
+    # Mid-block loops on some lanes of an edge only, and loops on bus lanes, give no
+    # target: reported.
+    assert unused >= {"2.32_2.31_4_1__l0", "2.33_2.34_8_4__l0"}
+    # A loop on the one lane of its edge that leads on (the other ends at the junction)
+    # counts the edge; stop-line loops on some lanes tell the turns their lanes serve.
+    assert not unused & {"2.33_0.127_6_1__l0", "0.127_2.33_6_1__l0"}
+    # Measured 56% (the network fills from empty in these 15 minutes); docs/twin.md.
+    assert result.share_ok >= 0.5
 
 
 @pytest.mark.slow
@@ -60,5 +65,5 @@ def test_round_trip_full_hour(tmp_path: Path) -> None:
     scenario = pasubio_copy(tmp_path / "pasubio", end=3600)
     result = round_trip(scenario, tmp_path / "work", vehicle_type="private", start="random")
     assert len(result.fits) == 64 * 4
-    # Measured 53% against the 85% acceptance; docs/twin.md says where the rest is lost.
-    assert result.share_ok >= 0.5
+    # Measured 66% against the 85% acceptance; docs/twin.md says where the rest is lost.
+    assert result.share_ok >= 0.6

@@ -596,8 +596,10 @@ def _targets(
     cross-sections of one edge give their mean. A mid-block loop counts what passes it; a
     cross-section at the stop line also tells the turns (a loop on a left-turn lane counts
     left-turners), so its lane counts are split into turn counts (see :func:`_turn_split`).
-    Loops on some lanes only, or with a gap in the interval, cannot tell the edge's count:
-    they are returned with the reason, and stay in the fit.
+    Stop-line loops on some lanes only tell the turns their lanes serve (with a movement
+    taken to spread evenly over its lanes); elsewhere, loops on some lanes only, or with a
+    gap in the interval, cannot tell the edge's count: they are returned with the reason,
+    and stay in the fit.
     """
     import sumolib
 
@@ -621,42 +623,69 @@ def _targets(
             locations[item.location].add(item.location)
     turns: dict[tuple[float, float], dict[tuple[str, str], float]] = defaultdict(dict)
     unused: list[tuple[str, str]] = []
-    lanes = {d.lane for d in loops.values()}
+    lanes = {lane for section in itertools.chain(*sections.values()) for lane in section.car_lanes}
     movements = _lane_movements(net, lanes)
     for (begin, end, edge), counted in sorted(by_loop.items()):
-        complete = [
-            section
-            for section in sections[edge]
-            if section.covers_edge and set(section.loops) <= set(counted)
-        ]
-        used = {loop for section in complete for loop in section.loops}
+        total, split, used = _edge_target(
+            sections[edge], counted, {i: loops[i].lane for i in counted}, movements
+        )
         for loop in sorted(set(counted) - used):
             unused.append((loop, _why_unused(loop, sections[edge], counted, begin, end)))
-        if not complete:
-            continue
-        locations[edge].update(counted)
-        totals = [sum(counted[loop] for loop in section.loops) for section in complete]
-        stop_line = [s for s in complete if s.at_stop_line]
-        split = None
-        if len(complete) == 1 and stop_line:
-            by_lane = {loops[loop].lane: counted[loop] for loop in stop_line[0].loops}
-            split = _turn_split(by_lane, movements)
-        if split is None:  # mid-block, or a dead end: the loops tell the edge's total
-            edges[(begin, end)][edge] = round(sum(totals) / len(totals))
-        else:
-            for to_edge, flow in split.items():
-                turns[(begin, end)][(edge, to_edge)] = flow
-                locations[to_edge].update(counted)
+        locations[edge].update(used)
+        if total is not None:
+            edges[(begin, end)][edge] = total
+        for pair, flow in (split or {}).items():
+            turns[(begin, end)][pair] = flow
+            locations[pair[1]].update(used)
     return (
         Targets({k: v for k, v in edges.items() if v}, dict(turns), dict(locations)),
         unused,
     )
 
 
+def _edge_target(
+    sections: Sequence[_Section],
+    counted: dict[str, float],
+    lane_of: dict[str, str],
+    movements: dict[str, dict[str, bool]],
+) -> tuple[float | None, dict[tuple[str, str], float] | None, set[str]]:
+    """What one edge's loops tell in one interval: its total, or the turns off it at its
+    stop line (``(edge, to)`` pairs), and the loops that tell it."""
+    complete = [s for s in sections if s.covers_edge and set(s.loops) <= set(counted)]
+    if not complete:
+        # Stop-line loops on some lanes only still tell the turns those lanes serve.
+        for section in sections:
+            if not (section.at_stop_line and section.car_lanes) or set(section.loops) - set(
+                counted
+            ):
+                continue
+            by_lane = {lane_of[loop]: counted[loop] for loop in section.loops}
+            split = _turn_split(by_lane, movements, section.car_lanes)
+            if split:
+                return None, _turns_off(section, split), set(section.loops)
+        return None, None, set()
+    used = {loop for section in complete for loop in section.loops}
+    if len(complete) == 1:
+        section = complete[0]
+        by_lane = {lane_of[loop]: counted[loop] for loop in section.loops}
+        if section.at_stop_line:
+            split = _turn_split(by_lane, movements, section.car_lanes)
+            if split:
+                return None, _turns_off(section, split), used
+    # Mid-block, or a lane model that cannot tell the movements: the edge's total.
+    totals = [sum(counted[loop] for loop in section.loops) for section in complete]
+    return round(sum(totals) / len(totals)), None, used
+
+
+def _turns_off(section: _Section, split: dict[str, float]) -> dict[tuple[str, str], float]:
+    return {(section.edge, to_edge): n for to_edge, n in split.items()}
+
+
 @dataclass(frozen=True)
 class _Section:
     """The loops of one edge at one position."""
 
+    edge: str
     loops: tuple[str, ...]
     covers_edge: bool
     at_stop_line: bool
@@ -674,9 +703,7 @@ def _cross_sections(loops: dict[str, Detector], net: Any) -> dict[str, list[_Sec
         by_edge[loop.edge].append((pos, loop))
     sections: dict[str, list[_Section]] = defaultdict(list)
     for edge, placed in by_edge.items():
-        car_lanes = tuple(
-            lane.getID() for lane in net.getEdge(edge).getLanes() if lane.allows(_VCLASS)
-        )
+        car_lanes = _through_lanes(net.getEdge(edge))
         groups: list[list[tuple[float, Detector]]] = []
         for pos, loop in sorted(placed, key=lambda item: item[0]):
             if groups and pos - groups[-1][-1][0] < CROSS_SECTION:
@@ -688,6 +715,7 @@ def _cross_sections(loops: dict[str, Detector], net: Any) -> dict[str, list[_Sec
             ends = [float(net.getLane(loop.lane).getLength()) - pos for pos, loop in group]
             sections[edge].append(
                 _Section(
+                    edge=edge,
                     loops=tuple(loop.id for _, loop in group),
                     covers_edge=bool(car_lanes) and set(car_lanes) <= set(lanes),
                     at_stop_line=max(ends) <= STOP_LINE_RANGE,
@@ -696,6 +724,34 @@ def _cross_sections(loops: dict[str, Detector], net: Any) -> dict[str, list[_Sec
                 )
             )
     return sections
+
+
+def _through_lanes(edge: Any) -> tuple[str, ...]:
+    """The lanes of ``edge`` that carry cars through it: those that allow cars, less dead
+    lanes (no onward connection for cars where other lanes of the edge have one)."""
+    return tuple(
+        lane.getID() for lane in edge.getLanes() if lane.allows(_VCLASS) and not _dead(lane)
+    )
+
+
+def _dead(lane: Any) -> bool:
+    """True for a lane from which no car can leave its edge while another lane can."""
+    return not _leads_on(lane) and any(_leads_on(other) for other in lane.getEdge().getLanes())
+
+
+def _leads_on(lane: Any) -> bool:
+    """True when a car can drive on from ``lane`` (a turnaround at the network's edge
+    does not count)."""
+    return any(
+        c.getToLane().allows(_VCLASS) and c.getDirection() != "t" for c in lane.getOutgoing()
+    )
+
+
+def _car_connections(lane: Any) -> list[Any]:
+    """The connections of ``lane`` a car may take and drive on from."""
+    return [
+        c for c in lane.getOutgoing() if c.getToLane().allows(_VCLASS) and not _dead(c.getToLane())
+    ]
 
 
 def _why_unused(
@@ -725,7 +781,7 @@ def _lane_movements(net: Any, lanes: set[str]) -> dict[str, dict[str, bool]]:
     movements: dict[str, dict[str, bool]] = {}
     for lane_id in lanes:
         targets: dict[str, bool] = {}
-        for connection in net.getLane(lane_id).getOutgoing():
+        for connection in _car_connections(net.getLane(lane_id)):
             target = connection.getToLane().getEdge().getID()
             straight = connection.getDirection() == "s"
             targets[target] = targets.get(target, False) or straight
@@ -733,16 +789,27 @@ def _lane_movements(net: Any, lanes: set[str]) -> dict[str, dict[str, bool]]:
     return movements
 
 
-def _turn_split(
-    by_lane: dict[str, float], movements: dict[str, dict[str, bool]]
-) -> dict[str, float] | None:
-    """Vehicles per movement (destination edge) from one edge's lane counts.
+def _whole(flows: Any, total: int) -> list[float]:
+    """Whole vehicles, rounded so that they add up to ``total``."""
+    import numpy as np
 
-    A movement served by several lanes is taken to spread evenly over them. When the lanes
-    cannot tell every movement apart (a shared through-and-right lane beside a shared
-    through-and-left lane), the counts are split with as little turning traffic as they
-    allow: through traffic dominates the approaches a city counts. None when no lane of the
-    edge leads anywhere.
+    rounded = np.floor(flows)
+    order = np.argsort(rounded - flows)
+    rounded[order[: max(0, total - int(rounded.sum()))]] += 1
+    return [float(n) for n in rounded]
+
+
+def _turn_split(
+    by_lane: dict[str, float], movements: dict[str, dict[str, bool]], edge_lanes: Sequence[str]
+) -> dict[str, float] | None:
+    """Vehicles per movement (destination edge) from lane counts at an edge's stop line.
+
+    A movement served by several lanes is taken to spread evenly over them, counted or
+    not (``edge_lanes`` are all the edge's car lanes), so loops on some lanes tell the
+    movements their lanes serve. When the lanes cannot tell every movement apart (a shared
+    through-and-right lane beside a shared through-and-left lane), the counts are split
+    with as little turning traffic as they allow: through traffic dominates the approaches
+    a city counts. None when no counted lane leads anywhere.
     """
     import numpy as np
     from scipy.optimize import nnls
@@ -753,8 +820,9 @@ def _turn_split(
         return None
     shares = np.zeros((len(lanes), len(targets)))
     for column, target in enumerate(targets):
-        serving = [row for row, lane in enumerate(lanes) if target in movements[lane]]
-        shares[serving, column] = 1.0 / len(serving)
+        serving = sum(1 for lane in edge_lanes if target in movements.get(lane, {}))
+        rows = [row for row, lane in enumerate(lanes) if target in movements[lane]]
+        shares[rows, column] = 1.0 / serving
     observed = np.array([by_lane[lane] for lane in lanes])
     if np.linalg.matrix_rank(shares) < len(targets):
         # A small penalty on turning flows picks, among the splits that fit the lanes, the
@@ -764,12 +832,9 @@ def _turn_split(
         shares = np.vstack([shares, penalty])
         observed = np.concatenate([observed, np.zeros(len(targets))])
     flows, _ = nnls(shares, observed)
-    # Whole vehicles that keep the edge's total.
-    total = round(sum(by_lane.values()))
-    rounded = np.floor(flows)
-    order = np.argsort(rounded - flows)
-    rounded[order[: max(0, total - int(rounded.sum()))]] += 1
-    return {target: float(n) for target, n in zip(targets, rounded, strict=True)}
+    # Whole vehicles that keep the movements' total.
+    total = round(float(flows.sum()) if len(edge_lanes) > len(lanes) else sum(by_lane.values()))
+    return dict(zip(targets, _whole(flows, total), strict=True))
 
 
 def _candidate_routes(
@@ -854,31 +919,34 @@ def _write_routes(routes: Sequence[str], path: Path) -> None:
 
 
 def _add_covering_routes(routes: Path, net_file: Path, targets: Targets) -> None:
-    """Add routes through every counted edge that no candidate passes yet.
+    """Add routes through every counted edge and turn that no candidate passes yet.
 
-    Each runs from one of the nearest network entries upstream of the edge, through it, to
-    one of the nearest exits downstream (:data:`COVER_ROUTES` of each, on car lanes).
+    Each runs from one of the nearest network entries upstream of the edge (or turn),
+    through it, to one of the nearest exits downstream (:data:`COVER_ROUTES` of each, on
+    car lanes).
     """
     import sumolib
 
     tree = ET.parse(routes)
     root = tree.getroot()
-    used = {e for r in root.iter("route") for e in r.get("edges", "").split()}
-    missing = sorted(targets.edges_needed() - used)
-    if not missing:
+    passed = [r.get("edges", "").split() for r in root.iter("route")]
+    used = {e for edges in passed for e in edges}
+    used_turns = {pair for edges in passed for pair in itertools.pairwise(edges)}
+    cores = [[e] for e in sorted(targets.edges_needed() - used)]
+    turns = {pair for table in targets.turns.values() for pair, n in table.items() if n > 0}
+    cores += [list(pair) for pair in sorted(turns - used_turns)]
+    if not cores:
         return
     net = sumolib.net.readNet(str(net_file), withInternal=False)
     added = 0
-    for edge_id in missing:
-        if not net.hasEdge(edge_id) or not net.getEdge(edge_id).allows(_VCLASS):
+    for core in cores:
+        if not all(net.hasEdge(e) and net.getEdge(e).allows(_VCLASS) for e in core):
             continue
-        edge = net.getEdge(edge_id)
-        ups = _nearest_ends(edge, upstream=True)
-        downs = _nearest_ends(edge, upstream=False)
+        ups = _nearest_ends(net.getEdge(core[0]), upstream=True)
+        downs = _nearest_ends(net.getEdge(core[-1]), upstream=False)
         for up in ups:
             for down in downs:
-                path = [*reversed(up[1:]), edge, *down[1:]]
-                ids = [e.getID() for e in path]
+                ids = [e.getID() for e in reversed(up[1:])] + core + [e.getID() for e in down[1:]]
                 if len(set(ids)) == len(ids):
                     ET.SubElement(root, "route", id=f"cover{added}", edges=" ".join(ids))
                     added += 1
