@@ -25,14 +25,31 @@ EDGES = """<edges>
 VTYPE = '<vType id="car" sigma="0" speedDev="0" accel="2.6" decel="4.5"/>'
 
 
-def netconvert(directory: Path, nodes: str = NODES, edges: str = EDGES) -> Path:
-    """Build a network with SUMO's netconvert from node and edge definitions."""
+def netconvert(
+    directory: Path, nodes: str = NODES, edges: str = EDGES, connections: str | None = None
+) -> Path:
+    """Build a network with SUMO's netconvert from node and edge definitions (and
+    ``<connection>`` elements, which replace those netconvert would make for their edges)."""
     (directory / "n.nod.xml").write_text(nodes)
     (directory / "n.edg.xml").write_text(edges)
+    extra = []
+    if connections is not None:
+        (directory / "n.con.xml").write_text(f"<connections>{connections}</connections>")
+        extra = ["-x", "n.con.xml"]
     net = directory / "road.net.xml"
     binary = sumo_binary().with_name("netconvert")
     subprocess.run(
-        [str(binary), "-n", "n.nod.xml", "-e", "n.edg.xml", "-o", net.name, "--no-turnarounds"],
+        [
+            str(binary),
+            "-n",
+            "n.nod.xml",
+            "-e",
+            "n.edg.xml",
+            *extra,
+            "-o",
+            net.name,
+            "--no-turnarounds",
+        ],
         cwd=directory,
         check=True,
         capture_output=True,

@@ -174,19 +174,7 @@ CROSS_EDGES = (
 def _cross(folder: Path, connections: str | None = None) -> Path:
     """The three-lane approach (lane 0 right to the bus street and straight, lane 1
     straight, lane 2 left), with ``connections`` replacing the approach's own."""
-    (folder / "n.nod.xml").write_text(CROSS_NODES)
-    (folder / "n.edg.xml").write_text(CROSS_EDGES)
-    extra = []
-    if connections is not None:
-        (folder / "n.con.xml").write_text(f"<connections>{connections}</connections>")
-        extra = ["-x", "n.con.xml"]
-    binary = sumo_binary().with_name("netconvert")
-    subprocess.run(
-        [str(binary), "-n", "n.nod.xml", "-e", "n.edg.xml", *extra, "-o", "road.net.xml",
-         "--no-turnarounds"],
-        cwd=folder, check=True, capture_output=True,
-    )  # fmt: skip
-    return folder / "road.net.xml"
+    return netconvert(folder, CROSS_NODES, CROSS_EDGES, connections)
 
 
 def test_stop_line_loops_on_some_lanes_tell_the_turns_of_those_lanes(tmp_path: Path) -> None:
@@ -228,7 +216,8 @@ def test_covering_routes_pass_every_counted_turn(tmp_path: Path) -> None:
 
     net = _cross(tmp_path)
     routes = tmp_path / "candidates.rou.xml"
-    routes.write_text('<routes><route id="r0" edges="AB BC"/></routes>')
+    # Every counted edge is passed, but no candidate turns from AB into BD.
+    routes.write_text('<routes><route id="r0" edges="AB BC"/><route id="r1" edges="BD"/></routes>')
     targets = Targets({}, {(0.0, 900.0): {("AB", "BC"): 5.0, ("AB", "BD"): 3.0}})
     _add_covering_routes(routes, net, targets)
     text = routes.read_text()

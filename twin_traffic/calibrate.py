@@ -652,33 +652,23 @@ def _edge_target(
     """What one edge's loops tell in one interval: its total, or the turns off it at its
     stop line (``(edge, to)`` pairs), and the loops that tell it."""
     complete = [s for s in sections if s.covers_edge and set(s.loops) <= set(counted)]
-    if not complete:
-        # Stop-line loops on some lanes only still tell the turns those lanes serve.
-        for section in sections:
-            if not (section.at_stop_line and section.car_lanes) or set(section.loops) - set(
-                counted
-            ):
-                continue
+    # Stop-line loops tell the turns, also on some lanes only: those their lanes serve.
+    if complete:
+        candidates = complete if len(complete) == 1 else []
+    else:
+        candidates = [s for s in sections if s.car_lanes and set(s.loops) <= set(counted)]
+    for section in candidates:
+        if section.at_stop_line:
             by_lane = {lane_of[loop]: counted[loop] for loop in section.loops}
             split = _turn_split(by_lane, movements, section.car_lanes)
             if split:
-                return None, _turns_off(section, split), set(section.loops)
+                return None, {(section.edge, to): n for to, n in split.items()}, set(section.loops)
+    if not complete:
         return None, None, set()
-    used = {loop for section in complete for loop in section.loops}
-    if len(complete) == 1:
-        section = complete[0]
-        by_lane = {lane_of[loop]: counted[loop] for loop in section.loops}
-        if section.at_stop_line:
-            split = _turn_split(by_lane, movements, section.car_lanes)
-            if split:
-                return None, _turns_off(section, split), used
     # Mid-block, or a lane model that cannot tell the movements: the edge's total.
     totals = [sum(counted[loop] for loop in section.loops) for section in complete]
+    used = {loop for section in complete for loop in section.loops}
     return round(sum(totals) / len(totals)), None, used
-
-
-def _turns_off(section: _Section, split: dict[str, float]) -> dict[tuple[str, str], float]:
-    return {(section.edge, to_edge): n for to_edge, n in split.items()}
 
 
 @dataclass(frozen=True)
@@ -789,16 +779,6 @@ def _lane_movements(net: Any, lanes: set[str]) -> dict[str, dict[str, bool]]:
     return movements
 
 
-def _whole(flows: Any, total: int) -> list[float]:
-    """Whole vehicles, rounded so that they add up to ``total``."""
-    import numpy as np
-
-    rounded = np.floor(flows)
-    order = np.argsort(rounded - flows)
-    rounded[order[: max(0, total - int(rounded.sum()))]] += 1
-    return [float(n) for n in rounded]
-
-
 def _turn_split(
     by_lane: dict[str, float], movements: dict[str, dict[str, bool]], edge_lanes: Sequence[str]
 ) -> dict[str, float] | None:
@@ -834,7 +814,10 @@ def _turn_split(
     flows, _ = nnls(shares, observed)
     # Whole vehicles that keep the movements' total.
     total = round(float(flows.sum()) if len(edge_lanes) > len(lanes) else sum(by_lane.values()))
-    return dict(zip(targets, _whole(flows, total), strict=True))
+    rounded = np.floor(flows)
+    order = np.argsort(rounded - flows)
+    rounded[order[: max(0, total - int(rounded.sum()))]] += 1
+    return {target: float(n) for target, n in zip(targets, rounded, strict=True)}
 
 
 def _candidate_routes(

@@ -153,11 +153,6 @@ class GreenChooser(ABC):
         return decide(layout, scores, engine, self.decision_interval, self.cycle, starved)
 
 
-def served_links(layout: SignalLayout) -> np.ndarray:
-    """``(greens, links)``: 1.0 where a link has green (protected or permissive)."""
-    return layout.served
-
-
 def lost_seconds(engine: PhaseEngine, src: int, dst: int) -> float:
     """Seconds of the transition from green ``src`` to ``dst`` (no green is gained)."""
     return float(sum(seconds for _, seconds in engine.transition(src, dst)))
@@ -191,7 +186,7 @@ def decide(
     if engine.time_in_green < own_minimum and not engine.in_transition:
         return current  # the programme's own minimum for this green
     if starved is not None and starved.any():
-        need = served_links(layout) @ starved
+        need = layout.served @ starved
         need = np.where(candidates, need, 0.0)
         if need.max() > 0 and need[current] <= 0:
             if cycle == "cyclic":

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from twin_traffic.controllers.decision import GreenChooser, served_links
+from twin_traffic.controllers.decision import GreenChooser
 from twin_traffic.features import SignalLayout, Snapshot
 from twin_traffic.signals import PhaseEngine
 
@@ -34,5 +34,5 @@ def longest_queues(
         queue = queue + snapshot.pending[layout.link_in]
     if open_links is not None:
         queue = queue * open_links
-    served = served_links(layout) > 0
+    served = layout.served > 0
     return np.array([float(np.max(queue[row], initial=0.0)) for row in served])
