@@ -34,6 +34,8 @@ from twin_traffic.sensors import Detector
 
 ENTRY_RANGE = 25.0
 """A loop this close to the start of its lane (m) sees the lane a vehicle arrived on."""
+SHORT_EDGE = 60.0
+"""An edge shorter than this (m) is driven on the lane it was entered on."""
 VEHICLE_COST = 0.01
 """Cost of one vehicle against a deviation of one vehicle at a count of 1 (0.1 at 100)."""
 PRIOR_VEHICLES = 2.0
@@ -76,24 +78,22 @@ def route_shares(
     interval they depart in, from the lanes the route can be on at each loop.
 
     At a loop within :data:`ENTRY_RANGE` of its lane's start: the lanes the connection
-    from the previous edge reaches, narrowed to those leading to the next edge when any
-    does. Elsewhere: the lanes leading to the next edge (on its last edge, every car lane).
-    A vehicle is taken to be on each of those lanes alike.
+    from the previous edge reaches, narrowed to those the vehicle continues from when any
+    is. Elsewhere: the lanes it continues from (:func:`onward_lanes`). A vehicle is taken
+    to be on each of those lanes alike.
     """
     by_edge: dict[str, list[Detector]] = defaultdict(list)
     for loop in loops:
         by_edge[loop.edge].append(loop)
+    edges = [net.getEdge(e) for e in route]
     shares: Shares = {}
     for i, edge_id in enumerate(route):
         if edge_id in edge_counts:
             shares[(edge_id, 0)] = 1.0
         if edge_id not in by_edge:
             continue
-        edge = net.getEdge(edge_id)
-        before = net.getEdge(route[i - 1]) if i > 0 else None
-        after = net.getEdge(route[i + 1]) if i + 1 < len(route) else None
-        onward = _lanes_to(edge, after)
-        reached = _lanes_from(before, edge) if before is not None else onward
+        onward = onward_lanes(edges, i)
+        reached = _lanes_from(edges[i - 1], edges[i]) if i > 0 else onward
         for loop in by_edge[edge_id]:
             length = float(net.getLane(loop.lane).getLength())
             pos = loop.pos if loop.pos >= 0 else length + loop.pos
@@ -105,13 +105,26 @@ def route_shares(
     return shares
 
 
-def _lanes_to(edge: Any, after: Any | None) -> set[str]:
-    """The car lanes of ``edge`` with a connection to ``after`` (all of them when None)."""
-    if after is not None:
-        lanes = {c.getFromLane().getID() for c in edge.getOutgoing().get(after, [])}
-        lanes = {lane for lane in lanes if edge.getLane(_index(lane)).allows(_VCLASS)}
-        if lanes:
-            return lanes
+def onward_lanes(edges: Sequence[Any], i: int) -> set[str]:
+    """The car lanes of ``edges[i]`` a vehicle of this route drives on towards the next
+    edge: those connected to it and, across next edges shorter than :data:`SHORT_EDGE`
+    (too short to change lanes on), to the lanes that lead on along the route. The whole
+    edge's car lanes on the route's last edge."""
+    if i + 1 >= len(edges):
+        return _car_lanes(edges[i])
+    needed = onward_lanes(edges, i + 1) if edges[i + 1].getLength() < SHORT_EDGE else None
+    connections = edges[i].getOutgoing().get(edges[i + 1], [])
+    lanes = {
+        c.getFromLane().getID()
+        for c in connections
+        if c.getFromLane().allows(_VCLASS) and (needed is None or c.getToLane().getID() in needed)
+    }
+    if not lanes:  # the next edge's lanes are not all reachable: any lane to it
+        lanes = {c.getFromLane().getID() for c in connections if c.getFromLane().allows(_VCLASS)}
+    return lanes or _car_lanes(edges[i])
+
+
+def _car_lanes(edge: Any) -> set[str]:
     return {lane.getID() for lane in edge.getLanes() if lane.allows(_VCLASS)}
 
 
@@ -122,10 +135,6 @@ def _lanes_from(before: Any, edge: Any) -> set[str]:
         for c in before.getOutgoing().get(edge, [])
         if c.getToLane().allows(_VCLASS) and c.getFromLane().allows(_VCLASS)
     }
-
-
-def _index(lane_id: str) -> int:
-    return int(lane_id.rsplit("_", 1)[1])
 
 
 def blend(model: Shares, measured: Shares | None, vehicles: int) -> Shares:
