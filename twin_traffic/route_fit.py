@@ -250,10 +250,18 @@ def observed_shares(
     route_of: Mapping[str, int],
     departs: Mapping[str, float],
     intervals: Sequence[tuple[float, float]],
+    arrived: set[str] | None = None,
 ) -> tuple[dict[int, Shares], dict[int, int]]:
     """Per route, the measured share of its vehicles at each loop by intervals after
     departure, and its number of vehicles, from per-vehicle loop passes
-    ``(loop, vehicle, time)``."""
+    ``(loop, vehicle, time)``.
+
+    Only the ``arrived`` vehicles count (when given): one still held in a queue at the
+    end tells where the demand jammed, not where the route's vehicles drive; counted, it
+    would have the programme send more vehicles into the queue.
+    """
+    if arrived is not None:
+        route_of = {name: r for name, r in route_of.items() if name in arrived}
     vehicles: dict[int, int] = defaultdict(int)
     for name in route_of:
         vehicles[route_of[name]] += 1
@@ -340,8 +348,9 @@ def fit_and_write(
 
 def simulate_passes(
     scenario: Scenario, loops: Sequence[Detector], seed: int, extra_args: Sequence[str] = ()
-) -> list[tuple[str, str, float]]:
-    """Run the scenario once and list each vehicle passing a loop: (loop, vehicle, time)."""
+) -> tuple[list[tuple[str, str, float]], set[str]]:
+    """Run the scenario once: each vehicle passing a loop (loop, vehicle, time), and the
+    vehicles that reached their destination."""
     from twin_traffic.redirect import scenario_args
     from twin_traffic.sumo_tools import binary, run_tool
 
@@ -360,9 +369,11 @@ def simulate_passes(
             )
         extra = folder / "passes.add.xml"
         ET.ElementTree(root).write(extra, encoding="UTF-8", xml_declaration=True)
+        trips = folder / "tripinfos.xml"
         options = [
             "--seed", str(seed),
             "--no-step-log", "--no-warnings", "--duration-log.disable",
+            "--tripinfo-output", str(trips),
             *extra_args,
         ]  # fmt: skip
         run_tool(
@@ -380,7 +391,10 @@ def simulate_passes(
                     (element.get("id", ""), element.get("vehID", ""), float(element.get("time", 0)))
                 )
             element.clear()
-    return passes
+        arrived = {
+            element.get("id", "") for _, element in ET.iterparse(trips) if element.tag == "tripinfo"
+        }
+    return passes, arrived
 
 
 def pass_counts(
@@ -417,7 +431,7 @@ def refine(
     used: dict[int, int] = defaultdict(int)
     best: tuple[float, bytes] | None = None
     for round_ in range(rounds + 1):
-        passes = simulate_passes(scenario, loops, seed, extra_args)
+        passes, arrived = simulate_passes(scenario, loops, seed, extra_args)
         counted = pass_counts(passes, fit.problem.intervals)
         fitting = 0
         for (location, k), count in zip(fit.problem.rows, fit.problem.counts, strict=True):
@@ -428,7 +442,9 @@ def refine(
             best = (share, path.read_bytes())
         if round_ == rounds:
             break
-        shares, vehicles = observed_shares(passes, fit.route_of, fit.departs, fit.problem.intervals)
+        shares, vehicles = observed_shares(
+            passes, fit.route_of, fit.departs, fit.problem.intervals, arrived
+        )
         for route, table in shares.items():
             for key, value in table.items():
                 seen[route][key] += value * vehicles[route]
