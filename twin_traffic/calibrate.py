@@ -51,7 +51,7 @@ SAMPLER_OPTIONS: tuple[str, ...] = ("--optimize", "full", "--minimize-vehicles",
 """routeSampler's solver: a linear programme over all candidates that prefers routes
 passing several counted locations (fewer vehicles for the same counts) to greedy sampling,
 which on a real district's loops inserts more vehicles than its roads carry."""
-FEEDBACK_ROUNDS = 3
+FEEDBACK_ROUNDS = 4
 """Fits of ``--sampler lp`` again with the loop passes its demand's simulation measured."""
 VEHICLE_ATTRIBUTES = 'departLane="best" departSpeed="max"'
 """Departure attributes of the calibrated vehicles."""

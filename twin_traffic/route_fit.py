@@ -419,16 +419,16 @@ def refine(
     rounds: int,
     extra_args: Sequence[str] = (),
 ) -> int:
-    """Fit again ``rounds`` times with the shares simulations of the demand measured, and
-    keep the demand whose simulation fit the most counts (GEH < 5); its vehicles.
+    """Fit again ``rounds`` times with the shares a simulation of the last demand
+    measured, and keep the demand whose simulation fit the most counts (GEH < 5); its
+    vehicles.
 
-    ``scenario`` runs the demand in ``path``; the measured shares of all rounds so far are
-    pooled, so a route's estimate gathers vehicles from every round it was used in.
+    ``scenario`` runs the demand in ``path``. Each round uses the last simulation's shares
+    only: lane use and delays depend on the demand, so older rounds describe another
+    traffic (pooling them fitted as well on Pasubio, within a simulation's noise).
     """
     from twin_traffic.counts import GEH_OK, geh
 
-    seen: dict[int, dict[tuple[str, int], float]] = defaultdict(lambda: defaultdict(float))
-    used: dict[int, int] = defaultdict(int)
     best: tuple[float, bytes] | None = None
     for round_ in range(rounds + 1):
         passes, arrived = simulate_passes(scenario, loops, seed, extra_args)
@@ -442,16 +442,10 @@ def refine(
             best = (share, path.read_bytes())
         if round_ == rounds:
             break
-        shares, vehicles = observed_shares(
+        measured = observed_shares(
             passes, fit.route_of, fit.departs, fit.problem.intervals, arrived
         )
-        for route, table in shares.items():
-            for key, value in table.items():
-                seen[route][key] += value * vehicles[route]
-        for route, n in vehicles.items():
-            used[route] += n
-        pooled = {r: {key: v / used[r] for key, v in table.items()} for r, table in seen.items()}
-        fit_and_write(fit, path, seed, attributes, (pooled, dict(used)))
+        fit_and_write(fit, path, seed, attributes, measured)
     assert best is not None
     path.write_bytes(best[1])
     return sum(1 for _, e in ET.iterparse(path) if e.tag == "vehicle")
