@@ -4,11 +4,12 @@ Counts per induction loop or edge and interval (:mod:`twin_traffic.counts`) beco
 counts (loops across every lane of an edge at one cross-section add up; a mid-block loop
 counts what passes it) or, for stop-line loops, turn counts. A pool of candidate routes
 (the scenario's own, ``randomTrips.py`` routes over the network, or those plus routes the
-toolkit builds through every counted location) is handed to SUMO's ``routeSampler.py``,
-which picks routes and departure times that reproduce the counts. The calibrated scenario
-is written to a new folder, simulated once more with its detectors, and each count is
-compared with what they saw: GEH = sqrt(2 (M - C)^2 / (M + C)) on hourly flows, GEH < 5
-being a fit.
+toolkit builds through every counted location) is fitted to the counts: by default with
+the toolkit's linear programme over every loop count, refined with simulations of the
+demand (:mod:`twin_traffic.route_fit`), or with SUMO's ``routeSampler.py`` on the edge
+and turn counts. The calibrated scenario is written to a new folder, simulated once more
+with its detectors, and each count is compared with what they saw: GEH =
+sqrt(2 (M - C)^2 / (M + C)) on hourly flows, GEH < 5 being a fit.
 """
 
 from __future__ import annotations
@@ -94,6 +95,7 @@ class Calibration:
     plot: Path | None
     interval_plot: Path | None = None
     start: str = "cover"
+    sampler: str = "lp"
     candidates: int = 0
     missing: tuple[tuple[str, float, float], ...] = ()
     unused: tuple[tuple[str, str], ...] = ()
@@ -124,6 +126,7 @@ class Calibration:
             "route_file": str(self.route_file),
             "vehicles": self.vehicles,
             "start": self.start,
+            "sampler": self.sampler,
             "candidate_routes": self.candidates,
             "counts": len(self.fits),
             "share_geh_below_5": self.share_ok,
@@ -259,6 +262,7 @@ def calibrate(
         plot=target_dir / figure.name if figure else None,
         interval_plot=target_dir / per_interval.name if per_interval else None,
         start=start,
+        sampler=sampler,
         candidates=pool,
         missing=tuple(missing),
         unused=tuple(unused),
