@@ -4,7 +4,8 @@ Every counted location × interval is a row and every candidate route × departu
 a column. A route's entry in a loop's row is the share of its vehicles that pass that
 loop: the loop's lane among those the route can be on there (:func:`route_shares`). Just
 past a junction a vehicle is on a lane its connection from the previous edge reaches;
-further on it is on a lane that leads to its next edge. An edge count (a location that is
+further on it is on a lane that leads to its next edge and, across a next edge too short
+to change lanes on, on along its route (:func:`onward_lanes`). An edge count (a location that is
 an edge) is passed by every route through the edge. The programme minimises the
 deviations weighted by 1/sqrt(count), the GEH's scale, plus a small cost per vehicle (so
 routes that pass several counted locations are preferred, as with routeSampler's
@@ -13,8 +14,9 @@ routes that pass several counted locations are preferred, as with routeSampler's
 SUMO's vehicles do not keep to that lane model everywhere (a shared lane that queues
 behind turners is avoided; congestion delays a vehicle into the next interval), so the
 fit can be repeated with what a simulation of the fitted demand saw: each route's share
-of each loop, and the interval it reached it in, measured per vehicle
-(:func:`observed_shares`), blended with the model for routes with few vehicles.
+of each loop, and the interval it reached it in, measured per vehicle that reached its
+destination (:func:`observed_shares`), blended with the model for routes with few
+vehicles; :func:`refine` keeps the demand whose simulation fit the most counts.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from twin_traffic.counts import Count
+from twin_traffic.errors import TwinTrafficError
 from twin_traffic.scenario import Scenario
 from twin_traffic.sensors import Detector
 
@@ -187,7 +190,7 @@ def solve(
         cost, A_eq=equality, b_eq=np.array(problem.counts), bounds=(0, None), method="highs"
     )
     if result.status != 0:
-        raise RuntimeError(f"route fit: HiGHS found no solution ({result.message})")
+        raise TwinTrafficError(f"route fit: HiGHS found no solution ({result.message})")
     flows = result.x[:n_x].reshape(len(shares), n_k)
     return [[float(v) for v in row] for row in flows]
 
