@@ -1,4 +1,5 @@
-"""Calibration to counts with SUMO's routeSampler, checked by simulating the result."""
+"""Calibration to counts (the toolkit's route fit, or SUMO's routeSampler), checked by
+simulating the result."""
 
 from __future__ import annotations
 
@@ -44,7 +45,7 @@ def test_round_trip_reproduces_recorded_counts(tmp_path: Path) -> None:
     before = sorted((p.name, p.stat().st_mtime_ns) for p in config.parent.iterdir())
     result = calibrate(config, tmp_path / "counts.csv", out=tmp_path / "calibrated", seed=5)
 
-    # The demand is new: routeSampler's vehicles over randomTrips' candidate routes, in a
+    # The demand is new: fitted vehicles over randomTrips' candidate routes, in a
     # new folder; the original scenario is untouched.
     assert result.route_file == tmp_path / "calibrated" / "single.calibrated.rou.xml"
     assert 'id="cal' in result.route_file.read_text()
@@ -61,6 +62,19 @@ def test_round_trip_reproduces_recorded_counts(tmp_path: Path) -> None:
     assert sum(close) >= 0.85 * len(close)
     assert result.report.read_text().startswith("location,begin,end,observed,simulated,geh\n")
     assert result.plot is not None and result.plot.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_routesampler_stays_selectable(tmp_path: Path) -> None:
+    config = _copy_builtin("single", tmp_path / "single", end=900)
+    write_counts(record_counts(load_scenario(config), 900, seed=3), tmp_path / "c.csv")
+    result = calibrate(
+        config, tmp_path / "c.csv", out=tmp_path / "out", seed=1, plot=False,
+        sampler="routesampler",
+    )  # fmt: skip
+    assert result.sampler == "routesampler" and result.summary()["sampler"] == "routesampler"
+    assert result.share_ok >= 0.85
+    with pytest.raises(ScenarioError, match="--sampler greedy: choose one of lp, routesampler"):
+        calibrate(config, tmp_path / "c.csv", out=tmp_path / "x", sampler="greedy")
 
 
 def test_calibration_ignores_a_wrong_starting_demand(tmp_path: Path) -> None:

@@ -4,11 +4,12 @@ Counts per induction loop or edge and interval (:mod:`twin_traffic.counts`) beco
 counts (loops across every lane of an edge at one cross-section add up; a mid-block loop
 counts what passes it) or, for stop-line loops, turn counts. A pool of candidate routes
 (the scenario's own, ``randomTrips.py`` routes over the network, or those plus routes the
-toolkit builds through every counted location) is handed to SUMO's ``routeSampler.py``,
-which picks routes and departure times that reproduce the counts. The calibrated scenario
-is written to a new folder, simulated once more with its detectors, and each count is
-compared with what they saw: GEH = sqrt(2 (M - C)^2 / (M + C)) on hourly flows, GEH < 5
-being a fit.
+toolkit builds through every counted location) is fitted to the counts: by default with
+the toolkit's linear programme over every loop count, refined with simulations of the
+demand (:mod:`twin_traffic.route_fit`), or with SUMO's ``routeSampler.py`` on the edge
+and turn counts. The calibrated scenario is written to a new folder, simulated once more
+with its detectors, and each count is compared with what they saw: GEH =
+sqrt(2 (M - C)^2 / (M + C)) on hourly flows, GEH < 5 being a fit.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from typing import Any
 
 from twin_traffic.counts import GEH_OK, Count, geh, missing_counts, read_counts, rebin
 from twin_traffic.errors import ScenarioError
+from twin_traffic.route_fit import RouteFit, fit_and_write, refine, start_fit
 from twin_traffic.scenario import Scenario, load_scenario
 from twin_traffic.sensors import SENSORS_FILE, Detector, detector_source, measure
 from twin_traffic.sumo_tools import find_config, run_tool, tool
@@ -44,10 +46,14 @@ COVER_ROUTES = 3
 """Origins and destinations per counted edge in the covering route pool."""
 STARTS = ("cover", "random", "scenario")
 """Candidate route pools: see :func:`calibrate`."""
+SAMPLERS = ("lp", "routesampler")
+"""How routes are picked from the pool: see :func:`calibrate`."""
 SAMPLER_OPTIONS: tuple[str, ...] = ("--optimize", "full", "--minimize-vehicles", "0.5")
 """routeSampler's solver: a linear programme over all candidates that prefers routes
 passing several counted locations (fewer vehicles for the same counts) to greedy sampling,
 which on a real district's loops inserts more vehicles than its roads carry."""
+FEEDBACK_ROUNDS = 4
+"""Fits of ``--sampler lp`` again with the loop passes its demand's simulation measured."""
 VEHICLE_ATTRIBUTES = 'departLane="best" departSpeed="max"'
 """Departure attributes of the calibrated vehicles."""
 _MAX_NAMED = 5
@@ -89,6 +95,7 @@ class Calibration:
     plot: Path | None
     interval_plot: Path | None = None
     start: str = "cover"
+    sampler: str = "lp"
     candidates: int = 0
     missing: tuple[tuple[str, float, float], ...] = ()
     unused: tuple[tuple[str, str], ...] = ()
@@ -119,6 +126,7 @@ class Calibration:
             "route_file": str(self.route_file),
             "vehicles": self.vehicles,
             "start": self.start,
+            "sampler": self.sampler,
             "candidate_routes": self.candidates,
             "counts": len(self.fits),
             "share_geh_below_5": self.share_ok,
@@ -144,6 +152,8 @@ def calibrate(
     detectors_file: str | Path | None = None,
     start: str = "cover",
     vehicle_type: str | None = None,
+    sampler: str = "lp",
+    rounds: int = FEEDBACK_ROUNDS,
     extra_args: Sequence[str] = (),
 ) -> Calibration:
     """Fit a scenario's demand to counts and write the calibrated scenario to ``out``.
@@ -168,6 +178,12 @@ def calibrate(
         vehicle_type: the ``vType`` (or ``vTypeDistribution``) of the calibrated vehicles,
             defined in the scenario's additional files: the city's fleet (SUMO's default
             car otherwise, whose longer gaps carry fewer vehicles through a signal).
+        sampler: how vehicles are picked from the candidates: ``lp`` (the toolkit's linear
+            programme over every loop × interval, with the lane each route takes past each
+            loop; :mod:`twin_traffic.route_fit`) or ``routesampler`` (SUMO's
+            ``routeSampler.py`` on the edge and turn counts the loops tell).
+        rounds: with ``lp``, how many times to fit again with the lanes and intervals in
+            which a simulation of the demand saw each route's vehicles pass the loops.
         extra_args: further SUMO options of the checking run.
 
     Raises:
@@ -176,6 +192,8 @@ def calibrate(
     """
     if start not in STARTS:
         raise ScenarioError(f"--start {start}: choose one of {', '.join(STARTS)}")
+    if sampler not in SAMPLERS:
+        raise ScenarioError(f"--sampler {sampler}: choose one of {', '.join(SAMPLERS)}")
     config = find_config(scenario_dir)
     scenario = load_scenario(config)
     target_dir = _new_folder(Path(out), config)
@@ -206,9 +224,24 @@ def calibrate(
                 raise _unreachable(source, uncovered, targets)
             targets = targets.without(uncovered)
             route_file = staging / f"{base}.calibrated.rou.xml"
-            vehicles = _sample(targets, candidates, folder, route_file, seed, source, vehicle_type)
+            fit = None
+            if sampler == "lp":
+                fit = _fit_lp(
+                    counts, list(_loops(detectors).values()), candidates, scenario, source
+                )
+                vehicles = fit_and_write(fit, route_file, seed, _attributes(vehicle_type))
+            else:
+                vehicles = _sample(
+                    targets, candidates, folder, route_file, seed, source, vehicle_type
+                )
         new_config = _write_scenario(config, scenario, staging, route_file)
         calibrated = load_scenario(new_config)
+        if fit is not None and rounds > 0:
+            loops = list(_loops(detectors).values())
+            vehicles = refine(
+                fit, calibrated, loops, route_file, seed, _attributes(vehicle_type), rounds,
+                extra_args,
+            )  # fmt: skip
         fits = _fits(calibrated, counts, list(detectors.values()), seed, extra_args)
         report = _write_report(fits, staging / "calibration.csv")
         figure = plot_fit(fits, staging / "calibration.png") if plot else None
@@ -229,6 +262,7 @@ def calibrate(
         plot=target_dir / figure.name if figure else None,
         interval_plot=target_dir / per_interval.name if per_interval else None,
         start=start,
+        sampler=sampler,
         candidates=pool,
         missing=tuple(missing),
         unused=tuple(unused),
@@ -258,6 +292,8 @@ def round_trip(
     seeds: tuple[int, int, int] = (0, 1, 2),
     start: str = "cover",
     vehicle_type: str | None = None,
+    sampler: str = "lp",
+    rounds: int = FEEDBACK_ROUNDS,
     plot: bool = True,
 ) -> RoundTrip:
     """Record a scenario's loop counts under its own demand, calibrate a fresh demand to
@@ -276,7 +312,7 @@ def round_trip(
     counts = write_counts(observed, folder / "counts.csv")
     calibration = calibrate(
         scenario_dir, counts, out=folder / "calibrated", seed=seeds[1], start=start,
-        vehicle_type=vehicle_type, plot=plot,
+        vehicle_type=vehicle_type, sampler=sampler, rounds=rounds, plot=plot,
     )  # fmt: skip
     again = {
         (c.location, c.begin): c.count
@@ -386,6 +422,30 @@ def _sample(
             "counts of the vehicles that passed"
         )
     return vehicles
+
+
+def _fit_lp(
+    counts: Sequence[Count],
+    loops: Sequence[Detector],
+    candidates: Path,
+    scenario: Scenario,
+    source: Path,
+) -> RouteFit:
+    """The toolkit's linear programme over the candidates for every count."""
+    if not any(c.count > 0 for c in counts):
+        raise ScenarioError(
+            f"{source}: every count is 0, so the calibrated demand is empty; give the "
+            "counts of the vehicles that passed"
+        )
+    return start_fit(counts, loops, candidates, scenario.net_file)
+
+
+def _attributes(vehicle_type: str | None) -> dict[str, str]:
+    """Attributes of every calibrated vehicle."""
+    attributes = dict(item.split("=", 1) for item in VEHICLE_ATTRIBUTES.replace('"', "").split())
+    if vehicle_type:
+        attributes["type"] = vehicle_type
+    return attributes
 
 
 def _write_scenario(config: Path, scenario: Scenario, folder: Path, route_file: Path) -> Path:

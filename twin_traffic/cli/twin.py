@@ -21,6 +21,13 @@ class StartChoice(str, Enum):
     scenario = "scenario"
 
 
+class SamplerChoice(str, Enum):
+    """How ``scenario calibrate`` picks vehicles from the candidate routes."""
+
+    lp = "lp"
+    routesampler = "routesampler"
+
+
 @scenario_app.command("from-osm")
 def scenario_from_osm(
     osm_file: Annotated[Path, typer.Argument(help="OpenStreetMap extract (.osm, XML).")],
@@ -130,8 +137,18 @@ def scenario_calibrate(
         typer.Option(help="Additional file with the loops counted (default: the scenario's)."),
     ] = None,
     start: Annotated[
-        StartChoice, typer.Option(help="Candidate routes routeSampler picks from.")
+        StartChoice, typer.Option(help="Candidate routes the demand is picked from.")
     ] = StartChoice.cover,
+    sampler: Annotated[
+        SamplerChoice,
+        typer.Option(
+            help="lp: a linear programme over every loop count, refined with simulations; "
+            "routesampler: SUMO's routeSampler.py on the edge and turn counts."
+        ),
+    ] = SamplerChoice.lp,
+    rounds: Annotated[
+        int, typer.Option(help="With lp: refits from a simulation of the demand.", min=0)
+    ] = 4,
     vehicle_type: Annotated[
         str | None,
         typer.Option(
@@ -142,13 +159,15 @@ def scenario_calibrate(
         OutputFormat, typer.Option("--format", help="table, or json on stdout for scripts.")
     ] = OutputFormat.table,
 ) -> None:
-    """Fit the scenario's demand to counts with routeSampler and report the GEH per count.
+    """Fit the scenario's demand to counts and report the GEH per count.
 
     Writes a new scenario folder (--out) with NAME.calibrated.rou.xml as its demand,
     calibration.csv, calibration.png and calibration-intervals.png; the original scenario
     is left untouched. Accepted when at least 85% of the counts have GEH < 5. Candidate
     routes: cover (random trips plus routes through every counted location), random
-    (randomTrips.py) or scenario (the scenario's own routes).
+    (randomTrips.py) or scenario (the scenario's own routes). Sampler: lp (the default;
+    each route's share of each loop from the lanes it drives on, then measured in
+    --rounds simulations) or routesampler.
     """
     import json
 
@@ -158,6 +177,7 @@ def scenario_calibrate(
     result = calibrate(
         scenario_dir, counts, out=out_dir, interval=interval, seed=seed,
         detectors_file=detectors, start=start.value, vehicle_type=vehicle_type,
+        sampler=sampler.value, rounds=rounds,
     )  # fmt: skip
     if output_format is OutputFormat.json:
         out.print_json(json.dumps(result.summary()))
