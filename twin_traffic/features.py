@@ -66,6 +66,7 @@ import numpy as np
 
 from twin_traffic.errors import TwinTrafficError
 from twin_traffic.network import Link, Network, Phase
+from twin_traffic.roads import Reach, road_stretches
 from twin_traffic.sensors import Detector, write_detectors
 from twin_traffic.signals import GREEN_CHARS, PhaseEngine, dominated_greens
 from twin_traffic.sim import (
@@ -114,7 +115,7 @@ class SignalLayout:
     permissive: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), dtype=bool))
     # maximal[g]: no other green serves all of green g's links at least as well.
     maximal: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
-    # Vehicles each link's outgoing lane holds when full (spill-back test).
+    # Vehicles each link's outgoing lane itself holds when full (spill-back test).
     exit_capacity: np.ndarray = field(default_factory=lambda: np.zeros(0))
     # The programme's own minimum per green (its phases' minDur over a stage), s.
     min_green: np.ndarray = field(default_factory=lambda: np.zeros(0))
@@ -142,6 +143,8 @@ class Snapshot:
     # Vehicles waiting to be inserted on the lane's edge, shared over its approach lanes:
     # a queue that reaches back past the network's entry, invisible to lane counts.
     pending: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    # Vehicles on each lane itself, without its road stretch (the spill-back test).
+    lane_vehicles: np.ndarray = field(default_factory=lambda: np.zeros(0))
 
 
 ObservationFn = Callable[["Observer", SignalLayout, Snapshot, PhaseEngine], np.ndarray]
@@ -211,7 +214,8 @@ def squash(x: np.ndarray) -> np.ndarray:
 def exit_open(layout: SignalLayout, snap: Snapshot, spillback: float = SPILLBACK) -> np.ndarray:
     """Per link: 1.0 where its exit lane has room, 0.0 where it holds ``spillback`` × its
     capacity (serving the link would only block the junction)."""
-    full = snap.vehicles[layout.link_out] >= spillback * layout.exit_capacity
+    on_exit = snap.lane_vehicles if len(snap.lane_vehicles) else snap.vehicles
+    full = on_exit[layout.link_out] >= spillback * layout.exit_capacity
     return (~full).astype(float)
 
 
@@ -385,7 +389,10 @@ class Observer:
     ``throughput`` add detectors, written by :meth:`detector_file` and loaded with the
     scenario. ``extra_needs`` names lane variables to read besides the features' own
     (``vehicles``, ``halting``, ``speed``, ``waiting``; ``outgoing`` reads vehicles on
-    the outgoing lanes too).
+    the outgoing lanes too). ``reach`` > 0 extends each approach (exit) lane's vehicles,
+    halting vehicles, capacity and vehicles waiting to enter over the road within that
+    many metres upstream (downstream) through junctions without signals (see
+    :mod:`twin_traffic.roads`).
     """
 
     def __init__(
@@ -397,6 +404,7 @@ class Observer:
         max_green: float = 60.0,
         sensor_range: float = DEFAULT_SENSOR_RANGE,
         extra_needs: frozenset[str] = frozenset(),
+        reach: float = 0.0,
     ) -> None:
         check_feature_names(observation, reward)
         self.observation = tuple(observation)
@@ -404,17 +412,35 @@ class Observer:
         self.max_green = max_green
         self.sensor_range = sensor_range
         lights = [network.traffic_lights[tls] for tls in signal_ids]
-        self.lanes = tuple(
+        own = tuple(
             dict.fromkeys(
                 lane for light in lights for lane in (*light.incoming_lanes, *light.outgoing_lanes)
             )
         )
+        stretches = road_stretches(
+            [lane for light in lights for lane in light.incoming_lanes],
+            [lane for light in lights for lane in light.outgoing_lanes],
+            network.free_successors,
+            network.lane_lengths,
+            reach,
+        )
+        # The lanes a road stretch adds come after the signals' own lanes.
+        self.lanes = own + tuple(
+            dict.fromkeys(o for found in stretches.values() for o in found if o not in set(own))
+        )
         index = {lane: i for i, lane in enumerate(self.lanes)}
+        self.reach = Reach(
+            np.array([index[lane] for lane, found in stretches.items() for _ in found], dtype=int),
+            np.array([index[o] for found in stretches.values() for o in found], dtype=int),
+            np.array([w for found in stretches.values() for w in found.values()]),
+        )
+        self._stretch_rows = np.arange(len(own), len(self.lanes))
         lengths = np.array([network.lane_lengths[lane] for lane in self.lanes])
-        self.capacity = np.maximum(lengths / VEHICLE_SPACE, 1.0)
+        self.lane_capacity = np.maximum(lengths / VEHICLE_SPACE, 1.0)
+        self.capacity = self.reach.extend(self.lane_capacity)
         self.max_speed = np.array([network.lane_speeds[lane] for lane in self.lanes])
         self.sensor_capacity = np.maximum(np.minimum(lengths, sensor_range) / VEHICLE_SPACE, 1.0)
-        self.layouts = tuple(_layout(light, index, self.capacity) for light in lights)
+        self.layouts = tuple(_layout(light, index, self.lane_capacity) for light in lights)
         self.max_greens: int = max((layout.num_greens for layout in self.layouts), default=0)
         self._switch_seconds: dict[str, np.ndarray] = {}
         self._unserved: dict[str, tuple[float, np.ndarray]] = {}
@@ -427,6 +453,7 @@ class Observer:
         self._sensor_reader: Reader | None = None
         self._loop_reader: Reader | None = None
         self._pending: PendingReader | None = None
+        self._pending_rows = np.zeros(0, dtype=int)
 
     # -- detectors -------------------------------------------------------------------------
 
@@ -472,6 +499,8 @@ class Observer:
                 continue
             everywhere = name == "vehicles" and "outgoing" in self.needs
             rows = all_rows if everywhere else self._approach_rows
+            if len(self._stretch_rows) and name in ("vehicles", "halting"):
+                rows = np.union1d(rows, self._stretch_rows)
             reader = sim.lane_reader([self.lanes[i] for i in rows], [variable])
             self._lane_readers.append((name, rows, reader))
         self._sensor_reader = None
@@ -484,7 +513,9 @@ class Observer:
             )
         self._pending = None
         if "pending" in self.needs:
-            self._pending = PendingReader(sim, [self.lanes[i] for i in self._approach_rows])
+            rows = np.union1d(self._approach_rows, self._stretch_rows)
+            self._pending = PendingReader(sim, [self.lanes[i] for i in rows])
+            self._pending_rows = rows
         if "crossed" in self.needs:
             self._loop_reader = sim.detector_reader(
                 "inductionloop", [f"tt_e1_{lane}" for lane in approaches], [VAR_INTERVAL_NUMBER]
@@ -505,12 +536,19 @@ class Observer:
             in_range[self._approach_rows] = sensor[:, 2]
         if self._pending is not None:
             pending = np.zeros(n)
-            pending[self._approach_rows] = self._pending.read()
+            pending[self._pending_rows] = self._pending.read()
         if self._loop_reader is not None:
             crossed = np.zeros(n)
             crossed[self._approach_rows] = self._loop_reader.read()[:, 0]
+        lane_vehicles = columns["vehicles"]
+        if len(self._stretch_rows):
+            # Movements see their whole road stretch (see twin_traffic.roads).
+            columns["vehicles"] = self.reach.extend(columns["vehicles"])
+            columns["halting"] = self.reach.extend(columns["halting"])
+            pending = self.reach.extend(pending)
         return Snapshot(time, sensor_occupancy=occupancy, sensor_halting=halting, crossed=crossed,
-                        sensor_vehicles=in_range, pending=pending, **columns)  # fmt: skip
+                        sensor_vehicles=in_range, pending=pending, lane_vehicles=lane_vehicles,
+                        **columns)  # fmt: skip
 
     def observe(self, layout: SignalLayout, snap: Snapshot, engine: PhaseEngine) -> np.ndarray:
         """One signal's observation vector (float32)."""

@@ -94,6 +94,9 @@ class Network:
     traffic_lights: dict[str, TrafficLight]
     lane_lengths: dict[str, float]
     lane_speeds: dict[str, float]
+    # Lanes each lane leads to through connections no signal controls: a road split
+    # into several edges at junctions without signals (see :mod:`twin_traffic.roads`).
+    free_successors: dict[str, tuple[str, ...]] = field(default_factory=dict, compare=False)
     # The scenario it was read from: controllers that measure demand (webster) run it.
     scenario: Scenario | None = field(default=None, compare=False, repr=False)
 
@@ -132,7 +135,13 @@ def load_network(scenario: Scenario) -> Network:
     lanes = [lane for edge in net.getEdges() for lane in edge.getLanes()]
     lengths = {lane.getID(): float(lane.getLength()) for lane in lanes}
     speeds = {lane.getID(): float(lane.getSpeed()) for lane in lanes}
-    return Network(scenario.net_file, lights, lengths, speeds, scenario=scenario)
+    free = {
+        lane.getID(): tuple(
+            dict.fromkeys(c.getToLane().getID() for c in lane.getOutgoing() if not c.getTLSID())
+        )
+        for lane in lanes
+    }
+    return Network(scenario.net_file, lights, lengths, speeds, free, scenario=scenario)
 
 
 def _additional_programs(files: tuple[Path, ...]) -> dict[str, tuple[str, tuple[Phase, ...]]]:

@@ -45,6 +45,7 @@ CYCLES = ("acyclic", "cyclic")
 # Real approaches lose several seconds per switch (yellows, clearance greens, start-up):
 # measured on Bologna's Pasubio, 15 s halves the delay of 5 s and costs little on Monaco.
 DEFAULT_MIN_GREEN = 15.0
+DEFAULT_REACH = 300.0
 
 
 class GreenChooser(ABC):
@@ -76,6 +77,7 @@ class GreenChooser(ABC):
         spillback: float = 0.9,
         max_wait: float = 120.0,
         sensor_range: float = DEFAULT_SENSOR_RANGE,
+        reach: float = DEFAULT_REACH,
     ) -> None:
         try:
             self.timing = SignalTiming(float(yellow), float(all_red), float(min_green),
@@ -88,6 +90,8 @@ class GreenChooser(ABC):
             raise ControllerError(f"{self.name}: cycle must be one of {', '.join(CYCLES)}")
         if not float(spillback) > 0:
             raise ControllerError(f"{self.name}: spillback must be positive")
+        if not float(reach) >= 0:
+            raise ControllerError(f"{self.name}: reach must be 0 or more")
         if not float(max_wait) > 0 or not float(sensor_range) > 0:
             raise ControllerError(f"{self.name}: max_wait and sensor_range must be positive")
         self.decision_interval: float | None = float(decision_interval)
@@ -95,6 +99,7 @@ class GreenChooser(ABC):
         self.spillback = float(spillback)
         self.max_wait = float(max_wait)
         self.sensor_range = float(sensor_range)
+        self.reach = float(reach)
         self._unserved_since: dict[str, np.ndarray] = {}
 
     def additional_files(self, network: Network, directory: Path) -> list[Path]:
@@ -108,7 +113,8 @@ class GreenChooser(ABC):
     def observer_for(self, network: Network) -> Observer:
         """What the controller reads: the lane variables it ``needs``."""
         return Observer(network, network.signal_ids, observation=(), reward="queue",
-                        sensor_range=self.sensor_range, extra_needs=self.needs)  # fmt: skip
+                        sensor_range=self.sensor_range, extra_needs=self.needs,
+                        reach=self.reach)  # fmt: skip
 
     def start(self, network: Network, engines: Sequence[PhaseEngine], observer: Observer) -> None:
         """Begin a run: forget what earlier runs left."""

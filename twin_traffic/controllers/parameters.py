@@ -128,6 +128,8 @@ def _timing(decision_interval: float = 5.0, sensor_range: float = 50.0) -> tuple
               positive=True),
         Param("sensor_range", "float", sensor_range,
               "distance from the stop line the state is read within, m", positive=True),
+        Param("reach", "float", 300.0,
+              "road before the stop line (after the exit) counted as a movement's, m", minimum=0),
     )  # fmt: skip
 
 
