@@ -13,10 +13,16 @@ class GreedyController(GreenChooser):
     """At each decision, the green that gives way to the longest queue (halting vehicles
     on one incoming lane, plus those waiting to enter on its edge) is requested, counting
     only links whose exit has room; ties keep the current green, then the first. The
-    shared rules of :mod:`.decision` apply (switching cost, starvation guard, cycle)."""
+    shared rules of :mod:`.decision` apply (switching cost, starvation guard, cycle).
+
+    Its ``reach`` defaults to 0, the controlled lane alone: on Bologna's Pasubio a
+    longest queue over 300 m of road gave 1.11× fixed time against 0.95× (5 seeds)."""
 
     name = "greedy"
     needs = frozenset({"vehicles", "halting", "outgoing", "pending"})
+
+    def __init__(self, reach: float = 0.0, **settings: object) -> None:
+        super().__init__(reach=reach, **settings)  # type: ignore[arg-type]
 
     def choose(self, layout: SignalLayout, snapshot: Snapshot, engine: PhaseEngine) -> int:
         """The green serving the longest queue."""

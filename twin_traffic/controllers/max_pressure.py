@@ -60,9 +60,17 @@ class EfficientMaxPressureController(MaxPressureController):
     improving efficiency for signalized intersections", arXiv:2112.02336, 2021): a
     movement's pressure is the *queue* (halting vehicles) on its entry lane minus the
     mean queue on its exit lanes; the green with the largest efficient pressure is
-    served."""
+    served.
+
+    Queues alone say nothing of the vehicles still moving towards a red light, so the
+    starvation guard steps in sooner than for the other deciding controllers
+    (``max_wait`` 90 s; on Bologna's Pasubio 0.65× fixed time against 0.70× with 120 s,
+    and the same on the built-ins, 5 seeds)."""
 
     name = "efficient-max-pressure"
+
+    def __init__(self, max_wait: float = 90.0, **settings: object) -> None:
+        super().__init__(max_wait=max_wait, **settings)  # type: ignore[arg-type]
 
     def scores(self, layout: SignalLayout, snapshot: Snapshot) -> np.ndarray:
         """Each green's efficient pressure."""
@@ -86,8 +94,10 @@ class AdvancedMaxPressureController(EfficientMaxPressureController):
     name = "advanced-max-pressure"
     needs = frozenset({"vehicles", "halting", "outgoing", "pending", "sensor"})
 
-    def __init__(self, sensor_range: float = 75.0, **settings: object) -> None:
-        super().__init__(sensor_range=sensor_range, **settings)  # type: ignore[arg-type]
+    def __init__(
+        self, sensor_range: float = 75.0, max_wait: float = 120.0, **settings: object
+    ) -> None:
+        super().__init__(sensor_range=sensor_range, max_wait=max_wait, **settings)  # type: ignore[arg-type]
 
     def choose(self, layout: SignalLayout, snapshot: Snapshot, engine: PhaseEngine) -> int:
         """Keep the current green while its running vehicles outweigh the best pressure."""

@@ -108,7 +108,12 @@ def _number(value: Any) -> float | None:
     return number if math.isfinite(number) else None
 
 
-def _timing(decision_interval: float = 5.0, sensor_range: float = 50.0) -> tuple[Param, ...]:
+def _timing(
+    decision_interval: float = 5.0,
+    sensor_range: float = 50.0,
+    reach: float = 300.0,
+    max_wait: float = 120.0,
+) -> tuple[Param, ...]:
     """What every Python-deciding controller takes: the phase-engine timings, the phase
     order and the movement state it decides from (defaults as in
     :class:`twin_traffic.controllers.decision.GreenChooser`)."""
@@ -124,11 +129,11 @@ def _timing(decision_interval: float = 5.0, sensor_range: float = 50.0) -> tuple
         Param("spillback", "float", 0.9,
               "exit occupancy share above which a movement has no claim to green",
               positive=True, maximum=1.0),
-        Param("max_wait", "float", 120.0, "longest wait at red before a movement is served, s",
+        Param("max_wait", "float", max_wait, "longest wait at red before a movement is served, s",
               positive=True),
         Param("sensor_range", "float", sensor_range,
               "distance from the stop line the state is read within, m", positive=True),
-        Param("reach", "float", 300.0,
+        Param("reach", "float", reach,
               "road before the stop line (after the exit) counted as a movement's, m", minimum=0),
     )  # fmt: skip
 
@@ -152,9 +157,9 @@ PARAMETERS: dict[str, tuple[Param, ...]] = {
         ),
     ),
     "max-pressure": _timing(),
-    "efficient-max-pressure": _timing(),
+    "efficient-max-pressure": _timing(max_wait=90.0),
     "advanced-max-pressure": _timing(sensor_range=75.0),
-    "greedy": _timing(),
+    "greedy": _timing(reach=0.0),
     "sotl": (
         Param(
             "threshold",
