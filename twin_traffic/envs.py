@@ -217,7 +217,7 @@ class SignalTwin:
         self.bank.request(greens)
         self.bank.advance(sim, min(sim.time + self.config.decision_interval, self.scenario.end))
         snapshot = self.observer.read(sim.time)
-        rewards = [self.observer.reward_of(layout, snapshot, self._last) for layout in self.layouts]
+        rewards = self.observer.rewards(snapshot, self._last)
         self._last = snapshot
         return self._observations(snapshot), rewards, not sim.running
 
@@ -233,10 +233,7 @@ class SignalTwin:
         }
 
     def _observations(self, snapshot: Snapshot) -> list[np.ndarray]:
-        return [
-            self.observer.observe(layout, snapshot, engine)
-            for layout, engine in zip(self.layouts, self.bank.engines, strict=True)
-        ]
+        return self.observer.observe_all(snapshot, self.bank.engines)
 
     def close_sim(self) -> None:
         """Stop the running simulation, if any."""
