@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import copy
 import math
-from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -95,22 +94,23 @@ class SignalBank:
             return
         steps = math.ceil((until - sim.time) / self.step_length - _EPS)
         start = sim.time
-        cues: defaultdict[int, list[tuple[str, Cue]]] = defaultdict(list)
+        cues: list[tuple[int, str, Cue]] = []
+        playing = self._playing
         for index, (tls, engine, programme) in enumerate(
             zip(self.ids, self.engines, self._programmes, strict=True)
         ):
-            wanted = _run_ahead(engine, steps)
-            signal_cues, self._playing[index] = cues_for_interval(
-                programme, self._playing[index], wanted, steps
+            signal_cues, playing[index] = cues_for_interval(
+                programme, playing[index], _run_ahead(engine, steps), steps
             )
-            for offset, cue in signal_cues:
-                cues[offset].append((tls, cue))
+            cues.extend((offset, tls, cue) for offset, cue in signal_cues)
         # Almost always every cue is at offset 0: one step call for the whole interval.
-        for offset in sorted(cues):
-            if offset > 0:
+        cues.sort(key=lambda item: item[0])  # stable: signal order within an offset
+        reached = 0
+        for offset, tls, cue in cues:
+            if offset > reached:
                 sim.step(start + offset * self.step_length)
-            for tls, cue in cues[offset]:
-                sim.set_phase(tls, cue.phase, cue.steps)
+                reached = offset
+            sim.set_phase(tls, cue.phase, cue.steps)
         sim.step(start + steps * self.step_length)
 
 
@@ -129,21 +129,30 @@ def _compile(engine: PhaseEngine) -> SignalProgramme:
 
 
 def _run_ahead(engine: PhaseEngine, steps: int) -> Schedule:
-    """Tick ``engine`` through ``steps`` steps and return what it shows from the first:
+    """Run ``engine`` through ``steps`` steps and return what it shows from the first:
     its states until then, and on to the green that ends any transition still running
-    (a transition cannot be interrupted, so its end is already known)."""
-    states, lengths = [engine.state], [0]  # runs; the last one is shown from then on
+    (a transition cannot be interrupted, so its end is already known). Steps in which
+    nothing can change are passed over at once; only those that may change are ticked."""
+    runs: list[tuple[str, int]] = []  # the states shown before the current one
+    shown, length = engine.state, 0
 
-    def tick(running: PhaseEngine) -> None:
-        lengths[-1] += 1
-        if running.tick() is not None and running.state != states[-1]:
-            states.append(running.state)
-            lengths.append(0)
+    def run(running: PhaseEngine, limit: float) -> None:
+        nonlocal shown, length
+        done = 0
+        while done < limit:
+            quiet = running.coast(limit - done)
+            length, done = length + quiet, done + quiet
+            if done >= limit or (limit == math.inf and not running.in_transition):
+                return
+            new = running.tick()
+            length, done = length + 1, done + 1
+            if new is not None and new != shown:
+                runs.append((shown, length))
+                shown, length = new, 0
+            if limit == math.inf and not running.in_transition:
+                return
 
-    for _ in range(steps):
-        tick(engine)
+    run(engine, steps)
     if engine.in_transition:
-        ahead = copy.copy(engine)
-        while ahead.in_transition:
-            tick(ahead)
-    return Schedule(tuple(zip(states[:-1], lengths[:-1], strict=True)), states[-1])
+        run(copy.copy(engine), math.inf)  # a copy: look ahead without moving the engine
+    return Schedule(tuple(runs), shown)

@@ -502,10 +502,11 @@ class SignalParallelEnv(ParallelEnv[str, np.ndarray, int]):
         greens = []
         for index, agent in enumerate(self.possible_agents):
             action = actions[agent]
-            if not self._action_spaces[agent].contains(action):
+            space = self._action_spaces[agent]
+            # A plain int is checked here; anything else as the space itself checks it.
+            if not (0 <= action < space.n if type(action) is int else space.contains(action)):
                 raise TwinTrafficError(
-                    f"agent '{agent}': action {action!r} is not in its action space "
-                    f"{self._action_spaces[agent]}"
+                    f"agent '{agent}': action {action!r} is not in its action space {space}"
                 )
             valid = int(action) < self._greens[agent]  # padded mode: beyond the mask
             greens.append(int(action) if valid else self.twin.bank.engines[index].current_green)

@@ -426,6 +426,23 @@ class PhaseEngine:
         self._state = new
         return new
 
+    def coast(self, limit: float) -> int:
+        """Advance at once through the coming steps (at most ``limit``) in which
+        :meth:`tick` would change nothing shown — a green before its request is due or
+        its max green, a transition phase before its end — and return how many."""
+        if self._seg >= 0:
+            steps = int(min(limit, self._seg_left - 1))
+            self._seg_left -= max(steps, 0)
+            return max(steps, 0)
+        quiet = math.inf  # a lone green is never forced off
+        if self.num_greens > 1:
+            quiet = self._max_steps - self._green_steps - 1
+        if self._pending is not None:
+            quiet = min(quiet, self._min_steps - self._green_steps - 1)
+        steps = int(max(min(limit, quiet), 0))
+        self._green_steps += steps
+        return steps
+
     def _start(self, dst: int) -> str | None:
         """Leave the current green for ``dst`` (called from tick)."""
         plan = self._plans[self._green][dst]
