@@ -611,7 +611,7 @@ class Observer:
             REWARDS[reward][0],
             extra_needs,
         )
-        self._lane_readers: list[tuple[str, np.ndarray, Reader]] = []
+        self._lane_readers: list[tuple[tuple[str, ...], np.ndarray, Reader]] = []
         self._sensor_reader: Reader | None = None
         self._loop_reader: Reader | None = None
         self._pending: PendingReader | None = None
@@ -654,14 +654,15 @@ class Observer:
         approaches = self.approach_lanes
         self._approach_rows = np.array([self.lanes.index(lane) for lane in approaches], dtype=int)
         all_rows = np.arange(len(self.lanes))
+        # One reader per set of lanes (with TraCI, one round trip each).
+        everywhere = ("vehicles",) if {"vehicles", "outgoing"} <= self.needs else ()
+        approach = tuple(n for n in _LANE_VARIABLES if n in self.needs and n not in everywhere)
         self._lane_readers = []
-        for name, variable in _LANE_VARIABLES.items():
-            if name not in self.needs:
-                continue
-            everywhere = name == "vehicles" and "outgoing" in self.needs
-            rows = all_rows if everywhere else self._approach_rows
-            reader = sim.lane_reader([self.lanes[i] for i in rows], [variable])
-            self._lane_readers.append((name, rows, reader))
+        for names, rows in ((everywhere, all_rows), (approach, self._approach_rows)):
+            if names:
+                lanes = [self.lanes[i] for i in rows]
+                reader = sim.lane_reader(lanes, [_LANE_VARIABLES[n] for n in names])
+                self._lane_readers.append((names, rows, reader))
         self._sensor_reader = None
         self._loop_reader = None
         if "sensor" in self.needs:
@@ -682,8 +683,10 @@ class Observer:
         """The lane state now (zero where a variable is not read)."""
         n = len(self.lanes)
         columns = {name: np.zeros(n) for name in _LANE_VARIABLES}
-        for name, rows, reader in self._lane_readers:
-            columns[name][rows] = reader.read()[:, 0]
+        for names, rows, reader in self._lane_readers:
+            values = reader.read()
+            for column, name in enumerate(names):
+                columns[name][rows] = values[:, column]
         occupancy = halting = crossed = in_range = pending = np.zeros(n)
         if self._sensor_reader is not None:
             sensor = self._sensor_reader.read()

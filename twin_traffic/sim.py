@@ -556,7 +556,7 @@ class GetterReader:
 
     def read(self) -> np.ndarray:
         """Values after the last step, shape ``(len(ids), len(variables))``."""
-        columns = [[get(object_id) for object_id in self.ids] for get in self._getters]
+        columns = [list(map(get, self.ids)) for get in self._getters]
         return np.array(columns, dtype=float).T.reshape(len(self.ids), len(self.variables))
 
 
