@@ -133,26 +133,23 @@ def _run_ahead(engine: PhaseEngine, steps: int) -> Schedule:
     its states until then, and on to the green that ends any transition still running
     (a transition cannot be interrupted, so its end is already known). Steps in which
     nothing can change are passed over at once; only those that may change are ticked."""
+    done = length = engine.coast(steps)
+    if done == steps and not engine.in_transition:
+        return Schedule((), engine.state)  # a green held through the interval
     runs: list[tuple[str, int]] = []  # the states shown before the current one
-    shown, length = engine.state, 0
-
-    def run(running: PhaseEngine, limit: float) -> None:
-        nonlocal shown, length
-        done = 0
-        while done < limit:
-            quiet = running.coast(limit - done)
-            length, done = length + quiet, done + quiet
-            if done >= limit or (limit == math.inf and not running.in_transition):
-                return
-            new = running.tick()
-            length, done = length + 1, done + 1
-            if new is not None and new != shown:
-                runs.append((shown, length))
-                shown, length = new, 0
-            if limit == math.inf and not running.in_transition:
-                return
-
-    run(engine, steps)
-    if engine.in_transition:
-        run(copy.copy(engine), math.inf)  # a copy: look ahead without moving the engine
+    shown, running, limit = engine.state, engine, float(steps)
+    while True:
+        if done >= limit:
+            if running is not engine or not engine.in_transition:
+                break
+            running, limit = copy.copy(engine), math.inf  # look ahead on a copy
+        new = running.tick()
+        length, done = length + 1, done + 1
+        if new is not None and new != shown:
+            runs.append((shown, length))
+            shown, length = new, 0
+        if limit == math.inf and not running.in_transition:
+            break
+        quiet = running.coast(limit - done)
+        length, done = length + quiet, done + quiet
     return Schedule(tuple(runs), shown)

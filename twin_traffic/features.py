@@ -57,6 +57,7 @@ Rewards (per signal; higher is better):
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -184,10 +185,11 @@ class Stacked:
     unique_out: np.ndarray
     unique_out_starts: np.ndarray
     # Per signal: the capacity of its approaches, its number of approach lanes, and
-    # where its ``phase`` block starts in the concatenated ``phase`` blocks.
+    # where its ``phase`` block starts and ends in the concatenated ``phase`` blocks.
     approach_capacity: np.ndarray
     lane_count: np.ndarray
-    phase_starts: np.ndarray
+    phase_starts: tuple[int, ...]
+    phase_ends: tuple[int, ...]
     phase_size: int
     # Every signal has approach lanes and movements (``reduceat`` misreads an empty
     # segment: the batched rewards are then computed signal by signal).
@@ -212,7 +214,8 @@ def stack_layouts(
     unique_out, unique_out_starts = joined([np.unique(layout.movement_out) for layout in layouts])
     movement_in, _ = joined([layout.movement_in for layout in layouts])
     movement_out, _ = joined([layout.movement_out for layout in layouts])
-    _, phase_starts = joined([np.zeros(layout.num_greens + 2) for layout in layouts])
+    phase_ends = tuple(itertools.accumulate(layout.num_greens + 2 for layout in layouts))
+    phase_starts = (0, *phase_ends[:-1]) if phase_ends else ()
     return Stacked(
         in_lanes=in_lanes,
         in_starts=in_starts,
@@ -230,7 +233,8 @@ def stack_layouts(
         ),
         lane_count=np.array([len(layout.in_lanes) for layout in layouts], dtype=int),
         phase_starts=phase_starts,
-        phase_size=sum(layout.num_greens + 2 for layout in layouts),
+        phase_ends=phase_ends,
+        phase_size=phase_ends[-1] if phase_ends else 0,
         segmented=all(len(layout.in_lanes) and len(layout.movement_in) for layout in layouts),
     )
 
@@ -273,14 +277,14 @@ def _sensor(obs: Observer, layout: SignalLayout, snap: Snapshot, _: PhaseEngine)
 
 
 def _phase_all(obs: Observer, snap: Snapshot, engines: Sequence[PhaseEngine]) -> np.ndarray:
+    # A few values per signal: plain Python beats a dozen small NumPy calls here.
     stacked = obs.stacked
-    block = np.zeros(stacked.phase_size)
-    ends = np.append(stacked.phase_starts[1:], stacked.phase_size)
-    block[stacked.phase_starts + [engine.current_green for engine in engines]] = 1.0
-    block[ends - 2] = [float(engine.in_transition) for engine in engines]
-    waited = np.array([engine.time_in_green for engine in engines], dtype=float)
-    block[ends - 1] = np.minimum(waited / obs.max_green, 1.0)
-    return block
+    block = [0.0] * stacked.phase_size
+    for start, end, engine in zip(stacked.phase_starts, stacked.phase_ends, engines, strict=True):
+        block[start + engine.current_green] = 1.0
+        block[end - 2] = float(engine.in_transition)
+        block[end - 1] = min(engine.time_in_green / obs.max_green, 1.0)
+    return np.array(block)
 
 
 def _density_all(obs: Observer, snap: Snapshot, _: Sequence[PhaseEngine]) -> np.ndarray:
@@ -494,8 +498,16 @@ def _entering_all(obs: Observer, snap: Snapshot) -> np.ndarray | float:
     return _segment_sums(snap.pending[stacked.in_lanes], stacked.in_starts)
 
 
-def _approach_sums(obs: Observer, values: np.ndarray) -> np.ndarray:
-    return _segment_sums(values[obs.stacked.in_lanes], obs.stacked.in_starts)
+def _approach_sums(obs: Observer, snap: Snapshot, name: str) -> np.ndarray:
+    """Per signal, the sum of the snapshot's ``name`` over the signal's approaches;
+    kept for the last snapshot, which is the next decision's ``before``."""
+    cached = obs.approach_sums_of.get(name)
+    if cached is not None and cached[0] is snap:
+        return cached[1]
+    stacked = obs.stacked
+    sums = _segment_sums(getattr(snap, name)[stacked.in_lanes], stacked.in_starts)
+    obs.approach_sums_of[name] = (snap, sums)
+    return sums
 
 
 def _elapsed(snap: Snapshot, before: Snapshot) -> float:
@@ -503,12 +515,12 @@ def _elapsed(snap: Snapshot, before: Snapshot) -> float:
 
 
 def _wait_all(obs: Observer, snap: Snapshot, before: Snapshot) -> np.ndarray:
-    change = _approach_sums(obs, snap.waiting) - _approach_sums(obs, before.waiting)
+    change = _approach_sums(obs, snap, "waiting") - _approach_sums(obs, before, "waiting")
     return -change / (_elapsed(snap, before) * obs.stacked.approach_capacity)
 
 
 def _queue_reward_all(obs: Observer, snap: Snapshot, _: Snapshot) -> np.ndarray:
-    queued = _approach_sums(obs, snap.halting) + _entering_all(obs, snap)
+    queued = _approach_sums(obs, snap, "halting") + _entering_all(obs, snap)
     return -queued / obs.stacked.approach_capacity
 
 
@@ -528,7 +540,7 @@ def _delay_reward_all(obs: Observer, snap: Snapshot, _: Snapshot) -> np.ndarray:
 
 
 def _throughput_all(obs: Observer, snap: Snapshot, before: Snapshot) -> np.ndarray:
-    crossed = _approach_sums(obs, snap.crossed) - _approach_sums(obs, before.crossed)
+    crossed = _approach_sums(obs, snap, "crossed") - _approach_sums(obs, before, "crossed")
     return crossed / (_elapsed(snap, before) * obs.stacked.lane_count)
 
 
@@ -604,6 +616,8 @@ class Observer:
             self.layouts, self.capacity, self.max_speed, self.sensor_capacity
         )
         self._order, self._bounds = self._interleaving()
+        # The last snapshot's per-signal sums, by variable (see ``_approach_sums``).
+        self.approach_sums_of: dict[str, tuple[Snapshot, np.ndarray]] = {}
         self._switch_seconds: dict[str, np.ndarray] = {}
         self._unserved: dict[str, tuple[float, np.ndarray]] = {}
         self.needs = frozenset().union(
