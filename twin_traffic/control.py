@@ -12,7 +12,6 @@ costs nothing.
 
 from __future__ import annotations
 
-import copy
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -23,6 +22,7 @@ from twin_traffic.signals import PhaseEngine, SignalTiming
 from twin_traffic.sim import Simulation
 
 _EPS = 1e-6
+_MEMO_SIZE = 100_000  # remembered cue computations per bank (a few MB at most)
 
 
 @dataclass(frozen=True)
@@ -65,6 +65,9 @@ class SignalBank:
         )
         self._programmes = tuple(_compile(engine) for engine in self.engines)
         self._playing: list[Schedule] = []  # what SUMO plays from now, per signal
+        self._memo: dict[
+            tuple[int, Schedule, Schedule, int], tuple[list[tuple[int, Cue]], Schedule]
+        ] = {}
 
     @property
     def num_greens(self) -> tuple[int, ...]:
@@ -99,8 +102,8 @@ class SignalBank:
         for index, (tls, engine, programme) in enumerate(
             zip(self.ids, self.engines, self._programmes, strict=True)
         ):
-            signal_cues, playing[index] = cues_for_interval(
-                programme, playing[index], _run_ahead(engine, steps), steps
+            signal_cues, playing[index] = self._cues(
+                index, programme, _run_ahead(engine, steps), steps
             )
             cues.extend((offset, tls, cue) for offset, cue in signal_cues)
         # Almost always every cue is at offset 0: one step call for the whole interval.
@@ -112,6 +115,19 @@ class SignalBank:
                 reached = offset
             sim.set_phase(tls, cue.phase, cue.steps)
         sim.step(start + steps * self.step_length)
+
+    def _cues(
+        self, index: int, programme: SignalProgramme, wanted: Schedule, steps: int
+    ) -> tuple[list[tuple[int, Cue]], Schedule]:
+        """:func:`cues_for_interval` for signal ``index``, remembered: a signal meets
+        the same few courses over and over."""
+        key = (index, self._playing[index], wanted, steps)
+        found = self._memo.get(key)
+        if found is None:
+            found = cues_for_interval(programme, self._playing[index], wanted, steps)
+            if len(self._memo) < _MEMO_SIZE:
+                self._memo[key] = found
+        return found
 
 
 def _compile(engine: PhaseEngine) -> SignalProgramme:
@@ -137,19 +153,16 @@ def _run_ahead(engine: PhaseEngine, steps: int) -> Schedule:
     if done == steps and not engine.in_transition:
         return Schedule((), engine.state)  # a green held through the interval
     runs: list[tuple[str, int]] = []  # the states shown before the current one
-    shown, running, limit = engine.state, engine, float(steps)
-    while True:
-        if done >= limit:
-            if running is not engine or not engine.in_transition:
-                break
-            running, limit = copy.copy(engine), math.inf  # look ahead on a copy
-        new = running.tick()
+    shown = engine.state
+    while done < steps:
+        new = engine.tick()
         length, done = length + 1, done + 1
         if new is not None and new != shown:
             runs.append((shown, length))
             shown, length = new, 0
-        if limit == math.inf and not running.in_transition:
-            break
-        quiet = running.coast(limit - done)
+        quiet = engine.coast(steps - done)
         length, done = length + quiet, done + quiet
-    return Schedule(tuple(runs), shown)
+    if not engine.in_transition:
+        return Schedule(tuple(runs), shown)
+    (_, left), *later = engine.rest_of_transition()
+    return Schedule.of([*runs, (shown, length + left), *later], engine.greens[engine.current_green])

@@ -443,6 +443,14 @@ class PhaseEngine:
         self._green_steps += steps
         return steps
 
+    def rest_of_transition(self) -> tuple[tuple[str, int], ...]:
+        """The transition still to show, as ``(state, steps)``: the current phase for
+        the steps it has left, then the later ones (empty while a green is shown); the
+        green that ends it is :attr:`current_green`."""
+        if self._seg < 0:
+            return ()
+        return ((self._state, self._seg_left), *self._plan[self._seg + 1 :])
+
     def _start(self, dst: int) -> str | None:
         """Leave the current green for ``dst`` (called from tick)."""
         plan = self._plans[self._green][dst]
