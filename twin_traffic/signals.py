@@ -426,20 +426,20 @@ class PhaseEngine:
         self._state = new
         return new
 
-    def coast(self, limit: float) -> int:
+    def coast(self, limit: int) -> int:
         """Advance at once through the coming steps (at most ``limit``) in which
         :meth:`tick` would change nothing shown — a green before its request is due or
         its max green, a transition phase before its end — and return how many."""
         if self._seg >= 0:
-            steps = int(min(limit, self._seg_left - 1))
-            self._seg_left -= max(steps, 0)
-            return max(steps, 0)
-        quiet = math.inf  # a lone green is never forced off
+            steps = max(min(limit, self._seg_left - 1), 0)
+            self._seg_left -= steps
+            return steps
+        quiet: float = limit  # a lone green without a request is never forced off
         if self.num_greens > 1:
-            quiet = self._max_steps - self._green_steps - 1
+            quiet = min(quiet, self._max_steps - self._green_steps - 1)
         if self._pending is not None:
             quiet = min(quiet, self._min_steps - self._green_steps - 1)
-        steps = int(max(min(limit, quiet), 0))
+        steps = max(int(quiet), 0)
         self._green_steps += steps
         return steps
 
