@@ -3,6 +3,8 @@ decisions matches exactly, for every observation that reads SUMO (lanes, detecto
 
 from __future__ import annotations
 
+import struct
+
 import numpy as np
 import pytest
 
@@ -49,3 +51,36 @@ def test_both_backends_give_the_same_episode(name: str, reward: str) -> None:
     assert len(libsumo) == len(traci) > 50
     for step, (a, b) in enumerate(zip(libsumo, traci, strict=True)):
         assert same(a, b), f"decision {step}: libsumo {a} != traci {b}"
+
+
+def test_a_traci_read_finds_its_values_where_the_first_reply_had_them() -> None:
+    from twin_traffic.scenario import load_scenario
+    from twin_traffic.sim import (
+        LAST_STEP_MEAN_SPEED,
+        LAST_STEP_VEHICLE_NUMBER,
+        VAR_WAITING_TIME,
+        SimConfig,
+        Simulation,
+        _parse_values,
+    )
+
+    variables = [LAST_STEP_VEHICLE_NUMBER, LAST_STEP_MEAN_SPEED, VAR_WAITING_TIME]
+    with Simulation(load_scenario("grid3x3", end=300), 1, None, SimConfig("traci")) as sim:
+        lanes = [lane for lane in sim.api.lane.getIDList() if not lane.startswith(":")][:20]
+        reader = sim.lane_reader(lanes, variables)
+        lane = sim.api.lane
+        for until in (60.0, 120.0, 200.0):  # the first read parses, the next ones gather
+            sim.step(until)
+            expected = [[lane.getLastStepVehicleNumber(x), lane.getLastStepMeanSpeed(x),
+                         lane.getWaitingTime(x)] for x in lanes]  # fmt: skip
+            assert np.array_equal(reader.read(), np.array(expected, dtype=float))
+        assert np.array(expected)[:, 0].sum() > 0
+        # A reply of another shape is parsed in full, not gathered.
+        connection = sim.api
+        connection._socket.send(struct.pack("!i", len(reader._message) + 4) + reader._message)
+        data = connection._recvExact()._content
+        values, layout = _parse_values(data, len(lanes) * len(variables))
+        assert np.array_equal(layout.values(data), values)
+        assert layout.values(data + b"\0") is None
+        kind = layout._check_at[-1]
+        assert layout.values(data[:kind] + b"\x0c" + data[kind + 1 :]) is None

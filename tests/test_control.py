@@ -3,14 +3,16 @@ the phase engines decide, although it is stepped once per decision interval."""
 
 from __future__ import annotations
 
+import copy
+import random
 from collections.abc import Sequence
 
 import numpy as np
 import pytest
 
-from twin_traffic.control import SignalBank
+from twin_traffic.control import SignalBank, _run_ahead
 from twin_traffic.network import load_network
-from twin_traffic.programmes import ProgrammePhase
+from twin_traffic.programmes import ProgrammePhase, Schedule
 from twin_traffic.scenario import load_scenario
 from twin_traffic.signals import PhaseEngine, SignalTiming
 from twin_traffic.sim import SimConfig, Simulation
@@ -107,3 +109,47 @@ def test_sumo_shows_the_engine_states_every_second(
         for start, n in intervals for tls in ids
     )  # fmt: skip
     assert 50 < commands <= changing
+
+
+def _tick_every_step(engine: PhaseEngine, steps: int) -> Schedule:
+    """What ``_run_ahead`` returns, by ticking every single step (its definition)."""
+    states, lengths = [engine.state], [0]
+
+    def tick(running: PhaseEngine) -> None:
+        lengths[-1] += 1
+        if running.tick() is not None and running.state != states[-1]:
+            states.append(running.state)
+            lengths.append(0)
+
+    for _ in range(steps):
+        tick(engine)
+    if engine.in_transition:
+        ahead = copy.copy(engine)
+        while ahead.in_transition:
+            tick(ahead)
+    return Schedule(tuple(zip(states[:-1], lengths[:-1], strict=True)), states[-1])
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_running_ahead_past_quiet_steps_equals_ticking_each_one(seed: int) -> None:
+    rng = random.Random(seed)
+    programmes = [
+        (["GGrr", "yyrr", "rrGG", "rryy"], [30, 3, 30, 3]),
+        (["GrGr", "yryr", "rGrG", "ryry", "GGrr"], [20, 4, 20, 4, 10]),
+        (["GG"], [10]),
+    ]
+    for _ in range(300):
+        states, durations = rng.choice(programmes)
+        timing = SignalTiming(rng.choice([2, 3]), rng.choice([0, 2]), rng.choice([1, 5, 7]),
+                              rng.choice([10, 60]))  # fmt: skip
+        fast, reference = (
+            PhaseEngine(states, durations, timing),
+            PhaseEngine(states, durations, timing),
+        )
+        for _ in range(30):
+            green = rng.randrange(fast.num_greens)
+            fast.request(green)
+            reference.request(green)
+            steps = rng.choice([1, 3, 5, 7])
+            assert _run_ahead(fast, steps) == _tick_every_step(reference, steps)
+            assert fast.__dict__ == reference.__dict__

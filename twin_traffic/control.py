@@ -12,9 +12,7 @@ costs nothing.
 
 from __future__ import annotations
 
-import copy
 import math
-from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -24,6 +22,7 @@ from twin_traffic.signals import PhaseEngine, SignalTiming
 from twin_traffic.sim import Simulation
 
 _EPS = 1e-6
+_MEMO_SIZE = 100_000  # remembered cue computations per bank (a few MB at most)
 
 
 @dataclass(frozen=True)
@@ -66,6 +65,9 @@ class SignalBank:
         )
         self._programmes = tuple(_compile(engine) for engine in self.engines)
         self._playing: list[Schedule] = []  # what SUMO plays from now, per signal
+        self._memo: dict[
+            tuple[int, Schedule, Schedule, int], tuple[list[tuple[int, Cue]], Schedule]
+        ] = {}
 
     @property
     def num_greens(self) -> tuple[int, ...]:
@@ -95,23 +97,37 @@ class SignalBank:
             return
         steps = math.ceil((until - sim.time) / self.step_length - _EPS)
         start = sim.time
-        cues: defaultdict[int, list[tuple[str, Cue]]] = defaultdict(list)
+        cues: list[tuple[int, str, Cue]] = []
+        playing = self._playing
         for index, (tls, engine, programme) in enumerate(
             zip(self.ids, self.engines, self._programmes, strict=True)
         ):
-            wanted = _run_ahead(engine, steps)
-            signal_cues, self._playing[index] = cues_for_interval(
-                programme, self._playing[index], wanted, steps
+            signal_cues, playing[index] = self._cues(
+                index, programme, _run_ahead(engine, steps), steps
             )
-            for offset, cue in signal_cues:
-                cues[offset].append((tls, cue))
+            cues.extend((offset, tls, cue) for offset, cue in signal_cues)
         # Almost always every cue is at offset 0: one step call for the whole interval.
-        for offset in sorted(cues):
-            if offset > 0:
+        cues.sort(key=lambda item: item[0])  # stable: signal order within an offset
+        reached = 0
+        for offset, tls, cue in cues:
+            if offset > reached:
                 sim.step(start + offset * self.step_length)
-            for tls, cue in cues[offset]:
-                sim.set_phase(tls, cue.phase, cue.steps)
+                reached = offset
+            sim.set_phase(tls, cue.phase, cue.steps)
         sim.step(start + steps * self.step_length)
+
+    def _cues(
+        self, index: int, programme: SignalProgramme, wanted: Schedule, steps: int
+    ) -> tuple[list[tuple[int, Cue]], Schedule]:
+        """:func:`cues_for_interval` for signal ``index``, remembered: a signal meets
+        the same few courses over and over."""
+        key = (index, self._playing[index], wanted, steps)
+        found = self._memo.get(key)
+        if found is None:
+            found = cues_for_interval(programme, self._playing[index], wanted, steps)
+            if len(self._memo) < _MEMO_SIZE:
+                self._memo[key] = found
+        return found
 
 
 def _compile(engine: PhaseEngine) -> SignalProgramme:
@@ -129,21 +145,24 @@ def _compile(engine: PhaseEngine) -> SignalProgramme:
 
 
 def _run_ahead(engine: PhaseEngine, steps: int) -> Schedule:
-    """Tick ``engine`` through ``steps`` steps and return what it shows from the first:
+    """Run ``engine`` through ``steps`` steps and return what it shows from the first:
     its states until then, and on to the green that ends any transition still running
-    (a transition cannot be interrupted, so its end is already known)."""
-    states, lengths = [engine.state], [0]  # runs; the last one is shown from then on
-
-    def tick(running: PhaseEngine) -> None:
-        lengths[-1] += 1
-        if running.tick() is not None and running.state != states[-1]:
-            states.append(running.state)
-            lengths.append(0)
-
-    for _ in range(steps):
-        tick(engine)
-    if engine.in_transition:
-        ahead = copy.copy(engine)
-        while ahead.in_transition:
-            tick(ahead)
-    return Schedule(tuple(zip(states[:-1], lengths[:-1], strict=True)), states[-1])
+    (a transition cannot be interrupted, so its end is already known). Steps in which
+    nothing can change are passed over at once; only those that may change are ticked."""
+    done = length = engine.coast(steps)
+    if done == steps and not engine.in_transition:
+        return Schedule((), engine.state)  # a green held through the interval
+    runs: list[tuple[str, int]] = []  # the states shown before the current one
+    shown = engine.state
+    while done < steps:
+        new = engine.tick()
+        length, done = length + 1, done + 1
+        if new is not None and new != shown:
+            runs.append((shown, length))
+            shown, length = new, 0
+        quiet = engine.coast(steps - done)
+        length, done = length + quiet, done + quiet
+    if not engine.in_transition:
+        return Schedule(tuple(runs), shown)
+    (_, left), *later = engine.rest_of_transition()
+    return Schedule.of([*runs, (shown, length + left), *later], engine.greens[engine.current_green])

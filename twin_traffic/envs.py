@@ -217,7 +217,7 @@ class SignalTwin:
         self.bank.request(greens)
         self.bank.advance(sim, min(sim.time + self.config.decision_interval, self.scenario.end))
         snapshot = self.observer.read(sim.time)
-        rewards = [self.observer.reward_of(layout, snapshot, self._last) for layout in self.layouts]
+        rewards = self.observer.rewards(snapshot, self._last)
         self._last = snapshot
         return self._observations(snapshot), rewards, not sim.running
 
@@ -233,10 +233,7 @@ class SignalTwin:
         }
 
     def _observations(self, snapshot: Snapshot) -> list[np.ndarray]:
-        return [
-            self.observer.observe(layout, snapshot, engine)
-            for layout, engine in zip(self.layouts, self.bank.engines, strict=True)
-        ]
+        return self.observer.observe_all(snapshot, self.bank.engines)
 
     def close_sim(self) -> None:
         """Stop the running simulation, if any."""
@@ -505,10 +502,11 @@ class SignalParallelEnv(ParallelEnv[str, np.ndarray, int]):
         greens = []
         for index, agent in enumerate(self.possible_agents):
             action = actions[agent]
-            if not self._action_spaces[agent].contains(action):
+            space = self._action_spaces[agent]
+            # A plain int is checked here; anything else as the space itself checks it.
+            if not (0 <= action < space.n if type(action) is int else space.contains(action)):
                 raise TwinTrafficError(
-                    f"agent '{agent}': action {action!r} is not in its action space "
-                    f"{self._action_spaces[agent]}"
+                    f"agent '{agent}': action {action!r} is not in its action space {space}"
                 )
             valid = int(action) < self._greens[agent]  # padded mode: beyond the mask
             greens.append(int(action) if valid else self.twin.bank.engines[index].current_green)

@@ -57,6 +57,7 @@ Rewards (per signal; higher is better):
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -148,17 +149,97 @@ class Snapshot:
 
 
 ObservationFn = Callable[["Observer", SignalLayout, Snapshot, PhaseEngine], np.ndarray]
+# Every signal's block at once, concatenated in signal order.
+ObservationBatchFn = Callable[["Observer", Snapshot, Sequence[PhaseEngine]], np.ndarray]
 RewardFn = Callable[["Observer", SignalLayout, Snapshot, Snapshot], float]
+# Every signal's reward at once, in signal order.
+RewardBatchFn = Callable[["Observer", Snapshot, Snapshot], np.ndarray]
 
 
 @dataclass(frozen=True)
 class ObservationFeature:
-    """A named observation block: its size, lower bound and how to compute it."""
+    """A named observation block: its size, lower bound and how to compute it, for one
+    signal (``compute``, the definition) and, where a feature has one, for every signal
+    in one NumPy pass (``batch``, equal to ``compute`` signal by signal)."""
 
     size: Callable[[Observer, SignalLayout], int]
     low: float
     needs: frozenset[str]
     compute: ObservationFn
+    batch: ObservationBatchFn | None = None
+
+
+@dataclass(frozen=True)
+class Stacked:
+    """The layouts of an observer's signals side by side: their per-lane and
+    per-movement index arrays concatenated in signal order, for batched features."""
+
+    in_lanes: np.ndarray
+    # Where each signal's lanes start in ``in_lanes`` (segments for ``np.add.reduceat``).
+    in_starts: np.ndarray
+    in_capacity: np.ndarray
+    in_max_speed: np.ndarray
+    in_sensor_capacity: np.ndarray
+    movement_in: np.ndarray
+    movement_out: np.ndarray
+    # The distinct lanes of each signal's movements' entries and exits, and their starts.
+    unique_in: np.ndarray
+    unique_in_starts: np.ndarray
+    unique_out: np.ndarray
+    unique_out_starts: np.ndarray
+    # Per signal: the capacity of its approaches, its number of approach lanes, and
+    # where its ``phase`` block starts and ends in the concatenated ``phase`` blocks.
+    approach_capacity: np.ndarray
+    lane_count: np.ndarray
+    phase_starts: tuple[int, ...]
+    phase_ends: tuple[int, ...]
+    phase_size: int
+    # Every signal has approach lanes and movements (``reduceat`` misreads an empty
+    # segment: the batched rewards are then computed signal by signal).
+    segmented: bool
+
+
+def stack_layouts(
+    layouts: Sequence[SignalLayout], capacity: np.ndarray, max_speed: np.ndarray,
+    sensor_capacity: np.ndarray,
+) -> Stacked:  # fmt: skip
+    """Concatenate the layouts' index arrays (see :class:`Stacked`)."""
+
+    def joined(arrays: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        sizes = [len(a) for a in arrays]
+        starts = (
+            np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(int) if sizes else np.zeros(0, int)
+        )
+        return np.concatenate(arrays).astype(int) if arrays else np.zeros(0, int), starts
+
+    in_lanes, in_starts = joined([layout.in_lanes for layout in layouts])
+    unique_in, unique_in_starts = joined([np.unique(layout.movement_in) for layout in layouts])
+    unique_out, unique_out_starts = joined([np.unique(layout.movement_out) for layout in layouts])
+    movement_in, _ = joined([layout.movement_in for layout in layouts])
+    movement_out, _ = joined([layout.movement_out for layout in layouts])
+    phase_ends = tuple(itertools.accumulate(layout.num_greens + 2 for layout in layouts))
+    phase_starts = (0, *phase_ends[:-1]) if phase_ends else ()
+    return Stacked(
+        in_lanes=in_lanes,
+        in_starts=in_starts,
+        in_capacity=capacity[in_lanes],
+        in_max_speed=max_speed[in_lanes],
+        in_sensor_capacity=sensor_capacity[in_lanes],
+        movement_in=movement_in,
+        movement_out=movement_out,
+        unique_in=unique_in,
+        unique_in_starts=unique_in_starts,
+        unique_out=unique_out,
+        unique_out_starts=unique_out_starts,
+        approach_capacity=np.array(
+            [float(capacity[layout.in_lanes].sum()) for layout in layouts], dtype=float
+        ),
+        lane_count=np.array([len(layout.in_lanes) for layout in layouts], dtype=int),
+        phase_starts=phase_starts,
+        phase_ends=phase_ends,
+        phase_size=phase_ends[-1] if phase_ends else 0,
+        segmented=all(len(layout.in_lanes) and len(layout.movement_in) for layout in layouts),
+    )
 
 
 def _phase(obs: Observer, layout: SignalLayout, snap: Snapshot, engine: PhaseEngine) -> np.ndarray:
@@ -195,6 +276,45 @@ def _sensor(obs: Observer, layout: SignalLayout, snap: Snapshot, _: PhaseEngine)
     lanes = layout.in_lanes
     occupancy = snap.sensor_occupancy[lanes] / 100.0
     halting = np.minimum(snap.sensor_halting[lanes] / obs.sensor_capacity[lanes], 1.0)
+    return np.stack([occupancy, halting], axis=1).ravel()
+
+
+def _phase_all(obs: Observer, snap: Snapshot, engines: Sequence[PhaseEngine]) -> np.ndarray:
+    # A few values per signal: plain Python beats a dozen small NumPy calls here.
+    stacked = obs.stacked
+    block = [0.0] * stacked.phase_size
+    for start, end, engine in zip(stacked.phase_starts, stacked.phase_ends, engines, strict=True):
+        block[start + engine.current_green] = 1.0
+        block[end - 2] = float(engine.in_transition)
+        block[end - 1] = min(engine.time_in_green / obs.max_green, 1.0)
+    return np.array(block)
+
+
+def _density_all(obs: Observer, snap: Snapshot, _: Sequence[PhaseEngine]) -> np.ndarray:
+    stacked = obs.stacked
+    return np.minimum(snap.vehicles[stacked.in_lanes] / stacked.in_capacity, 1.0)
+
+
+def _queue_all(obs: Observer, snap: Snapshot, _: Sequence[PhaseEngine]) -> np.ndarray:
+    stacked = obs.stacked
+    return np.minimum(snap.halting[stacked.in_lanes] / stacked.in_capacity, 1.0)
+
+
+def _pressure_all(obs: Observer, snap: Snapshot, _: Sequence[PhaseEngine]) -> np.ndarray:
+    density = np.minimum(snap.vehicles / obs.capacity, 1.0)
+    return density[obs.stacked.movement_in] - density[obs.stacked.movement_out]
+
+
+def _speed_all(obs: Observer, snap: Snapshot, _: Sequence[PhaseEngine]) -> np.ndarray:
+    lanes = obs.stacked.in_lanes
+    ratio = snap.speed[lanes] / obs.stacked.in_max_speed
+    return np.clip(np.where(snap.vehicles[lanes] > 0, ratio, 1.0), 0.0, 1.0)
+
+
+def _sensor_all(obs: Observer, snap: Snapshot, _: Sequence[PhaseEngine]) -> np.ndarray:
+    lanes = obs.stacked.in_lanes
+    occupancy = snap.sensor_occupancy[lanes] / 100.0
+    halting = np.minimum(snap.sensor_halting[lanes] / obs.stacked.in_sensor_capacity, 1.0)
     return np.stack([occupancy, halting], axis=1).ravel()
 
 
@@ -296,19 +416,27 @@ def _timing(obs: Observer, layout: SignalLayout, snap: Snapshot, engine: PhaseEn
 
 
 OBSERVATIONS: dict[str, ObservationFeature] = {
-    "phase": ObservationFeature(lambda _, s: s.num_greens + 2, 0.0, frozenset(), _phase),
-    "density": ObservationFeature(
-        lambda _, s: len(s.in_lanes), 0.0, frozenset({"vehicles"}), _density
+    "phase": ObservationFeature(
+        lambda _, s: s.num_greens + 2, 0.0, frozenset(), _phase, _phase_all
     ),
-    "queue": ObservationFeature(lambda _, s: len(s.in_lanes), 0.0, frozenset({"halting"}), _queue),
+    "density": ObservationFeature(
+        lambda _, s: len(s.in_lanes), 0.0, frozenset({"vehicles"}), _density, _density_all
+    ),
+    "queue": ObservationFeature(
+        lambda _, s: len(s.in_lanes), 0.0, frozenset({"halting"}), _queue, _queue_all
+    ),
     "pressure": ObservationFeature(
-        lambda _, s: len(s.movement_in), -1.0, frozenset({"vehicles", "outgoing"}), _pressure
+        lambda _, s: len(s.movement_in),
+        -1.0,
+        frozenset({"vehicles", "outgoing"}),
+        _pressure,
+        _pressure_all,
     ),
     "speed": ObservationFeature(
-        lambda _, s: len(s.in_lanes), 0.0, frozenset({"speed", "vehicles"}), _speed
+        lambda _, s: len(s.in_lanes), 0.0, frozenset({"speed", "vehicles"}), _speed, _speed_all
     ),
     "sensor": ObservationFeature(
-        lambda _, s: 2 * len(s.in_lanes), 0.0, frozenset({"sensor"}), _sensor
+        lambda _, s: 2 * len(s.in_lanes), 0.0, frozenset({"sensor"}), _sensor, _sensor_all
     ),
     "greens": ObservationFeature(
         lambda o, _: o.max_greens * GREEN_FEATURES,
@@ -361,6 +489,74 @@ def _throughput(obs: Observer, layout: SignalLayout, snap: Snapshot, before: Sna
     elapsed = max(snap.time - before.time, 1e-9)
     return float(crossed / (elapsed * len(lanes)))
 
+
+def _segment_sums(values: np.ndarray, starts: np.ndarray) -> np.ndarray:
+    """Sums of ``values`` over the segments beginning at ``starts`` (each non-empty)."""
+    return np.add.reduceat(values, starts)
+
+
+def _entering_all(obs: Observer, snap: Snapshot) -> np.ndarray | float:
+    stacked = obs.stacked
+    if not len(snap.pending):
+        return 0.0
+    return _segment_sums(snap.pending[stacked.in_lanes], stacked.in_starts)
+
+
+def _approach_sums(obs: Observer, snap: Snapshot, name: str) -> np.ndarray:
+    """Per signal, the sum of the snapshot's ``name`` over the signal's approaches;
+    kept for the last snapshot, which is the next decision's ``before``."""
+    cached = obs.approach_sums_of.get(name)
+    if cached is not None and cached[0] is snap:
+        return cached[1]
+    stacked = obs.stacked
+    sums = _segment_sums(getattr(snap, name)[stacked.in_lanes], stacked.in_starts)
+    obs.approach_sums_of[name] = (snap, sums)
+    return sums
+
+
+def _elapsed(snap: Snapshot, before: Snapshot) -> float:
+    return max(snap.time - before.time, 1e-9)
+
+
+def _wait_all(obs: Observer, snap: Snapshot, before: Snapshot) -> np.ndarray:
+    change = _approach_sums(obs, snap, "waiting") - _approach_sums(obs, before, "waiting")
+    return -change / (_elapsed(snap, before) * obs.stacked.approach_capacity)
+
+
+def _queue_reward_all(obs: Observer, snap: Snapshot, _: Snapshot) -> np.ndarray:
+    queued = _approach_sums(obs, snap, "halting") + _entering_all(obs, snap)
+    return -queued / obs.stacked.approach_capacity
+
+
+def _pressure_reward_all(obs: Observer, snap: Snapshot, _: Snapshot) -> np.ndarray:
+    stacked = obs.stacked
+    inflow = _segment_sums(snap.vehicles[stacked.unique_in], stacked.unique_in_starts)
+    outflow = _segment_sums(snap.vehicles[stacked.unique_out], stacked.unique_out_starts)
+    return -np.abs(inflow - outflow) / stacked.approach_capacity
+
+
+def _delay_reward_all(obs: Observer, snap: Snapshot, _: Snapshot) -> np.ndarray:
+    stacked = obs.stacked
+    lanes = stacked.in_lanes
+    slowdown = np.clip(1.0 - snap.speed[lanes] / stacked.in_max_speed, 0.0, 1.0)
+    moving = _segment_sums(snap.vehicles[lanes] * slowdown, stacked.in_starts)
+    return -(moving + _entering_all(obs, snap)) / stacked.approach_capacity
+
+
+def _throughput_all(obs: Observer, snap: Snapshot, before: Snapshot) -> np.ndarray:
+    crossed = _approach_sums(obs, snap, "crossed") - _approach_sums(obs, before, "crossed")
+    return crossed / (_elapsed(snap, before) * obs.stacked.lane_count)
+
+
+# Every reward for all signals at once, in one NumPy pass (equal to REWARDS' per-signal
+# definitions up to the order of summation).
+REWARD_BATCHES: dict[str, RewardBatchFn] = {
+    "wait": _wait_all,
+    "queue": _queue_reward_all,
+    "pressure": _pressure_reward_all,
+    "delay": _delay_reward_all,
+    "throughput": _throughput_all,
+}
 
 REWARDS: dict[str, tuple[frozenset[str], RewardFn]] = {
     "wait": (frozenset({"waiting"}), _wait),
@@ -442,6 +638,12 @@ class Observer:
         self.sensor_capacity = np.maximum(np.minimum(lengths, sensor_range) / VEHICLE_SPACE, 1.0)
         self.layouts = tuple(_layout(light, index, self.lane_capacity) for light in lights)
         self.max_greens: int = max((layout.num_greens for layout in self.layouts), default=0)
+        self.stacked = stack_layouts(
+            self.layouts, self.capacity, self.max_speed, self.sensor_capacity
+        )
+        self._order, self._bounds = self._interleaving()
+        # The last snapshot's per-signal sums, by variable (see ``_approach_sums``).
+        self.approach_sums_of: dict[str, tuple[Snapshot, np.ndarray]] = {}
         self._switch_seconds: dict[str, np.ndarray] = {}
         self._unserved: dict[str, tuple[float, np.ndarray]] = {}
         self.needs = frozenset().union(
@@ -449,7 +651,7 @@ class Observer:
             REWARDS[reward][0],
             extra_needs,
         )
-        self._lane_readers: list[tuple[str, np.ndarray, Reader]] = []
+        self._lane_readers: list[tuple[tuple[str, ...], np.ndarray, Reader]] = []
         self._sensor_reader: Reader | None = None
         self._loop_reader: Reader | None = None
         self._pending: PendingReader | None = None
@@ -493,16 +695,22 @@ class Observer:
         approaches = self.approach_lanes
         self._approach_rows = np.array([self.lanes.index(lane) for lane in approaches], dtype=int)
         all_rows = np.arange(len(self.lanes))
+        # One reader per set of lanes (with TraCI, one round trip each).
+        everywhere = ("vehicles",) if {"vehicles", "outgoing"} <= self.needs else ()
+        approach = tuple(n for n in _LANE_VARIABLES if n in self.needs and n not in everywhere)
         self._lane_readers = []
-        for name, variable in _LANE_VARIABLES.items():
-            if name not in self.needs:
-                continue
-            everywhere = name == "vehicles" and "outgoing" in self.needs
-            rows = all_rows if everywhere else self._approach_rows
-            if len(self._stretch_rows) and name in ("vehicles", "halting"):
-                rows = np.union1d(rows, self._stretch_rows)
-            reader = sim.lane_reader([self.lanes[i] for i in rows], [variable])
-            self._lane_readers.append((name, rows, reader))
+        groups: list[tuple[tuple[str, ...], np.ndarray]] = [(everywhere, all_rows)]
+        if len(self._stretch_rows):
+            # Movements see their road stretch: its lanes' vehicles and halting vehicles too.
+            stretched = tuple(n for n in approach if n in ("vehicles", "halting"))
+            approach = tuple(n for n in approach if n not in stretched)
+            groups.append((stretched, np.union1d(self._approach_rows, self._stretch_rows)))
+        groups.append((approach, self._approach_rows))
+        for names, rows in groups:
+            if names:
+                lanes = [self.lanes[i] for i in rows]
+                reader = sim.lane_reader(lanes, [_LANE_VARIABLES[n] for n in names])
+                self._lane_readers.append((names, rows, reader))
         self._sensor_reader = None
         self._loop_reader = None
         if "sensor" in self.needs:
@@ -525,8 +733,10 @@ class Observer:
         """The lane state now (zero where a variable is not read)."""
         n = len(self.lanes)
         columns = {name: np.zeros(n) for name in _LANE_VARIABLES}
-        for name, rows, reader in self._lane_readers:
-            columns[name][rows] = reader.read()[:, 0]
+        for names, rows, reader in self._lane_readers:
+            values = reader.read()
+            for column, name in enumerate(names):
+                columns[name][rows] = values[:, column]
         occupancy = halting = crossed = in_range = pending = np.zeros(n)
         if self._sensor_reader is not None:
             sensor = self._sensor_reader.read()
@@ -556,6 +766,57 @@ class Observer:
             OBSERVATIONS[name].compute(self, layout, snap, engine) for name in self.observation
         ]
         return np.concatenate(blocks).astype(np.float32)
+
+    def observe_all(self, snap: Snapshot, engines: Sequence[PhaseEngine]) -> list[np.ndarray]:
+        """Every signal's observation vector (float32), as :meth:`observe` gives them,
+        each feature computed for all signals at once where it can be."""
+        if not self.layouts:
+            return []
+        blocks = [self._feature_blocks(name, snap, engines) for name in self.observation]
+        flat = np.concatenate(blocks)[self._order].astype(np.float32)
+        return [flat[start:end] for start, end in self._bounds]
+
+    def _feature_blocks(
+        self, name: str, snap: Snapshot, engines: Sequence[PhaseEngine]
+    ) -> np.ndarray:
+        """One feature's blocks of every signal, concatenated in signal order."""
+        feature = OBSERVATIONS[name]
+        if feature.batch is not None:
+            return feature.batch(self, snap, engines)
+        return np.concatenate([
+            feature.compute(self, layout, snap, engine)
+            for layout, engine in zip(self.layouts, engines, strict=True)
+        ])  # fmt: skip
+
+    def _interleaving(self) -> tuple[np.ndarray, list[tuple[int, int]]]:
+        """The permutation taking the features' concatenated blocks (feature by feature)
+        to the signals' observations (signal by signal), and each signal's slice."""
+        sizes = np.array(
+            [[OBSERVATIONS[name].size(self, layout) for name in self.observation]
+             for layout in self.layouts], dtype=int,
+        ).reshape(len(self.layouts), len(self.observation))  # fmt: skip
+        # Where signal i's block of feature f starts in the feature-by-feature layout.
+        feature_starts = np.concatenate([[0], np.cumsum(sizes.sum(axis=0))[:-1]])
+        within = np.cumsum(sizes, axis=0) - sizes
+        pieces = [
+            np.arange(size) + feature_starts[f] + within[i, f]
+            for i in range(len(self.layouts))
+            for f, size in enumerate(sizes[i])
+        ]
+        order = np.concatenate(pieces).astype(int) if pieces else np.zeros(0, dtype=int)
+        ends = np.cumsum(sizes.sum(axis=1))
+        bounds = [
+            (int(end - total), int(end)) for end, total in zip(ends, sizes.sum(axis=1), strict=True)
+        ]
+        return order, bounds
+
+    def rewards(self, snap: Snapshot, before: Snapshot) -> list[float]:
+        """Every signal's reward for the interval from ``before`` to ``snap``, as
+        :meth:`reward_of` gives them (up to the order of summation)."""
+        if not self.stacked.segmented:
+            return [self.reward_of(layout, snap, before) for layout in self.layouts]
+        values: list[float] = REWARD_BATCHES[self.reward](self, snap, before).tolist()
+        return values
 
     def switch_seconds(self, layout: SignalLayout, engine: PhaseEngine) -> np.ndarray:
         """``(greens, greens)``: seconds of the transition from one green to another

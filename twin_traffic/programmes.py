@@ -51,6 +51,8 @@ class Schedule(NamedTuple):
 
     def after(self, elapsed: int) -> Schedule:
         """The rest of this schedule once ``elapsed`` steps have been shown."""
+        if elapsed <= 0 or not self.steps:
+            return self
         steps = list(self.steps)
         while steps and elapsed > 0:
             state, length = steps[0]

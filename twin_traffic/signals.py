@@ -426,6 +426,31 @@ class PhaseEngine:
         self._state = new
         return new
 
+    def coast(self, limit: int) -> int:
+        """Advance at once through the coming steps (at most ``limit``) in which
+        :meth:`tick` would change nothing shown — a green before its request is due or
+        its max green, a transition phase before its end — and return how many."""
+        if self._seg >= 0:
+            steps = max(min(limit, self._seg_left - 1), 0)
+            self._seg_left -= steps
+            return steps
+        quiet: float = limit  # a lone green without a request is never forced off
+        if self.num_greens > 1:
+            quiet = min(quiet, self._max_steps - self._green_steps - 1)
+        if self._pending is not None:
+            quiet = min(quiet, self._min_steps - self._green_steps - 1)
+        steps = max(int(quiet), 0)
+        self._green_steps += steps
+        return steps
+
+    def rest_of_transition(self) -> tuple[tuple[str, int], ...]:
+        """The transition still to show, as ``(state, steps)``: the current phase for
+        the steps it has left, then the later ones (empty while a green is shown); the
+        green that ends it is :attr:`current_green`."""
+        if self._seg < 0:
+            return ()
+        return ((self._state, self._seg_left), *self._plan[self._seg + 1 :])
+
     def _start(self, dst: int) -> str | None:
         """Leave the current green for ``dst`` (called from tick)."""
         plan = self._plans[self._green][dst]

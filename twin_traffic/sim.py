@@ -556,7 +556,7 @@ class GetterReader:
 
     def read(self) -> np.ndarray:
         """Values after the last step, shape ``(len(ids), len(variables))``."""
-        columns = [[get(object_id) for object_id in self.ids] for get in self._getters]
+        columns = [list(map(get, self.ids)) for get in self._getters]
         return np.array(columns, dtype=float).T.reshape(len(self.ids), len(self.variables))
 
 
@@ -582,6 +582,7 @@ class BatchReader:
             for variable in variables
         ]
         self._message = b"".join(_with_length(command) for command in commands)
+        self._layout: _ReplyLayout | None = None
 
     def read(self) -> np.ndarray:
         """Values after the last step, shape ``(len(ids), len(variables))``."""
@@ -590,20 +591,68 @@ class BatchReader:
             connection._sendExact()
         connection._socket.send(struct.pack("!i", len(self._message) + 4) + self._message)
         data = connection._recvExact()._content
-        values = np.empty(self._count, dtype=float)
-        pos = 0
-        for index in range(self._count):
-            pos = _skip_status(data, pos)
-            pos += 5 if data[pos] == 0 else 1  # the answer's length
-            (length,) = _INT.unpack_from(data, pos + 2)  # after its command and variable
-            pos += 6 + length
-            kind = data[pos]
-            scalar = _SCALARS.get(kind)
-            if scalar is None:
-                raise SimulationError(f"unexpected TraCI value type {kind:#x} in a read")
-            values[index] = scalar.unpack_from(data, pos + 1)[0]
-            pos += 1 + scalar.size
+        values = self._layout.values(data) if self._layout is not None else None
+        if values is None:  # the first read, or a reply of another shape: parse it all
+            values, self._layout = _parse_values(data, self._count)
         return values.reshape(len(self.ids), len(self.variables))
+
+
+class _ReplyLayout:
+    """Where the values sit in a read's reply. Every reply to the same read has the same
+    bytes around its values (the same ids, statuses without text, each variable of one
+    type), so once known they are gathered in a few NumPy operations; a reply of another
+    length, or with another status or type byte, is parsed in full instead."""
+
+    def __init__(self, size: int, checks: dict[int, int], values: list[tuple[int, int]]) -> None:
+        self.size = size
+        self._check_at = np.array(list(checks), dtype=np.intp)
+        self._check_is = np.array(list(checks.values()), dtype=np.uint8)
+        # Per value type: which values, the byte positions of each, its NumPy dtype.
+        self._groups = []
+        for kind, scalar in _SCALARS.items():
+            chosen = [i for i, (_, k) in enumerate(values) if k == kind]
+            if chosen:
+                starts = np.array([values[i][0] for i in chosen], dtype=np.intp)
+                where = starts[:, None] + np.arange(scalar.size)
+                dtype = ">i4" if kind == _TYPE_INTEGER else ">f8"
+                self._groups.append((np.array(chosen, dtype=np.intp), where, dtype))
+        self._count = len(values)
+
+    def values(self, data: bytes) -> np.ndarray | None:
+        """The values of ``data``, or None when it does not have this layout."""
+        if len(data) != self.size:
+            return None
+        raw = np.frombuffer(data, dtype=np.uint8)
+        if not np.array_equal(raw[self._check_at], self._check_is):
+            return None
+        values = np.empty(self._count, dtype=float)
+        for chosen, where, dtype in self._groups:
+            values[chosen] = raw[where].view(dtype)[:, 0]
+        return values
+
+
+def _parse_values(data: bytes, count: int) -> tuple[np.ndarray, _ReplyLayout]:
+    """Every value of a read's reply, and the reply's layout for the next ones."""
+    values = np.empty(count, dtype=float)
+    checks: dict[int, int] = {}  # byte position -> the byte a reply of this shape has
+    places: list[tuple[int, int]] = []
+    pos = 0
+    for index in range(count):
+        status = pos + (5 if data[pos] == 0 else 1)
+        checks[status + 1] = data[status + 1]  # the result: 0, success
+        pos = _skip_status(data, pos)
+        pos += 5 if data[pos] == 0 else 1  # the answer's length
+        (length,) = _INT.unpack_from(data, pos + 2)  # after its command and variable
+        pos += 6 + length
+        kind = data[pos]
+        scalar = _SCALARS.get(kind)
+        if scalar is None:
+            raise SimulationError(f"unexpected TraCI value type {kind:#x} in a read")
+        checks[pos] = kind
+        places.append((pos + 1, kind))
+        values[index] = scalar.unpack_from(data, pos + 1)[0]
+        pos += 1 + scalar.size
+    return values, _ReplyLayout(len(data), checks, places)
 
 
 def _with_length(command: bytes) -> bytes:

@@ -92,10 +92,8 @@ class PolicyController(GreenChooser):
         self, snapshot: Snapshot, engines: Sequence[PhaseEngine], observer: Observer
     ) -> list[int]:
         """Ask the policy for every signal's green at once."""
-        layouts = observer.layouts
         observations, masks = shape_signals(
-            [observer.observe(layout, snapshot, engine)
-             for layout, engine in zip(layouts, engines, strict=True)],
+            observer.observe_all(snapshot, engines),
             [engine.num_greens for engine in engines],
             self.width, self.actions, identify=self.signals is not None,
         )  # fmt: skip
