@@ -97,7 +97,7 @@ class AdvancedMaxPressureController(EfficientMaxPressureController):
     def __init__(
         self, sensor_range: float = 75.0, max_wait: float = 120.0, **settings: object
     ) -> None:
-        super().__init__(sensor_range=sensor_range, max_wait=max_wait, **settings)  # type: ignore[arg-type]
+        super().__init__(sensor_range=sensor_range, max_wait=max_wait, **settings)
 
     def choose(self, layout: SignalLayout, snapshot: Snapshot, engine: PhaseEngine) -> int:
         """Keep the current green while its running vehicles outweigh the best pressure."""
