@@ -164,11 +164,11 @@ PARAMETERS: dict[str, tuple[Param, ...]] = {
         Param(
             "threshold",
             "float",
-            60.0,
+            120.0,
             "vehicle-seconds at red that call for a switch",
             positive=True,
         ),
-        *_timing(decision_interval=2.0),
+        *_timing(decision_interval=2.0, reach=150.0),
     ),
     "policy": (
         Param("model", "path", None, "the trained model (.zip, e.g. runs/NAME/best.zip)"),
