@@ -6,8 +6,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import VTYPE, netconvert
 
-from tests.conftest import VTYPE, netconvert
 from twin_traffic.features import Observer
 from twin_traffic.network import load_network
 from twin_traffic.roads import Reach, road_stretches, stretch
