@@ -62,6 +62,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 DECISION = 5.0
 YELLOW = 3.0
@@ -142,18 +143,23 @@ def run_ours(
         states = _record_states(sim, env.possible_agents)
         begin = sim.time
     inside = _time_sumo_steps(sim)
-    started = now()
-    for decision in actions:
-        if not env.agents:
-            break
-        env.step(decision)
-    elapsed = now() - started
+    elapsed = play(env, actions)
     state = traffic_state(sim.api)
     env.close()
     if variant == "record":
         write_replay(replay, dict(zip(env.possible_agents, states, strict=True)), sim.step_length,
                      begin)  # fmt: skip
     return {"seconds": elapsed, "sumo": inside[0], "state": state}
+
+
+def play(env: Any, actions: list[dict[str, int]]) -> float:
+    """Step a PettingZoo parallel env through ``actions`` until it ends: the time taken."""
+    started = now()
+    for decision in actions:
+        if not env.agents:
+            break
+        env.step(decision)
+    return now() - started
 
 
 def random_actions(env: object, seed: int, seconds: float) -> list[dict[str, int]]:
@@ -249,12 +255,7 @@ def run_sumo_rl(backend: str, scenario: object, seconds: float, seed: int, scale
     )  # fmt: skip
     actions = random_actions(env, seed, seconds)
     env.reset(seed=seed)  # starts SUMO: not timed
-    started = now()
-    for decision in actions:
-        if not env.agents:
-            break
-        env.step(decision)
-    elapsed = now() - started
+    elapsed = play(env, actions)
     env.close()
     scratch.cleanup()
     return elapsed

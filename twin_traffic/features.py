@@ -621,8 +621,9 @@ class Observer:
             reach,
         )
         # The lanes a road stretch adds come after the signals' own lanes.
+        own_set = set(own)
         self.lanes = own + tuple(
-            dict.fromkeys(o for found in stretches.values() for o in found if o not in set(own))
+            dict.fromkeys(o for found in stretches.values() for o in found if o not in own_set)
         )
         index = {lane: i for i, lane in enumerate(self.lanes)}
         self.reach = Reach(
