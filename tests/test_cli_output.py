@@ -22,6 +22,12 @@ from twin_traffic.executor import Outcome
 from twin_traffic.metrics import METRICS, summarize_runs
 from twin_traffic.report import comparison_json
 
+# How a Ctrl-C'd command may end: exit status 130, or killed by SIGINT (which a shell also
+# reports as 130). CPython takes the second way at exit once the KeyboardInterrupt has passed
+# through an ``exec`` of source text (dataclasses and namedtuples build methods so), even
+# though the CLI then handled it.
+INTERRUPTED = (130, -signal.SIGINT)
+
 
 def cli(*args: str, umask: int = 0o022) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
@@ -143,7 +149,7 @@ def test_train_says_what_it_does_and_ctrl_c_ends_it_in_one_line(tmp_path: Path) 
     assert lines[0] == f"run folder: {out}"
     assert lines[1].startswith("scoring 8 classical controllers on validation seeds 100, 101")
     assert lines[2].startswith("imitating the best deciding classical controller (2 rounds")
-    assert process.returncode == 130, stderr
+    assert process.returncode in INTERRUPTED, stderr
     assert "Traceback" not in stderr and "KeyboardInterrupt" not in stderr, stderr
     assert lines[-1].startswith("interrupted; run the same command with --resume")
 
@@ -168,7 +174,7 @@ def test_the_first_ctrl_c_ends_evaluate_and_its_workers(tmp_path: Path) -> None:
     finally:
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGKILL)
-    assert process.returncode == 130, stderr
+    assert process.returncode in INTERRUPTED, stderr
     assert stderr.strip().splitlines()[-1] == "interrupted; no results written"
     assert "Traceback" not in stderr
     deadline = time.monotonic() + 10
