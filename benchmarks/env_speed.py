@@ -23,7 +23,9 @@ random actions:
 (SUMO's start-up, ``reset``, is left out of every variant's time)
 * ``sumo-rl-libsumo`` / ``sumo-rl-traci``: the peer toolkit sumo-rl on the same network
   and route files with the same decision interval, yellow, min and max green — when it is
-  installed in this environment (``pip install sumo-rl "pettingzoo<1.25"``).
+  importable: installed in this environment, or with ``--sumo-rl-path DIR`` from a folder
+  of its own (``pip install --target DIR --no-deps sumo-rl==1.4.5 pettingzoo==1.24.3``:
+  sumo-rl 1.4.5 needs a PettingZoo older than this project's).
 
 Every variant runs in its own process (libsumo allows one simulation per process),
 interleaved, ``--repeats`` times; each keeps its best time: wall time, or with
@@ -46,7 +48,7 @@ decision three ways:
 Targets: with libsumo at most 50 µs per signal-decision, with TraCI at most twice the
 libsumo figure, and faster than sumo-rl on every network with both backends.
 
-    python benchmarks/env_speed.py [--repeats 3] [--seconds 900] [--clock cpu]
+    python benchmarks/env_speed.py [--repeats 3] [--seconds 900] [--clock cpu] [--sumo-rl-path DIR]
 """
 
 from __future__ import annotations
@@ -144,12 +146,24 @@ def run_ours(
         begin = sim.time
     inside = _time_sumo_steps(sim)
     elapsed = play(env, actions)
+    read = time_reads(env.twin.observer, sim.time)
     state = traffic_state(sim.api)
     env.close()
     if variant == "record":
         write_replay(replay, dict(zip(env.possible_agents, states, strict=True)), sim.step_length,
                      begin)  # fmt: skip
-    return {"seconds": elapsed, "sumo": inside[0], "state": state}
+    return {"seconds": elapsed, "sumo": inside[0], "state": state, "read": read}
+
+
+def time_reads(observer: Any, at: float, reads: int = 200) -> float:
+    """The cost of one read of every lane variable the env observes, s: ``reads`` reads
+    of the traffic at the episode's end, timed together. Unlike the episode's, this time
+    holds nothing of SUMO's stepping, whose swings from run to run (a tenth of a second per
+    episode on Pasubio) can exceed the whole cost of the env's reads."""
+    started = now()
+    for _ in range(reads):
+        observer.read(at)
+    return (now() - started) / reads
 
 
 def play(env: Any, actions: list[dict[str, int]]) -> float:
@@ -255,6 +269,7 @@ def run_sumo_rl(backend: str, scenario: object, seconds: float, seed: int, scale
     )  # fmt: skip
     actions = random_actions(env, seed, seconds)
     env.reset(seed=seed)  # starts SUMO: not timed
+    _server[:] = _children()  # its TraCI SUMO, for the cpu clock
     elapsed = play(env, actions)
     env.close()
     scratch.cleanup()
@@ -292,9 +307,29 @@ def _time_sumo_steps(sim: object) -> list[float]:
     return total
 
 
-def sumo_rl_available() -> bool:
-    probe = [sys.executable, "-c", "import sumo_rl"]
+def _children() -> list[int]:
+    """The pids of this process's children (Linux)."""
+    pids: list[int] = []
+    for task in Path("/proc/self/task").iterdir():
+        pids += map(int, (task / "children").read_text().split())
+    return pids
+
+
+def sumo_rl_environment(path: Path | None) -> dict[str, str]:
+    """The environment of a sumo-rl worker: ``path`` (a folder sumo-rl and the PettingZoo
+    it needs were installed into with ``pip install --target``) first on its import path,
+    so that it need not share this environment's packages."""
     environment = {**os.environ, "SUMO_HOME": _sumo_home()}
+    if path is not None:
+        environment["PYTHONPATH"] = os.pathsep.join(
+            filter(None, [str(path), environment.get("PYTHONPATH", "")])
+        )
+    return environment
+
+
+def sumo_rl_available(path: Path | None) -> bool:
+    probe = [sys.executable, "-c", "import sumo_rl"]
+    environment = sumo_rl_environment(path)
     return subprocess.run(probe, capture_output=True, env=environment).returncode == 0
 
 
@@ -306,13 +341,14 @@ def _sumo_home() -> str:
 
 def measure(
     variant: str, config: str, seconds: float, seed: int, scale: float, replay: Path,
-    clock: str = "wall",
+    clock: str = "wall", sumo_rl_path: Path | None = None,
 ) -> dict[str, object]:  # fmt: skip
     """Run one variant in a fresh process: its time, SUMO's part of it and the traffic's
     state at the end."""
     command = [sys.executable, __file__, "--worker", variant, config, str(seconds), str(seed)]
     command += [str(scale), str(replay), "--clock", clock]
-    result = subprocess.run(command, capture_output=True, text=True)
+    environment = sumo_rl_environment(sumo_rl_path) if variant.startswith("sumo-rl") else None
+    result = subprocess.run(command, capture_output=True, text=True, env=environment)
     if result.returncode != 0:
         raise RuntimeError(f"{variant} on {config} failed:\n{result.stderr[-2000:]}")
     reply: dict[str, object] = json.loads(result.stdout.strip().splitlines()[-1])
@@ -369,7 +405,12 @@ def main() -> None:
     parser.add_argument(
         "--clock", choices=CLOCKS, default="wall",
         help="wall time, or CPU time (this process's and its TraCI SUMO's: steadier on a "
-        "busy machine; sumo-rl is then skipped)",
+        "busy machine)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--sumo-rl-path", type=Path,
+        help="a folder holding sumo-rl and pettingzoo<1.25 (pip install --target DIR "
+        "--no-deps sumo-rl==1.4.5 pettingzoo==1.24.3), for its columns",
     )  # fmt: skip
     parser.add_argument("--worker", nargs=6, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -381,9 +422,7 @@ def main() -> None:
         return
 
     variants = ["bare", "bare-1call", "bare-replay", "ours-libsumo", "ours-traci"]
-    if args.clock == "cpu":
-        print("CPU time: sumo-rl is skipped", flush=True)
-    elif sumo_rl_available():
+    if sumo_rl_available(args.sumo_rl_path):
         variants += ["sumo-rl-libsumo", "sumo-rl-traci"]
     else:
         print("sumo-rl is not installed here: its columns are skipped", flush=True)
@@ -410,36 +449,41 @@ def main() -> None:
             }
             best = dict.fromkeys(variants, float("inf"))
             sumo_part = dict.fromkeys(variants, float("nan"))
+            reads = dict.fromkeys(variants, float("inf"))
             for _ in range(args.repeats):
                 for variant in variants:
                     reply = measure(variant, config, args.seconds, args.seed, scale, replay,
-                                    args.clock)  # fmt: skip
+                                    args.clock, args.sumo_rl_path)  # fmt: skip
                     seconds, sumo = float(reply["seconds"]), float(reply["sumo"])  # type: ignore[arg-type]
                     if variant in ("bare-replay", "ours-libsumo", "ours-traci"):
                         states[variant] = reply["state"]
+                    reads[variant] = min(reads[variant], float(reply.get("read", "nan")))  # type: ignore[arg-type]
                     if seconds < best[variant]:
                         best[variant], sumo_part[variant] = seconds, sumo
-            print_network(label, signals, scale, decisions * signals, best, sumo_part)
+            print_network(label, signals, scale, decisions * signals, best, sumo_part, reads)
             print(replay_check(states), flush=True)
 
 
 def print_network(
     label: str, signals: int, scale: float, slots: float, best: dict[str, float],
-    sumo_part: dict[str, float],
+    sumo_part: dict[str, float], reads: dict[str, float],
 ) -> None:  # fmt: skip
-    """The table of one network: each variant's time, ratio and cost per signal-decision."""
+    """The table of one network: each variant's time, ratio and cost per signal-decision
+    (``µs read``: the part of it spent reading the lanes, timed apart)."""
     bare, replay = best["bare"], best["bare-replay"]
     print(f"\n{label} ({signals} signals, demand scale {scale:g}): bare {bare:.2f} s "
           f"(single call {best['bare-1call']:.2f} s), bare-replay {replay:.2f} s")  # fmt: skip
     print(f"  {'variant':<16} {'episode':>8} {'/ bare':>7} {'µs vs bare':>11} "
-          f"{'µs vs replay':>13} {'in SUMO':>8} {'µs own':>7}")  # fmt: skip
+          f"{'µs vs replay':>13} {'in SUMO':>8} {'µs own':>7} {'µs read':>8}")  # fmt: skip
     for variant in [v for v in best if v.startswith(("ours", "sumo-rl"))]:
         against_bare = (best[variant] - bare) / slots * 1e6
         against_replay = (best[variant] - replay) / slots * 1e6
         own = (best[variant] - sumo_part[variant]) / slots * 1e6
+        read = reads[variant] / signals * 1e6
+        read_text = f"{read:8.1f}" if math.isfinite(read) else f"{'–':>8}"
         print(f"  {variant:<16} {best[variant]:7.2f}s {best[variant] / bare:7.2f} "
               f"{against_bare:11.1f} {against_replay:13.1f} {sumo_part[variant]:7.2f}s "
-              f"{own:7.1f}")  # fmt: skip
+              f"{own:7.1f} {read_text}")  # fmt: skip
     for backend in ("libsumo", "traci"):
         peer = best.get(f"sumo-rl-{backend}")
         if peer is not None:
