@@ -43,7 +43,10 @@ decision three ways:
   what it adds (reads, observations, rewards, the engines, the cues, and with TraCI the
   socket);
 * ``µs own``: ``(episode − time inside SUMO's steps) / (decisions × signals)``, the
-  env's Python and reads alone.
+  env's Python and reads alone;
+
+and ``µs read``, the part of that spent reading the lanes, timed apart on the episode's
+final traffic (warm caches: between SUMO's steps a read costs two to three times as much).
 
 Targets: with libsumo at most 50 µs per signal-decision, with TraCI at most twice the
 libsumo figure, and faster than sumo-rl on every network with both backends.
@@ -158,8 +161,8 @@ def run_ours(
 def time_reads(observer: Any, at: float, reads: int = 200) -> float:
     """The cost of one read of every lane variable the env observes, s: ``reads`` reads
     of the traffic at the episode's end, timed together. Unlike the episode's, this time
-    holds nothing of SUMO's stepping, whose swings from run to run (a tenth of a second per
-    episode on Pasubio) can exceed the whole cost of the env's reads."""
+    holds nothing of SUMO's stepping, whose swings from run to run (0.2 s per episode on
+    Pasubio) can exceed the whole cost of the env."""
     started = now()
     for _ in range(reads):
         observer.read(at)
