@@ -147,6 +147,13 @@ def test_the_result_is_never_worse_than_the_scenarios_plan_on_the_training_seeds
     assert "[J1] cycle" in result.space and "[J2 J3] cycle" in result.space
 
 
+def test_every_plan_the_local_search_spends_its_budget_on_is_new() -> None:
+    # One signal and one seed: once its steps shrink, many round to a plan already tried.
+    result = tune("single", budget=30, seeds=[0], end=120.0)
+    assert result.evaluations == 30
+    assert result.simulations == 30  # one seed: one simulation per distinct plan
+
+
 @pytest.mark.parametrize("optimizer", ["local", "de"])
 def test_a_resumed_tune_ends_with_the_plan_of_an_uninterrupted_one(
     tmp_path: Path, optimizer: str

@@ -60,6 +60,7 @@ OPTIMIZERS = ("local", "de")
 STUDY_VERSION = 1
 LOCAL_BATCH = 4
 LOCAL_STEP = 0.15  # first step of the local search, as a fraction of each coordinate's range
+LOCAL_REDRAWS = 20  # draws of a step before a plan already tried is accepted again
 
 TuneProgress = Callable[[int, int, float, float | None], None]
 """Called with (plans evaluated, budget, best mean training delay, its held-out delay)."""
@@ -449,17 +450,28 @@ def _local_search(
     centre = (np.clip(starts[first], lows, highs) - lows) / width
     centre_score = evaluator.candidates[first].score
     sigma = LOCAL_STEP
+    # A step that rounds back to a plan already tried would spend a plan of the budget on
+    # nothing; such a step is drawn again, wider, until it gives a new plan.
+    tried = {candidate.key for candidate in evaluator.candidates}
     while len(evaluator.candidates) < budget:
         count = min(LOCAL_BATCH, budget - len(evaluator.candidates))
         # A few coordinates at a time: a plan near the incumbent, not a random one.
         share = min(1.0, 3.0 / space.dimension)
-        points = []
+        points, plans = [], []
         for _ in range(count):
-            mask = rng.random(space.dimension) < share
-            mask[rng.integers(space.dimension)] = True
-            step = np.where(mask, rng.normal(0.0, sigma, space.dimension), 0.0)
-            points.append(np.clip(centre + step, 0.0, 1.0))
-        batch = evaluator.evaluate([space.decode(lows + p * width) for p in points])
+            for attempt in range(LOCAL_REDRAWS):
+                mask = rng.random(space.dimension) < share
+                mask[rng.integers(space.dimension)] = True
+                spread = min(0.5, sigma * 1.5**attempt)
+                step = np.where(mask, rng.normal(0.0, spread, space.dimension), 0.0)
+                point = np.clip(centre + step, 0.0, 1.0)
+                plan = space.decode(lows + point * width)
+                if _key(plan) not in tried:
+                    break
+            tried.add(_key(plan))
+            points.append(point)
+            plans.append(plan)
+        batch = evaluator.evaluate(plans)
         report()
         scores = [c.score if c.complete else math.inf for c in batch]
         best = int(np.argmin(scores))
