@@ -460,7 +460,8 @@ def main() -> None:
                     seconds, sumo = float(reply["seconds"]), float(reply["sumo"])  # type: ignore[arg-type]
                     if variant in ("bare-replay", "ours-libsumo", "ours-traci"):
                         states[variant] = reply["state"]
-                    reads[variant] = min(reads[variant], float(reply.get("read", "nan")))  # type: ignore[arg-type]
+                    if "read" in reply:  # our env's variants time their reads
+                        reads[variant] = min(reads[variant], float(reply["read"]))  # type: ignore[arg-type]
                     if seconds < best[variant]:
                         best[variant], sumo_part[variant] = seconds, sumo
             print_network(label, signals, scale, decisions * signals, best, sumo_part, reads)

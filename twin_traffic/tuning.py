@@ -466,9 +466,10 @@ def _local_search(
                 step = np.where(mask, rng.normal(0.0, spread, space.dimension), 0.0)
                 point = np.clip(centre + step, 0.0, 1.0)
                 plan = space.decode(lows + point * width)
-                if _key(plan) not in tried:
+                key = _key(plan)
+                if key not in tried:
                     break
-            tried.add(_key(plan))
+            tried.add(key)
             points.append(point)
             plans.append(plan)
         batch = evaluator.evaluate(plans)
