@@ -4,6 +4,7 @@ decisions matches exactly, for every observation that reads SUMO (lanes, detecto
 from __future__ import annotations
 
 import struct
+from typing import Any
 
 import numpy as np
 import pytest
@@ -84,3 +85,51 @@ def test_a_traci_read_finds_its_values_where_the_first_reply_had_them() -> None:
         assert layout.values(data + b"\0") is None
         kind = layout._check_at[-1]
         assert layout.values(data[:kind] + b"\x0c" + data[kind + 1 :]) is None
+
+
+def test_a_libsumo_read_asks_empty_lanes_and_edges_only_for_their_count() -> None:
+    from collections import Counter
+
+    from twin_traffic.scenario import load_scenario
+    from twin_traffic.sim import (
+        LAST_STEP_MEAN_SPEED,
+        LAST_STEP_VEHICLE_HALTING_NUMBER,
+        LAST_STEP_VEHICLE_NUMBER,
+        VAR_WAITING_TIME,
+        SimConfig,
+        Simulation,
+    )
+
+    # The count last, and speed, which an empty lane reads as its limit: asked of all.
+    variables = [VAR_WAITING_TIME, LAST_STEP_MEAN_SPEED, LAST_STEP_VEHICLE_HALTING_NUMBER,
+                 LAST_STEP_VEHICLE_NUMBER]  # fmt: skip
+    getters = ["getWaitingTime", "getLastStepMeanSpeed", "getLastStepHaltingNumber",
+               "getLastStepVehicleNumber"]  # fmt: skip
+    asked: Counter[int] = Counter()
+
+    def counted(k: int, get: Any) -> Any:
+        def call(object_id: str) -> Any:
+            asked[k] += 1
+            return get(object_id)
+
+        return call
+
+    with Simulation(load_scenario("grid3x3", end=400), 1, None, SimConfig("libsumo")) as sim:
+        lanes = [lane for lane in sim.api.lane.getIDList() if not lane.startswith(":")]
+        edges = [edge for edge in sim.api.edge.getIDList() if not edge.startswith(":")]
+        readers = [(sim.api.lane, lanes, sim.lane_reader(lanes, variables)),
+                   (sim.api.edge, edges, sim.edge_reader(edges, variables))]  # fmt: skip
+        for _, _, reader in readers:
+            reader._getters = [counted(k, g) for k, g in enumerate(reader._getters)]  # type: ignore[attr-defined]
+        for until in (100.0, 250.0, 400.0):
+            sim.step(until)
+            for domain, ids, reader in readers:
+                expected = np.array(
+                    [[getattr(domain, name)(x) for name in getters] for x in ids], dtype=float
+                )
+                busy = np.count_nonzero(expected[:, 3])
+                assert 0 < busy < len(ids)  # empty and busy ones
+                assert (expected[:, 0] > 0).any()  # someone waits
+                asked.clear()
+                assert np.array_equal(reader.read(), expected)
+                assert asked == {0: busy, 1: len(ids), 2: busy, 3: len(ids)}

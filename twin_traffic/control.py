@@ -64,6 +64,9 @@ class SignalBank:
             for tls in self.ids
         )
         self._programmes = tuple(_compile(engine) for engine in self.engines)
+        self._signals = tuple(
+            zip(range(len(self.ids)), self.ids, self.engines, self._programmes, strict=True)
+        )
         self._playing: list[Schedule] = []  # what SUMO plays from now, per signal
         self._memo: dict[
             tuple[int, Schedule, Schedule, int], tuple[list[tuple[int, Cue]], Schedule]
@@ -98,16 +101,21 @@ class SignalBank:
         steps = math.ceil((until - sim.time) / self.step_length - _EPS)
         start = sim.time
         cues: list[tuple[int, str, Cue]] = []
-        playing = self._playing
-        for index, (tls, engine, programme) in enumerate(
-            zip(self.ids, self.engines, self._programmes, strict=True)
-        ):
-            signal_cues, playing[index] = self._cues(
-                index, programme, _run_ahead(engine, steps), steps
-            )
-            cues.extend((offset, tls, cue) for offset, cue in signal_cues)
+        playing, memo = self._playing, self._memo
+        for index, tls, engine, programme in self._signals:
+            wanted = _run_ahead(engine, steps)
+            key = (index, playing[index], wanted, steps)
+            found = memo.get(key)  # a signal meets the same few courses over and over
+            if found is None:
+                found = cues_for_interval(programme, playing[index], wanted, steps)
+                if len(memo) < _MEMO_SIZE:
+                    memo[key] = found
+            signal_cues, playing[index] = found
+            if signal_cues:
+                cues.extend((offset, tls, cue) for offset, cue in signal_cues)
         # Almost always every cue is at offset 0: one step call for the whole interval.
-        cues.sort(key=lambda item: item[0])  # stable: signal order within an offset
+        if any(offset for offset, _, _ in cues):
+            cues.sort(key=lambda item: item[0])  # stable: signal order within an offset
         reached = 0
         for offset, tls, cue in cues:
             if offset > reached:
@@ -115,19 +123,6 @@ class SignalBank:
                 reached = offset
             sim.set_phase(tls, cue.phase, cue.steps)
         sim.step(start + steps * self.step_length)
-
-    def _cues(
-        self, index: int, programme: SignalProgramme, wanted: Schedule, steps: int
-    ) -> tuple[list[tuple[int, Cue]], Schedule]:
-        """:func:`cues_for_interval` for signal ``index``, remembered: a signal meets
-        the same few courses over and over."""
-        key = (index, self._playing[index], wanted, steps)
-        found = self._memo.get(key)
-        if found is None:
-            found = cues_for_interval(programme, self._playing[index], wanted, steps)
-            if len(self._memo) < _MEMO_SIZE:
-                self._memo[key] = found
-        return found
 
 
 def _compile(engine: PhaseEngine) -> SignalProgramme:

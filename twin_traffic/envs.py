@@ -161,7 +161,6 @@ class SignalTwin:
         )
         self.bank = SignalBank(self.network, self.signal_ids, timing)
         self.layouts = self.observer.layouts
-        self._approaches = np.concatenate([layout.in_lanes for layout in self.layouts])
         self._scratch = tempfile.TemporaryDirectory(prefix="twin-traffic-env-")
         self._additional: list[Path] = []
         if self.observer.needs_detectors:
@@ -224,11 +223,11 @@ class SignalTwin:
     def info(self) -> dict[str, float]:
         """The congestion figures of the last step."""
         assert self.sim is not None and self._last is not None
-        approaches = self._approaches
+        observer, last = self.observer, self._last
         return {
             "time": self.sim.time,
-            "queue": float(self._last.halting[approaches].sum()),
-            "waiting_time": float(self._last.waiting[approaches].sum()),
+            "queue": observer.approach_total(last, "halting"),
+            "waiting_time": observer.approach_total(last, "waiting"),
             "vehicles": float(self.sim.vehicle_count()),
         }
 
@@ -456,6 +455,12 @@ class SignalParallelEnv(ParallelEnv[str, np.ndarray, int]):
             self._action_spaces = {
                 agent: spaces.Discrete(self._greens[agent]) for agent in self._greens
             }
+        # Per agent, what a step checks its action against: the space, its size as a
+        # plain int (a NumPy integer compares slower) and the number of valid greens.
+        self._action_table = tuple(
+            (agent, space, int(space.n), self._greens[agent])
+            for agent, space in self._action_spaces.items()
+        )
         self._rng = np.random.default_rng()
 
     @property
@@ -500,16 +505,15 @@ class SignalParallelEnv(ParallelEnv[str, np.ndarray, int]):
                 else f"no action for agent '{missing[0]}'; every live agent acts at each step"
             )  # fmt: skip
         greens = []
-        for index, agent in enumerate(self.possible_agents):
+        for index, (agent, space, size, valid) in enumerate(self._action_table):
             action = actions[agent]
-            space = self._action_spaces[agent]
             # A plain int is checked here; anything else as the space itself checks it.
-            if not (0 <= action < space.n if type(action) is int else space.contains(action)):
+            if not (0 <= action < size if type(action) is int else space.contains(action)):
                 raise TwinTrafficError(
                     f"agent '{agent}': action {action!r} is not in its action space {space}"
                 )
-            valid = int(action) < self._greens[agent]  # padded mode: beyond the mask
-            greens.append(int(action) if valid else self.twin.bank.engines[index].current_green)
+            green = int(action)  # padded mode: an action beyond the mask keeps the green
+            greens.append(green if green < valid else self.twin.bank.engines[index].current_green)
         observations, rewards, truncated = self.twin.step(greens)
         agents = self.possible_agents
         result = (

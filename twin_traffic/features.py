@@ -93,6 +93,16 @@ _LANE_VARIABLES = {
     "speed": LAST_STEP_MEAN_SPEED,
     "waiting": VAR_WAITING_TIME,
 }
+# The rows of the block a snapshot's per-lane arrays live in: the lane variables, then
+# the lane-area detectors' (occupancy, halting, vehicles), the loops' and the pending.
+_BLOCK_ROWS = {
+    name: row
+    for row, name in enumerate((*_LANE_VARIABLES, "sensor_occupancy", "sensor_halting",
+                                "sensor_vehicles", "crossed", "pending"))
+}  # fmt: skip
+_SENSOR_ROWS = np.array(
+    [_BLOCK_ROWS[name] for name in ("sensor_occupancy", "sensor_halting", "sensor_vehicles")]
+)
 
 
 @dataclass(frozen=True)
@@ -197,6 +207,8 @@ class Stacked:
     # Every signal has approach lanes and movements (``reduceat`` misreads an empty
     # segment: the batched rewards are then computed signal by signal).
     segmented: bool
+    # The signal of each entry of ``in_lanes``.
+    in_signal: np.ndarray
 
 
 def stack_layouts(
@@ -239,6 +251,7 @@ def stack_layouts(
         phase_ends=phase_ends,
         phase_size=phase_ends[-1] if phase_ends else 0,
         segmented=all(len(layout.in_lanes) and len(layout.movement_in) for layout in layouts),
+        in_signal=np.repeat(np.arange(len(layouts)), [len(layout.in_lanes) for layout in layouts]),
     )
 
 
@@ -509,7 +522,9 @@ def _approach_sums(obs: Observer, snap: Snapshot, name: str) -> np.ndarray:
     if cached is not None and cached[0] is snap:
         return cached[1]
     stacked = obs.stacked
-    sums = _segment_sums(getattr(snap, name)[stacked.in_lanes], stacked.in_starts)
+    # bincount, not a matrix product: a BLAS call can wake threads that spin beside SUMO.
+    sums = np.bincount(stacked.in_signal, getattr(snap, name)[stacked.in_lanes],
+                       len(stacked.lane_count))  # fmt: skip
     obs.approach_sums_of[name] = (snap, sums)
     return sums
 
@@ -519,8 +534,8 @@ def _elapsed(snap: Snapshot, before: Snapshot) -> float:
 
 
 def _wait_all(obs: Observer, snap: Snapshot, before: Snapshot) -> np.ndarray:
-    change = _approach_sums(obs, snap, "waiting") - _approach_sums(obs, before, "waiting")
-    return -change / (_elapsed(snap, before) * obs.stacked.approach_capacity)
+    fall = _approach_sums(obs, before, "waiting") - _approach_sums(obs, snap, "waiting")
+    return fall / (_elapsed(snap, before) * obs.stacked.approach_capacity)
 
 
 def _queue_reward_all(obs: Observer, snap: Snapshot, _: Snapshot) -> np.ndarray:
@@ -652,7 +667,8 @@ class Observer:
             REWARDS[reward][0],
             extra_needs,
         )
-        self._lane_readers: list[tuple[tuple[str, ...], np.ndarray, Reader]] = []
+        # Each lane reader, with the (lane rows, block rows) its values go to.
+        self._lane_readers: list[tuple[Reader, tuple[np.ndarray, np.ndarray]]] = []
         self._sensor_reader: Reader | None = None
         self._loop_reader: Reader | None = None
         self._pending: PendingReader | None = None
@@ -711,7 +727,10 @@ class Observer:
             if names:
                 lanes = [self.lanes[i] for i in rows]
                 reader = sim.lane_reader(lanes, [_LANE_VARIABLES[n] for n in names])
-                self._lane_readers.append((names, rows, reader))
+                # Where each value the reader returns goes in a snapshot's block of rows
+                # (see ``read``): one NumPy assignment per read.
+                variables = np.array([_BLOCK_ROWS[name] for name in names], dtype=int)
+                self._lane_readers.append((reader, (rows[:, None], variables[None, :])))
         self._sensor_reader = None
         self._loop_reader = None
         if "sensor" in self.needs:
@@ -732,34 +751,25 @@ class Observer:
 
     def read(self, time: float) -> Snapshot:
         """The lane state now (zero where a variable is not read)."""
-        n = len(self.lanes)
-        columns = {name: np.zeros(n) for name in _LANE_VARIABLES}
-        for names, rows, reader in self._lane_readers:
-            values = reader.read()
-            for column, name in enumerate(names):
-                columns[name][rows] = values[:, column]
-        occupancy = halting = crossed = in_range = pending = np.zeros(n)
+        # Every per-lane array of the snapshot is a row of one block: on a light network
+        # the count of NumPy calls, not their size, is what a read costs.
+        block = np.zeros((len(_BLOCK_ROWS), len(self.lanes)))
+        for reader, (rows, variables) in self._lane_readers:
+            block.T[rows, variables] = reader.read()
+        rows = self._approach_rows
         if self._sensor_reader is not None:
-            sensor = self._sensor_reader.read()
-            occupancy, halting, in_range = np.zeros(n), np.zeros(n), np.zeros(n)
-            occupancy[self._approach_rows] = sensor[:, 0]
-            halting[self._approach_rows] = sensor[:, 1]
-            in_range[self._approach_rows] = sensor[:, 2]
+            block.T[rows[:, None], _SENSOR_ROWS[None, :]] = self._sensor_reader.read()
         if self._pending is not None:
-            pending = np.zeros(n)
-            pending[self._pending_rows] = self._pending.read()
+            block[_BLOCK_ROWS["pending"], self._pending_rows] = self._pending.read()
         if self._loop_reader is not None:
-            crossed = np.zeros(n)
-            crossed[self._approach_rows] = self._loop_reader.read()[:, 0]
+            block[_BLOCK_ROWS["crossed"], rows] = self._loop_reader.read()[:, 0]
+        columns = dict(zip(_BLOCK_ROWS, block, strict=True))
         lane_vehicles = columns["vehicles"]
         if len(self._stretch_rows):
             # Movements see their whole road stretch (see twin_traffic.roads).
-            columns["vehicles"] = self.reach.extend(columns["vehicles"])
-            columns["halting"] = self.reach.extend(columns["halting"])
-            pending = self.reach.extend(pending)
-        return Snapshot(time, sensor_occupancy=occupancy, sensor_halting=halting, crossed=crossed,
-                        sensor_vehicles=in_range, pending=pending, lane_vehicles=lane_vehicles,
-                        **columns)  # fmt: skip
+            for name in ("vehicles", "halting", "pending"):
+                columns[name] = self.reach.extend(columns[name])
+        return Snapshot(time, lane_vehicles=lane_vehicles, **columns)
 
     def observe(self, layout: SignalLayout, snap: Snapshot, engine: PhaseEngine) -> np.ndarray:
         """One signal's observation vector (float32)."""
@@ -774,7 +784,7 @@ class Observer:
         if not self.layouts:
             return []
         blocks = [self._feature_blocks(name, snap, engines) for name in self.observation]
-        flat = np.concatenate(blocks)[self._order].astype(np.float32)
+        flat = np.concatenate(blocks, dtype=np.float32)[self._order]
         return [flat[start:end] for start, end in self._bounds]
 
     def _feature_blocks(
@@ -818,6 +828,11 @@ class Observer:
             return [self.reward_of(layout, snap, before) for layout in self.layouts]
         values: list[float] = REWARD_BATCHES[self.reward](self, snap, before).tolist()
         return values
+
+    def approach_total(self, snap: Snapshot, name: str) -> float:
+        """The sum of the snapshot's ``name`` over every signal's approaches (a lane
+        that approaches two signals counts twice)."""
+        return float(_approach_sums(self, snap, name).sum())
 
     def switch_seconds(self, layout: SignalLayout, engine: PhaseEngine) -> np.ndarray:
         """``(greens, greens)``: seconds of the transition from one green to another

@@ -15,6 +15,7 @@ import subprocess
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import chain
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal, Protocol
@@ -542,22 +543,53 @@ def _raw(domain: Any, name: str) -> Any:
     return raw if raw is not None else getattr(domain, name)
 
 
+# Lane and edge variables that sum over the vehicles on the object: zero wherever its
+# vehicle count is.
+_ZERO_WHEN_EMPTY = frozenset({LAST_STEP_VEHICLE_HALTING_NUMBER, VAR_WAITING_TIME})
+
+
 class GetterReader:
     """libsumo: direct calls at read time (about 0.2 µs each) and no cost per step.
 
     Subscriptions would make SUMO compute the values at every step, also between
-    decisions, and cost more to unpack.
+    decisions, and cost more to unpack. When the vehicle count of lanes or edges is
+    read, the variables that sum over their vehicles are asked only of those that have
+    any: on most networks half the approaches or more are empty at any moment.
     """
 
     def __init__(self, domain: Any, ids: tuple[str, ...], variables: tuple[int, ...]) -> None:
         self.ids = ids
         self.variables = variables
         self._getters = [_raw(domain, _GETTERS[v]) for v in variables]
+        self._count = len(ids) * len(variables)
+        gated = (
+            [k for k, v in enumerate(variables) if v in _ZERO_WHEN_EMPTY]
+            if LAST_STEP_VEHICLE_NUMBER in variables
+            and getattr(domain, "__name__", None) in ("lane", "edge")
+            else []
+        )
+        self._gate = variables.index(LAST_STEP_VEHICLE_NUMBER) if gated else -1
+        self._gated = np.array(gated, dtype=int)
+        self._ungated = [k for k in range(len(variables)) if k not in gated and k != self._gate]
 
     def read(self) -> np.ndarray:
         """Values after the last step, shape ``(len(ids), len(variables))``."""
-        columns = [list(map(get, self.ids)) for get in self._getters]
-        return np.array(columns, dtype=float).T.reshape(len(self.ids), len(self.variables))
+        ids, getters = self.ids, self._getters
+        if self._gate < 0:
+            values = np.fromiter(chain.from_iterable(map(get, ids) for get in getters),
+                                 dtype=float, count=self._count)  # fmt: skip
+            return values.reshape(len(self.variables), len(ids)).T
+        values = np.zeros((len(self.variables), len(ids)))
+        counts = values[self._gate]
+        counts[:] = list(map(getters[self._gate], ids))
+        busy = counts.nonzero()[0]
+        if len(busy):
+            busy_ids = [ids[i] for i in busy]
+            gated = [list(map(getters[k], busy_ids)) for k in self._gated]
+            values[self._gated[:, None], busy] = gated
+        for k in self._ungated:
+            values[k] = list(map(getters[k], ids))
+        return values.T
 
 
 class BatchReader:
