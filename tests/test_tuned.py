@@ -27,7 +27,6 @@ from twin_traffic.tuning import (
     population_size,
     race_rungs,
     tune,
-    webster_programmes,
     write_tuned_plan,
 )
 
@@ -145,22 +144,7 @@ def test_the_result_is_never_worse_than_the_scenarios_plan_on_the_training_seeds
     assert result.delay <= result.baseline and result.delay <= result.webster
     assert result.evaluations == 8 and len(result.history) == 8
     assert result.history == sorted(result.history, reverse=True)
-    # The city runs J2 and J3 on one cycle, Webster's plan does not: each has its own.
-    assert "[J1] cycle" in result.space and "[J2] cycle" in result.space
-    assert "[J3] cycle" in result.space
-
-
-def test_both_starting_plans_are_points_of_the_space() -> None:
-    scenario = load_scenario("mixed", end=END)
-    network = load_network(scenario)
-    own = current_programmes(scenario, network)
-    webster = {p.tls_id: p for p in webster_programmes(network, 30.0, 150.0, 5.0)}
-    assert own["J2"].cycle == own["J3"].cycle and webster["J2"].cycle != webster["J3"].cycle
-    space = PlanSpace(network, own, other_starts=[webster])
-    assert space.groups == [["J1"], ["J2"], ["J3"]]
-    for plan in (own, webster):
-        decoded = space.decode(space.encode(plan))
-        assert [_timing(p) for p in decoded] == [_timing(plan[p.tls_id]) for p in decoded]
+    assert "[J1] cycle" in result.space and "[J2 J3] cycle" in result.space
 
 
 def test_every_plan_the_local_search_spends_its_budget_on_is_new() -> None:

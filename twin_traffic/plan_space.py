@@ -95,15 +95,11 @@ def signal_timing(light: TrafficLight, min_green: float) -> SignalTiming:
     return SignalTiming(light, tuple(slots), tuple(lows))
 
 
-def cycle_groups(
-    plans: Sequence[Mapping[str, Programme]], signal_ids: Sequence[str]
-) -> list[list[str]]:
-    """Signals that share a cycle in every one of ``plans``, in network order: the
-    coordination a city made, split where another plan gives its members other cycles."""
-    groups: dict[tuple[float, ...], list[str]] = {}
+def cycle_groups(programmes: Mapping[str, Programme], signal_ids: Sequence[str]) -> list[list[str]]:
+    """Signals whose plans share a cycle, in network order: the coordination a city made."""
+    groups: dict[float, list[str]] = {}
     for tls in signal_ids:
-        cycles = tuple(round(plan[tls].cycle, 3) for plan in plans)
-        groups.setdefault(cycles, []).append(tls)
+        groups.setdefault(round(programmes[tls].cycle, 3), []).append(tls)
     return list(groups.values())
 
 
@@ -141,15 +137,12 @@ class PlanSpace:
         network: the signals and their programmes.
         own: the scenario's own plan (it sets the default groups and widens the cycle
             bounds so that it lies inside them).
-        groups: ``"auto"`` (signals that share a cycle in the own plan and in every one
-            of ``other_starts``), ``"each"`` (a cycle per signal), ``"one"`` (one cycle
-            for all) or explicit lists of signal ids.
+        groups: ``"auto"`` (signals whose own plans share a cycle), ``"each"`` (a cycle
+            per signal), ``"one"`` (one cycle for all) or explicit lists of signal ids.
         min_cycle: shortest cycle, s (longer when transitions and minimum greens need it).
         max_cycle: longest cycle, s (never shorter than a cycle of the own plan).
         min_green: shortest tunable green, s.
         begin: the scenario's begin, s; offsets count from it.
-        other_starts: further plans a search starts from (Webster's): with ``"auto"``
-            groups each is a point of the space too, and the cycle bounds hold theirs.
     """
 
     def __init__(
@@ -161,14 +154,12 @@ class PlanSpace:
         max_cycle: float = 150.0,
         min_green: float = 5.0,
         begin: float = 0.0,
-        other_starts: Sequence[Mapping[str, Programme]] = (),
     ) -> None:
         ids = list(network.signal_ids)
         self.begin = float(begin)
         self.timings = [signal_timing(network.traffic_lights[tls], min_green) for tls in ids]
-        starts = [own, *other_starts]
         if groups == "auto":
-            self.groups = cycle_groups(starts, ids)
+            self.groups = cycle_groups(own, ids)
         elif groups == "each":
             self.groups = [[tls] for tls in ids]
         elif groups == "one":
@@ -184,7 +175,7 @@ class PlanSpace:
         self.cycle_bounds: list[tuple[float, float]] = []
         for members in self.groups:
             needed = max(self.timings[position[tls]].shortest_cycle for tls in members)
-            cycles = [plan[tls].cycle for plan in starts for tls in members if tls in plan]
+            cycles = [own[tls].cycle for tls in members if tls in own]
             low = max(math.ceil(needed), min(min_cycle, *cycles) if cycles else min_cycle)
             high = max(max_cycle, *cycles, low) if cycles else max(max_cycle, low)
             if needed > high:

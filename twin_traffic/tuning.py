@@ -362,10 +362,7 @@ def tune(
     loaded = load_scenario(scenario, routes=routes, begin=begin, end=end)
     network = load_network(loaded)
     own = current_programmes(loaded, network)
-    # Both starting plans are points of the space: the groups split where they disagree.
-    webster = webster_programmes(network, min_cycle, max_cycle, min_green)
-    space = PlanSpace(network, own, groups, min_cycle, max_cycle, min_green, loaded.begin,
-                      other_starts=[{p.tls_id: p for p in webster}])  # fmt: skip
+    space = PlanSpace(network, own, groups, min_cycle, max_cycle, min_green, loaded.begin)
     source = scenario if loaded.builtin else str(Path(scenario).resolve())
     template = RunSpec(
         scenario=source,
@@ -404,6 +401,7 @@ def tune(
                     evaluator.held_out.get(best.key),
                 )
 
+        webster = _webster_programmes(network, min_cycle, max_cycle, min_green)
         own_plan = space.decode(space.encode(own))
         starts = evaluator.evaluate([own_plan, webster])
         report()
@@ -541,7 +539,7 @@ def current_programmes(scenario: Scenario, network: Network) -> dict[str, Progra
     }
 
 
-def webster_programmes(
+def _webster_programmes(
     network: Network, min_cycle: float, max_cycle: float, min_green: float
 ) -> list[Programme]:
     """Webster's plan (flows measured on seed 0), exactly as the ``webster`` controller runs it."""
