@@ -509,10 +509,9 @@ def _segment_sums(values: np.ndarray, starts: np.ndarray) -> np.ndarray:
 
 
 def _entering_all(obs: Observer, snap: Snapshot) -> np.ndarray | float:
-    stacked = obs.stacked
     if not len(snap.pending):
         return 0.0
-    return _segment_sums(snap.pending[stacked.in_lanes], stacked.in_starts)
+    return _approach_sums(obs, snap, "pending")
 
 
 def _approach_sums(obs: Observer, snap: Snapshot, name: str) -> np.ndarray:
@@ -756,13 +755,13 @@ class Observer:
         block = np.zeros((len(_BLOCK_ROWS), len(self.lanes)))
         for reader, (rows, variables) in self._lane_readers:
             block.T[rows, variables] = reader.read()
-        rows = self._approach_rows
+        approaches = self._approach_rows
         if self._sensor_reader is not None:
-            block.T[rows[:, None], _SENSOR_ROWS[None, :]] = self._sensor_reader.read()
+            block.T[approaches[:, None], _SENSOR_ROWS] = self._sensor_reader.read()
         if self._pending is not None:
             block[_BLOCK_ROWS["pending"], self._pending_rows] = self._pending.read()
         if self._loop_reader is not None:
-            block[_BLOCK_ROWS["crossed"], rows] = self._loop_reader.read()[:, 0]
+            block[_BLOCK_ROWS["crossed"], approaches] = self._loop_reader.read()[:, 0]
         columns = dict(zip(_BLOCK_ROWS, block, strict=True))
         lane_vehicles = columns["vehicles"]
         if len(self._stretch_rows):
