@@ -127,6 +127,49 @@ def test_advanced_max_pressure_keeps_a_green_with_running_vehicles() -> None:
     assert controller.choose(LAYOUT, state, engine()) == 1
 
 
+def test_a_green_is_held_for_the_queue_it_inherited() -> None:
+    controller = EfficientMaxPressureController()  # 5 s minimum, 2 s per vehicle, at most 20
+    signal = engine(min_green=5.0)
+    signal.reset(1)
+    # While E/W is shown, 6 vehicles queue on n (2 on s): N/S inherits a queue of 6.
+    red_queue = snapshot([6, 2, 0, 0, 0, 0])
+    assert controller.hold_initial(LAYOUT, red_queue, signal, 1) == 1
+    signal.reset(0)
+    for _ in range(8):
+        signal.tick()
+    # 8 s into N/S its queue has started to move (none halting): a switch is asked for,
+    # but the variable initial, 2 + 2 x 6 = 14 s, holds N/S.
+    moving = snapshot([6, 2, 4, 0, 0, 0], halting=[0, 0, 4, 0, 0, 0])
+    assert controller.hold_initial(LAYOUT, moving, signal, 1) == 0
+    for _ in range(6):
+        signal.tick()
+    assert controller.hold_initial(LAYOUT, moving, signal, 1) == 1
+    # A green that inherits no queue may end once the engine's 5 s minimum is served.
+    empty = EfficientMaxPressureController()
+    signal.reset(0)
+    for _ in range(5):
+        signal.tick()
+    assert empty.hold_initial(LAYOUT, moving, signal, 1) == 1
+
+
+def test_the_variable_initial_is_capped_and_can_be_turned_off() -> None:
+    long_queue = snapshot([40, 0, 0, 0, 0, 0])
+    for controller, held_at_25 in (
+        (EfficientMaxPressureController(), False),  # 2 + 2 x 40 s, capped at 20
+        (EfficientMaxPressureController(max_initial=60.0), True),
+    ):
+        signal = engine(min_green=5.0)
+        signal.reset(1)
+        controller.hold_initial(LAYOUT, long_queue, signal, 1)
+        signal.reset(0)
+        for _ in range(25):
+            signal.tick()
+        assert (controller.hold_initial(LAYOUT, long_queue, signal, 1) == 0) is held_at_25
+    # Max-pressure keeps a fixed 15 s minimum and no variable initial.
+    assert MaxPressureController().initial_per_vehicle == 0.0
+    assert MaxPressureController().timing.min_green == 15.0
+
+
 THREE_STAGES = ["GrrGrr", "yrryrr", "rGrrGr", "ryrryr", "rrGrrG", "rryrry"]
 THREE_LINKS = [("n", "out_ns"), ("e", "out_ew"), ("w", "out_ew")] * 2
 

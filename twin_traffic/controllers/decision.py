@@ -46,6 +46,9 @@ CYCLES = ("acyclic", "cyclic")
 # measured on Bologna's Pasubio, 15 s halves the delay of 5 s and costs little on Monaco.
 DEFAULT_MIN_GREEN = 15.0
 DEFAULT_REACH = 300.0
+# Seconds a standing queue loses before it flows at saturation headway (HCM's start-up
+# lost time).
+STARTUP_LOST = 2.0
 
 
 class GreenChooser(ABC):
@@ -61,6 +64,11 @@ class GreenChooser(ABC):
         max_wait: seconds a lane with demand may go without green before it is served.
         sensor_range: metres before the stop line that lane-area detectors cover, for
             controllers that read vehicles within range.
+        reach: metres of road before a lane (up to the previous junction) whose
+            vehicles count as the lane's.
+        initial_per_vehicle: seconds of green per vehicle a green inherits queued
+            (the variable initial, see :meth:`hold_initial`); 0 turns it off.
+        max_initial: the longest variable initial, s.
     """
 
     name = "decision"
@@ -78,6 +86,8 @@ class GreenChooser(ABC):
         max_wait: float = 120.0,
         sensor_range: float = DEFAULT_SENSOR_RANGE,
         reach: float = DEFAULT_REACH,
+        initial_per_vehicle: float = 0.0,
+        max_initial: float = 30.0,
     ) -> None:
         try:
             self.timing = SignalTiming(float(yellow), float(all_red), float(min_green),
@@ -92,6 +102,10 @@ class GreenChooser(ABC):
             raise ControllerError(f"{self.name}: spillback must be positive")
         if not float(reach) >= 0:
             raise ControllerError(f"{self.name}: reach must be 0 or more")
+        if not float(initial_per_vehicle) >= 0 or not float(max_initial) >= 0:
+            raise ControllerError(
+                f"{self.name}: initial_per_vehicle and max_initial must be 0 or more"
+            )
         if not float(max_wait) > 0 or not float(sensor_range) > 0:
             raise ControllerError(f"{self.name}: max_wait and sensor_range must be positive")
         self.decision_interval: float | None = float(decision_interval)
@@ -100,7 +114,10 @@ class GreenChooser(ABC):
         self.max_wait = float(max_wait)
         self.sensor_range = float(sensor_range)
         self.reach = float(reach)
+        self.initial_per_vehicle = float(initial_per_vehicle)
+        self.max_initial = float(max_initial)
         self._unserved_since: dict[str, np.ndarray] = {}
+        self._inherited: dict[str, np.ndarray] = {}
 
     def additional_files(self, network: Network, directory: Path) -> list[Path]:
         """Lane-area detectors when the controller reads vehicles within range."""
@@ -119,15 +136,49 @@ class GreenChooser(ABC):
     def start(self, network: Network, engines: Sequence[PhaseEngine], observer: Observer) -> None:
         """Begin a run: forget what earlier runs left."""
         self._unserved_since = {}
+        self._inherited = {}
 
     def greens(
         self, snapshot: Snapshot, engines: Sequence[PhaseEngine], observer: Observer
     ) -> list[int]:
         """Each signal's green, chosen one signal at a time by :meth:`choose`."""
-        return [
+        chosen = [
             self.choose(layout, snapshot, engine)
             for layout, engine in zip(observer.layouts, engines, strict=True)
         ]
+        if self.initial_per_vehicle <= 0:
+            return chosen
+        return [
+            self.hold_initial(layout, snapshot, engine, green)
+            for layout, engine, green in zip(observer.layouts, engines, chosen, strict=True)
+        ]
+
+    def hold_initial(
+        self, layout: SignalLayout, snapshot: Snapshot, engine: PhaseEngine, green: int
+    ) -> int:
+        """``green``, or the current green while it is within its *variable initial*.
+
+        Actuated controllers in the street (FHWA Signal Timing Manual, 2008, §5.3.3:
+        "variable initial", NEMA's "added initial") lengthen the minimum green by a few
+        seconds for every vehicle that queued on the green's lanes during red, so that a
+        green is never cut before its standing queue has had time to start and pass,
+        while a green with no queue may end after the short minimum. Here the queue a
+        green inherits is the longest queue (halting vehicles, the lane's road stretch
+        included) on a lane it serves, as last read before the green came on; the
+        initial is ``STARTUP_LOST + initial_per_vehicle × queue``, at most
+        ``max_initial``.
+        """
+        queues = (layout.served * snapshot.halting[layout.link_in]).max(axis=1, initial=0.0)
+        current = engine.current_green
+        inherited = self._inherited.get(layout.id)
+        queue = queues[current] if inherited is None else inherited[current]
+        if not engine.in_transition:  # the green is on: its queue stays the one it inherited
+            queues[current] = queue
+        self._inherited[layout.id] = queues
+        initial = min(self.max_initial, STARTUP_LOST + self.initial_per_vehicle * queue)
+        if green != current and not engine.in_transition and engine.time_in_green < initial:
+            return current
+        return green
 
     @abstractmethod
     def choose(self, layout: SignalLayout, snapshot: Snapshot, engine: PhaseEngine) -> int:

@@ -113,6 +113,9 @@ def _timing(
     sensor_range: float = 50.0,
     reach: float = 300.0,
     max_wait: float = 120.0,
+    min_green: float = 15.0,
+    initial_per_vehicle: float = 0.0,
+    max_initial: float = 30.0,
 ) -> tuple[Param, ...]:
     """What every Python-deciding controller takes: the phase-engine timings, the phase
     order and the movement state it decides from (defaults as in
@@ -120,7 +123,7 @@ def _timing(
     return (
         Param("decision_interval", "float", decision_interval, "seconds between decisions",
               positive=True),
-        Param("min_green", "float", 15.0, "shortest green before a switch, s", minimum=0),
+        Param("min_green", "float", min_green, "shortest green before a switch, s", minimum=0),
         Param("max_green", "float", 60.0, "longest green before a forced switch, s",
               positive=True),
         Param("yellow", "float", 3.0, "yellow where the programme has none, s", minimum=0),
@@ -135,8 +138,15 @@ def _timing(
               "distance from the stop line the state is read within, m", positive=True),
         Param("reach", "float", reach,
               "road before the stop line (after the exit) counted as a movement's, m", minimum=0),
+        Param("initial_per_vehicle", "float", initial_per_vehicle,
+              "variable initial: s of green per vehicle the green inherits queued (0: off)",
+              minimum=0),
+        Param("max_initial", "float", max_initial, "longest variable initial, s", minimum=0),
     )  # fmt: skip
 
+
+# The queue-based max-pressure family: a short minimum lengthened per queued vehicle.
+_VARIABLE_INITIAL = {"min_green": 5.0, "initial_per_vehicle": 2.0, "max_initial": 20.0}
 
 _PLAN = Param("file", "path", None, "the <tlLogic> plan file (e.g. written by `tune`)")
 _PLAN_ALIAS = Param("plan", "path", None, "another name for file")
@@ -157,8 +167,8 @@ PARAMETERS: dict[str, tuple[Param, ...]] = {
         ),
     ),
     "max-pressure": _timing(),
-    "efficient-max-pressure": _timing(max_wait=90.0),
-    "advanced-max-pressure": _timing(sensor_range=75.0),
+    "efficient-max-pressure": _timing(max_wait=90.0, **_VARIABLE_INITIAL),
+    "advanced-max-pressure": _timing(sensor_range=75.0, **_VARIABLE_INITIAL),
     "greedy": _timing(reach=0.0),
     "sotl": (
         Param(
