@@ -72,9 +72,9 @@ class EfficientMaxPressureController(MaxPressureController):
     empty ones (long). This family takes a short minimum (5 s) and a *variable initial*
     instead (2 s per vehicle the green inherits queued, at most 20 s; see
     :meth:`~twin_traffic.controllers.decision.GreenChooser.hold_initial`): on seeds 5-7,
-    0.60-0.72× fixed time on every network of the benchmark, against 0.63-0.89× with a
-    15 s minimum and 0.45-0.80× with a plain 5 s one (README, "Classical control on
-    real networks")."""
+    0.42-0.72× fixed time on every network of the benchmark, against 0.45-0.89× with a
+    15 s minimum and 0.45-0.80× with a plain 5 s one (docs/classical.md, "Why a variable
+    initial")."""
 
     name = "efficient-max-pressure"
 
@@ -108,6 +108,10 @@ class AdvancedMaxPressureController(EfficientMaxPressureController):
     it serves, which would cross during the next green — outnumber the best efficient
     pressure; otherwise the green with the best efficient pressure is served.
 
+    Its minimum green is 10 s (with the variable initial of efficient max-pressure): with
+    5 s, one of eight Pasubio seeds ran into a jam (168 s/trip against 113-124 for the
+    others), which 10 s does not.
+
     Args:
         sensor_range: the effective range, m (the paper: the distance a vehicle covers
             at the speed limit in one action interval).
@@ -117,9 +121,18 @@ class AdvancedMaxPressureController(EfficientMaxPressureController):
     needs = frozenset({"vehicles", "halting", "outgoing", "pending", "sensor"})
 
     def __init__(
-        self, sensor_range: float = 75.0, max_wait: float = 120.0, **settings: object
+        self,
+        sensor_range: float = 75.0,
+        max_wait: float = 120.0,
+        min_green: float = 10.0,
+        **settings: object,
     ) -> None:
-        super().__init__(sensor_range=sensor_range, max_wait=max_wait, **settings)  # type: ignore[arg-type]
+        super().__init__(
+            sensor_range=sensor_range,
+            max_wait=max_wait,
+            min_green=min_green,
+            **settings,  # type: ignore[arg-type]
+        )
 
     def choose(self, layout: SignalLayout, snapshot: Snapshot, engine: PhaseEngine) -> int:
         """Keep the current green while its running vehicles outweigh the best pressure."""
