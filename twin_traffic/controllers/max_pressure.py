@@ -69,12 +69,12 @@ class EfficientMaxPressureController(MaxPressureController):
 
     A queue-based pressure drops as soon as a green's queue starts to move, so a fixed
     minimum green either cuts greens whose queues are still discharging (short) or holds
-    empty ones (long). This family takes a short minimum (5 s) and a *variable initial*
-    instead (2 s per vehicle the green inherits queued, at most 20 s; see
-    :meth:`~twin_traffic.controllers.decision.GreenChooser.hold_initial`): on seeds 5-7,
-    0.42-0.72× fixed time on every network of the benchmark, against 0.45-0.89× with a
-    15 s minimum and 0.45-0.80× with a plain 5 s one (docs/classical.md, "Why a variable
-    initial")."""
+    empty ones (long). This family takes a short minimum (5 s; advanced max-pressure
+    10 s) and a *variable initial* instead (2 s per vehicle the green inherits queued,
+    at most 20 s; see :meth:`~twin_traffic.controllers.decision.GreenChooser.hold_initial`):
+    on seeds 5-7, 0.42-0.72× fixed time on every network of the benchmark, against
+    0.45-0.89× with a 15 s minimum and 0.45-0.80× with a plain 5 s one
+    (docs/classical.md, "Why a variable initial")."""
 
     name = "efficient-max-pressure"
 
