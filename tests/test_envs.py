@@ -277,3 +277,25 @@ def test_cyclic_mode_moves_on_in_programme_order() -> None:
     env.close()
     with pytest.raises(TwinTrafficError, match="cycle must be"):
         SignalEnv(scenario="single", cycle="round")
+
+
+def test_a_verbose_scenario_prints_nothing_at_each_episode(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """A ``.sumocfg`` may ask SUMO to be verbose (Monaco's does): its progress lines would
+    come at every reset of an env, so every run tells SUMO to be quiet."""
+    network = Path(__file__).parents[1] / "networks" / "single"
+    config = tmp_path / "verbose.sumocfg"
+    config.write_text(
+        "<configuration><input>"
+        f'<net-file value="{network / "single.net.xml"}"/>'
+        f'<route-files value="{network / "single.rou.xml"}"/>'
+        '</input><report><verbose value="true"/></report></configuration>'
+    )
+    env = SignalParallelEnv(str(config), end=20)
+    for seed in (0, 1):
+        env.reset(seed=seed)
+        env.step(dict.fromkeys(env.agents, 0))
+    env.close()
+    printed = capfd.readouterr().out
+    assert "Loading" not in printed and "Simulation version" not in printed

@@ -180,7 +180,9 @@ class Simulation:
         binary = sumo_binary(config.gui, config.sumo_home)
         # A seed is always passed, and --random (which would ignore it) always disabled.
         args = ["--seed", str(self.seed), "--random", "false"]
-        args += ["--no-step-log", "true", "--duration-log.disable", "true"]
+        # Quiet whatever the scenario's own configuration says (Monaco's asks for verbose):
+        # an env restarts SUMO every episode, and its progress lines would flood the console.
+        args += ["--verbose", "false", "--no-step-log", "true", "--duration-log.disable", "true"]
         args += ["--no-warnings", str(not config.warnings).lower()]
         if self.outputs is not None:
             args += self.outputs.sumo_args()
