@@ -122,7 +122,7 @@ def main() -> None:
         def report(steps: int, delay: float, started: float = started) -> None:
             minutes = (time.perf_counter() - started) / 60
             print(
-                f"  {minutes:5.1f} min  {steps:>9,} steps  held-out delay {delay:6.2f} s",
+                f"  {minutes:5.1f} min  {steps:>9,} steps  validation delay {delay:6.2f} s",
                 flush=True,
             )
 

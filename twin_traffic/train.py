@@ -755,7 +755,7 @@ def plot_learning_curve(
     if delays and max(delays) > 5 * min(delays):  # an untrained policy can gridlock
         axes.set_yscale("log")
     axes.set_xlabel("timesteps")
-    axes.set_ylabel("mean delay on held-out seeds (s/trip)")
+    axes.set_ylabel("mean delay on the validation seeds (s/trip)")
     axes.legend()
     axes.grid(alpha=0.3)
     path = folder / "learning_curve.png"

@@ -137,7 +137,7 @@ def train(
     err.print(f"run folder: {out_dir}", highlight=False)
 
     def report(steps: int, delay: float) -> None:
-        err.print(f"held-out delay at {steps:,} steps: {delay:.1f} s/trip", highlight=False)
+        err.print(f"validation delay at {steps:,} steps: {delay:.1f} s/trip", highlight=False)
 
     if not (out_dir / "baselines.json").exists():
         seeds = ", ".join(map(str, chosen.eval_seeds))
