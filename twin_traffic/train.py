@@ -736,7 +736,7 @@ def read_evaluations(folder: Path) -> list[dict[str, float]]:
 def plot_learning_curve(
     folder: Path, evaluations: list[dict[str, float]], baselines: Mapping[str, list[float]]
 ) -> Path:
-    """Held-out delay against timesteps, with the baselines as horizontal lines."""
+    """Validation delay against timesteps, with the baselines as horizontal lines."""
     import matplotlib
 
     matplotlib.use("Agg")
