@@ -4,6 +4,7 @@ definitions, and a seeded episode gives the values it always gave."""
 from __future__ import annotations
 
 import hashlib
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -46,6 +47,32 @@ def test_every_signal_at_once_equals_each_signal_alone(name: str) -> None:
         checked += 1
     assert checked > 50
     env.close()
+
+
+def _episode_observations(name: str) -> list[dict[str, np.ndarray]]:
+    env = SignalParallelEnv(scenario=name, end=300, observation=ALL_OBSERVATIONS)
+    rng = np.random.default_rng(3)
+    observations = [env.reset(seed=4)[0]]
+    while env.agents:
+        actions = {a: int(rng.integers(env.action_space(a).n)) for a in env.agents}
+        observations.append(env.step(actions)[0])
+    env.close()
+    return observations
+
+
+def test_batched_features_carry_their_state_as_the_per_signal_ones(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Features with a memory (how long each link has waited, in ``greens``) give the same
+    episode whether every signal is computed at once or each alone throughout."""
+    batched = _episode_observations("mixed")
+    for name, feature in OBSERVATIONS.items():
+        monkeypatch.setitem(OBSERVATIONS, name, replace(feature, batch=None))
+    alone = _episode_observations("mixed")
+    assert len(batched) == len(alone) > 50
+    for step, (left, right) in enumerate(zip(batched, alone, strict=True)):
+        for agent in left:
+            np.testing.assert_array_equal(left[agent], right[agent], err_msg=f"{step} {agent}")
 
 
 def episode_digest(name: str, decisions: int) -> str:

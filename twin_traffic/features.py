@@ -292,6 +292,57 @@ def _sensor(obs: Observer, layout: SignalLayout, snap: Snapshot, _: PhaseEngine)
     return np.stack([occupancy, halting], axis=1).ravel()
 
 
+@dataclass(frozen=True)
+class PaddedLinks:
+    """Every signal's controlled links side by side, ``(signals, links)``, padded to the
+    most links of any signal, and its greens to ``greens`` (the observer's
+    ``max_greens``), for the per-green features of all signals at once. A padding link
+    is served by no green, carries no share of its lane and has an exit that never
+    fills; a padding green serves no link."""
+
+    link_in: np.ndarray
+    link_out: np.ndarray
+    share: np.ndarray
+    exit_capacity: np.ndarray
+    # (signals, greens, links): 1.0 / True where the green serves the link.
+    served: np.ndarray
+    green: np.ndarray
+    # The number of links of each signal.
+    counts: np.ndarray
+    rows: np.ndarray
+
+
+def pad_links(layouts: Sequence[SignalLayout], greens: int) -> PaddedLinks:
+    """The layouts' links, padded (see :class:`PaddedLinks`)."""
+    counts = np.array([len(layout.link_in) for layout in layouts], dtype=int)
+    shape = (len(layouts), int(counts.max(initial=0)))
+    link_in, link_out = np.zeros(shape, dtype=int), np.zeros(shape, dtype=int)
+    share, exit_capacity = np.zeros(shape), np.full(shape, np.inf)
+    green = np.zeros((len(layouts), greens, shape[1]), dtype=bool)
+    for i, layout in enumerate(layouts):
+        n = counts[i]
+        link_in[i, :n], link_out[i, :n] = layout.link_in, layout.link_out
+        share[i, :n], exit_capacity[i, :n] = layout.link_share, layout.exit_capacity
+        green[i, : layout.num_greens, :n] = layout.protected | layout.permissive
+    return PaddedLinks(link_in, link_out, share, exit_capacity, green.astype(float), green,
+                       counts, np.arange(len(layouts)))  # fmt: skip
+
+
+def _green_pressures_all(
+    padded: PaddedLinks, counts: np.ndarray, open_links: np.ndarray
+) -> np.ndarray:
+    """``(signals, greens)``: :func:`green_pressures` of every signal."""
+    raw = padded.share * (counts[padded.link_in] - counts[padded.link_out])
+    # einsum, not a matrix product: a BLAS call can wake threads that spin beside SUMO.
+    return np.einsum("sgl,sl->sg", padded.served, np.maximum(raw, 0.0) * open_links)
+
+
+def _exit_open_all(padded: PaddedLinks, snap: Snapshot) -> np.ndarray:
+    """``(signals, links)``: :func:`exit_open` of every signal."""
+    on_exit = snap.lane_vehicles if len(snap.lane_vehicles) else snap.vehicles
+    return (on_exit[padded.link_out] < SPILLBACK * padded.exit_capacity).astype(float)
+
+
 def _phase_all(obs: Observer, snap: Snapshot, engines: Sequence[PhaseEngine]) -> np.ndarray:
     # A few values per signal: plain Python beats a dozen small NumPy calls here.
     stacked = obs.stacked
@@ -428,6 +479,42 @@ def _timing(obs: Observer, layout: SignalLayout, snap: Snapshot, engine: PhaseEn
                      float(served)])  # fmt: skip
 
 
+def _greens_all(obs: Observer, snap: Snapshot, engines: Sequence[PhaseEngine]) -> np.ndarray:
+    padded = obs.padded
+    current = np.array([engine.current_green for engine in engines], dtype=int)
+    block = np.zeros((len(engines), obs.max_greens, GREEN_FEATURES))
+    block[padded.rows, current, 0] = 1.0
+    open_links = _exit_open_all(padded, snap)
+    vehicles = _green_pressures_all(padded, with_pending(snap.vehicles, snap), open_links)
+    block[:, :, 1] = squash(vehicles)
+    block[:, :, 2] = squash(
+        _green_pressures_all(padded, with_pending(snap.halting, snap), open_links)
+    )
+    block[:, :, 3] = obs.switch_table(engines)[padded.rows, current] / TRANSITION_SCALE
+    waited = snap.time - obs.waiting_since_all(snap, engines, current)
+    block[:, :, 4] = (padded.served * waited[:, None, :]).max(axis=2, initial=0.0) / MAX_WAIT
+    return np.minimum(block, 1.0).ravel()
+
+
+def _running_all(obs: Observer, snap: Snapshot, engines: Sequence[PhaseEngine]) -> np.ndarray:
+    padded = obs.padded
+    moving = np.maximum(snap.sensor_vehicles - snap.sensor_halting, 0.0)
+    per_link = padded.share * moving[padded.link_in] * _exit_open_all(padded, snap)
+    return squash(np.einsum("sgl,sl->sg", padded.served, per_link)).ravel()
+
+
+def _timing_all(obs: Observer, snap: Snapshot, engines: Sequence[PhaseEngine]) -> np.ndarray:
+    # Three values per signal: plain Python beats NumPy calls here (as ``_phase_all``).
+    values: list[float] = []
+    for layout, engine in zip(obs.layouts, engines, strict=True):
+        minimum = max(engine.timing.min_green, float(layout.min_green[engine.current_green]))
+        in_transition = engine.in_transition
+        served = engine.time_in_green >= minimum and not in_transition
+        values += (float(in_transition), min(engine.time_in_green / obs.max_green, 1.0),
+                   float(served))  # fmt: skip
+    return np.array(values)
+
+
 OBSERVATIONS: dict[str, ObservationFeature] = {
     "phase": ObservationFeature(
         lambda _, s: s.num_greens + 2, 0.0, frozenset(), _phase, _phase_all
@@ -456,9 +543,12 @@ OBSERVATIONS: dict[str, ObservationFeature] = {
         0.0,
         frozenset({"vehicles", "halting", "outgoing", "pending"}),
         _greens,
+        _greens_all,
     ),
-    "running": ObservationFeature(lambda o, _: o.max_greens, 0.0, frozenset({"sensor"}), _running),
-    "timing": ObservationFeature(lambda _, s: 3, 0.0, frozenset(), _timing),
+    "running": ObservationFeature(
+        lambda o, _: o.max_greens, 0.0, frozenset({"sensor"}), _running, _running_all
+    ),
+    "timing": ObservationFeature(lambda _, s: 3, 0.0, frozenset(), _timing, _timing_all),
 }
 
 
@@ -660,7 +750,13 @@ class Observer:
         # The last snapshot's per-signal sums, by variable (see ``_approach_sums``).
         self.approach_sums_of: dict[str, tuple[Snapshot, np.ndarray]] = {}
         self._switch_seconds: dict[str, np.ndarray] = {}
-        self._unserved: dict[str, tuple[float, np.ndarray]] = {}
+        self._switch_table: np.ndarray | None = None
+        self.padded = pad_links(self.layouts, self.max_greens)
+        self._signal_index = {layout.id: i for i, layout in enumerate(self.layouts)}
+        # Per link, since when its lane has waited for green, and per signal the time of
+        # that answer (NaN: not yet asked in this run); see ``waiting_since``.
+        self._since = np.zeros(self.padded.link_in.shape)
+        self._since_time = np.full(len(self.layouts), np.nan)
         self.needs = frozenset().union(
             *(OBSERVATIONS[name].needs for name in self.observation),
             REWARDS[reward][0],
@@ -707,7 +803,7 @@ class Observer:
         Each lane variable is read only where a feature uses it: on the approaches, and
         vehicles also on the outgoing lanes when a pressure is computed.
         """
-        self._unserved = {}
+        self._since_time[:] = np.nan
         approaches = self.approach_lanes
         self._approach_rows = np.array([self.lanes.index(lane) for lane in approaches], dtype=int)
         all_rows = np.arange(len(self.lanes))
@@ -845,17 +941,46 @@ class Observer:
             self._switch_seconds[layout.id] = table
         return table
 
+    def switch_table(self, engines: Sequence[PhaseEngine]) -> np.ndarray:
+        """``(signals, greens, greens)``: :meth:`switch_seconds` of every signal, padded
+        with zeros to ``max_greens``."""
+        if self._switch_table is None:
+            table = np.zeros((len(self.layouts), self.max_greens, self.max_greens))
+            for i, (layout, engine) in enumerate(zip(self.layouts, engines, strict=True)):
+                n = layout.num_greens
+                table[i, :n, :n] = self.switch_seconds(layout, engine)
+            self._switch_table = table
+        return self._switch_table
+
     def waiting_since(
         self, layout: SignalLayout, snap: Snapshot, engine: PhaseEngine
     ) -> np.ndarray:
         """Per link: since when its lane has waited for green (see :func:`unserved_since`),
         brought up to date once per snapshot."""
-        stored = self._unserved.get(layout.id)
-        if stored is not None and stored[0] == snap.time:
-            return stored[1]
-        previous = stored[1] if stored is not None and stored[0] < snap.time else None
+        i, n = self._signal_index[layout.id], len(layout.link_in)
+        stamp = self._since_time[i]
+        if stamp == snap.time:
+            return self._since[i, :n].copy()
+        previous = self._since[i, :n] if stamp < snap.time else None
         since = unserved_since(previous, layout, snap, engine)
-        self._unserved[layout.id] = (snap.time, since)
+        self._since[i, :n] = since
+        self._since_time[i] = snap.time
+        return since
+
+    def waiting_since_all(
+        self, snap: Snapshot, engines: Sequence[PhaseEngine], current: np.ndarray
+    ) -> np.ndarray:
+        """``(signals, links)``: :meth:`waiting_since` of every signal at once (0 on
+        padding links), ``current`` being each signal's current green."""
+        padded, stamps = self.padded, self._since_time
+        queued = with_pending(snap.halting, snap)[padded.link_in]
+        in_transition = np.array([engine.in_transition for engine in engines], dtype=bool)
+        served = padded.green[padded.rows, current] & ~in_transition[:, None]
+        # A signal not yet asked in this run, or asked in an earlier one, starts afresh.
+        previous = np.where((stamps < snap.time)[:, None], self._since, snap.time)
+        since = np.where(served | (queued <= 0), snap.time, previous)
+        since = np.where((stamps == snap.time)[:, None], self._since, since)
+        self._since, self._since_time = since, np.full(len(stamps), snap.time)
         return since
 
     def observation_bounds(self, layout: SignalLayout) -> tuple[np.ndarray, np.ndarray]:
