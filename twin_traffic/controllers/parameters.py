@@ -145,8 +145,14 @@ def _timing(
     )  # fmt: skip
 
 
-# The queue-based max-pressure family: a short minimum lengthened per queued vehicle.
-_VARIABLE_INITIAL = {"min_green": 5.0, "initial_per_vehicle": 2.0, "max_initial": 20.0}
+# The queue-based max-pressure family: a short minimum lengthened per queued vehicle,
+# and a decision every second (when a queue has gone is known to the second).
+_VARIABLE_INITIAL = {
+    "decision_interval": 1.0,
+    "min_green": 5.0,
+    "initial_per_vehicle": 2.0,
+    "max_initial": 20.0,
+}
 
 _PLAN = Param("file", "path", None, "the <tlLogic> plan file (e.g. written by `tune`)")
 _PLAN_ALIAS = Param("plan", "path", None, "another name for file")
