@@ -307,15 +307,13 @@ class PaddedLinks:
     # (signals, greens, links): 1.0 / True where the green serves the link.
     served: np.ndarray
     green: np.ndarray
-    # The number of links of each signal.
-    counts: np.ndarray
     rows: np.ndarray
 
 
 def pad_links(layouts: Sequence[SignalLayout], greens: int) -> PaddedLinks:
     """The layouts' links, padded (see :class:`PaddedLinks`)."""
-    counts = np.array([len(layout.link_in) for layout in layouts], dtype=int)
-    shape = (len(layouts), int(counts.max(initial=0)))
+    counts = [len(layout.link_in) for layout in layouts]
+    shape = (len(layouts), max(counts, default=0))
     link_in, link_out = np.zeros(shape, dtype=int), np.zeros(shape, dtype=int)
     share, exit_capacity = np.zeros(shape), np.full(shape, np.inf)
     green = np.zeros((len(layouts), greens, shape[1]), dtype=bool)
@@ -325,7 +323,13 @@ def pad_links(layouts: Sequence[SignalLayout], greens: int) -> PaddedLinks:
         share[i, :n], exit_capacity[i, :n] = layout.link_share, layout.exit_capacity
         green[i, : layout.num_greens, :n] = layout.protected | layout.permissive
     return PaddedLinks(link_in, link_out, share, exit_capacity, green.astype(float), green,
-                       counts, np.arange(len(layouts)))  # fmt: skip
+                       np.arange(len(layouts)))  # fmt: skip
+
+
+def _per_green(padded: PaddedLinks, per_link: np.ndarray) -> np.ndarray:
+    """``(signals, greens)``: the sum of ``per_link`` over the links each green serves."""
+    # einsum, not a matrix product: a BLAS call can wake threads that spin beside SUMO.
+    return np.einsum("sgl,sl->sg", padded.served, per_link)
 
 
 def _green_pressures_all(
@@ -333,14 +337,13 @@ def _green_pressures_all(
 ) -> np.ndarray:
     """``(signals, greens)``: :func:`green_pressures` of every signal."""
     raw = padded.share * (counts[padded.link_in] - counts[padded.link_out])
-    # einsum, not a matrix product: a BLAS call can wake threads that spin beside SUMO.
-    return np.einsum("sgl,sl->sg", padded.served, np.maximum(raw, 0.0) * open_links)
+    return _per_green(padded, np.maximum(raw, 0.0) * open_links)
 
 
 def _exit_open_all(padded: PaddedLinks, snap: Snapshot) -> np.ndarray:
     """``(signals, links)``: :func:`exit_open` of every signal."""
-    on_exit = snap.lane_vehicles if len(snap.lane_vehicles) else snap.vehicles
-    return (on_exit[padded.link_out] < SPILLBACK * padded.exit_capacity).astype(float)
+    full = _on_exit(snap)[padded.link_out] >= SPILLBACK * padded.exit_capacity
+    return (~full).astype(float)
 
 
 def _phase_all(obs: Observer, snap: Snapshot, engines: Sequence[PhaseEngine]) -> np.ndarray:
@@ -398,9 +401,13 @@ def squash(x: np.ndarray) -> np.ndarray:
 def exit_open(layout: SignalLayout, snap: Snapshot, spillback: float = SPILLBACK) -> np.ndarray:
     """Per link: 1.0 where its exit lane has room, 0.0 where it holds ``spillback`` × its
     capacity (serving the link would only block the junction)."""
-    on_exit = snap.lane_vehicles if len(snap.lane_vehicles) else snap.vehicles
-    full = on_exit[layout.link_out] >= spillback * layout.exit_capacity
+    full = _on_exit(snap)[layout.link_out] >= spillback * layout.exit_capacity
     return (~full).astype(float)
+
+
+def _on_exit(snap: Snapshot) -> np.ndarray:
+    """Vehicles on each lane itself, which the spill-back test reads on exit lanes."""
+    return snap.lane_vehicles if len(snap.lane_vehicles) else snap.vehicles
 
 
 def link_pressure(layout: SignalLayout, counts: np.ndarray, open_links: np.ndarray) -> np.ndarray:
@@ -485,11 +492,9 @@ def _greens_all(obs: Observer, snap: Snapshot, engines: Sequence[PhaseEngine]) -
     block = np.zeros((len(engines), obs.max_greens, GREEN_FEATURES))
     block[padded.rows, current, 0] = 1.0
     open_links = _exit_open_all(padded, snap)
-    vehicles = _green_pressures_all(padded, with_pending(snap.vehicles, snap), open_links)
-    block[:, :, 1] = squash(vehicles)
-    block[:, :, 2] = squash(
-        _green_pressures_all(padded, with_pending(snap.halting, snap), open_links)
-    )
+    for column, counts in ((1, snap.vehicles), (2, snap.halting)):
+        pressures = _green_pressures_all(padded, with_pending(counts, snap), open_links)
+        block[:, :, column] = squash(pressures)
     block[:, :, 3] = obs.switch_table(engines)[padded.rows, current] / TRANSITION_SCALE
     waited = snap.time - obs.waiting_since_all(snap, engines, current)
     block[:, :, 4] = (padded.served * waited[:, None, :]).max(axis=2, initial=0.0) / MAX_WAIT
@@ -500,7 +505,7 @@ def _running_all(obs: Observer, snap: Snapshot, engines: Sequence[PhaseEngine]) 
     padded = obs.padded
     moving = np.maximum(snap.sensor_vehicles - snap.sensor_halting, 0.0)
     per_link = padded.share * moving[padded.link_in] * _exit_open_all(padded, snap)
-    return squash(np.einsum("sgl,sl->sg", padded.served, per_link)).ravel()
+    return squash(_per_green(padded, per_link)).ravel()
 
 
 def _timing_all(obs: Observer, snap: Snapshot, engines: Sequence[PhaseEngine]) -> np.ndarray:
