@@ -94,6 +94,13 @@ class Recipe:
             policy the others (DAgger).
         imitation_weight: weight of the cloning loss kept during PPO, after every
             rollout (0: none); it decays by ``imitation_decay`` per rollout.
+        deploy_interval: seconds between the trained agent's decisions when it runs as
+            a controller (the validation runs, the comparison after training,
+            ``evaluate``); ``None``: the env's ``decision_interval``. A protocol preset's
+            decision interval overrides it. The agent learns at the env's interval, where
+            each decision's effect shows within a short horizon, and may then decide
+            more often: with fresh state at every second a green ends when its queue
+            has gone, as the max-pressure family's decision every second does.
     """
 
     algo: str = "ppo"
@@ -113,6 +120,7 @@ class Recipe:
     imitation_rounds: int = 2
     imitation_weight: float = 0.0
     imitation_decay: float = 0.99
+    deploy_interval: float | None = None
 
 
 def recipes_dir() -> Path:
@@ -211,6 +219,11 @@ def check_recipe(recipe: Recipe, source: str) -> None:
             or not low <= value <= high
         ):
             fail(key, f"{value!r} must be a number from {low:g} to {high:g}")
+    interval = recipe.deploy_interval
+    if interval is not None and (
+        isinstance(interval, bool) or not isinstance(interval, (int, float)) or interval <= 0
+    ):
+        fail("deploy_interval", f"{interval!r} must be a number of seconds > 0")
     wrong = [name for name in recipe.baselines if name not in CLASSICAL]
     if wrong or "fixed" not in recipe.baselines:
         fail("baselines", f"choose among {', '.join(CLASSICAL)}, fixed included")
@@ -367,6 +380,7 @@ def train(
         "scenario": scenario,
         "seed": seed,
         "env": env_description,
+        "deploy_interval": deploy_interval(recipe, config, scenario_options or {}),
         "recipe": asdict(recipe),
         "independent": independent,
         "signals": vec.signal_ids,
@@ -430,6 +444,16 @@ def train(
     evaluations = read_evaluations(folder)
     plot_learning_curve(folder, evaluations, baselines)
     return TrainResult(folder, folder / "best.zip", evaluations, baselines, teacher)
+
+
+def deploy_interval(recipe: Recipe, config: EnvConfig, scenario_options: Mapping[str, Any]) -> float:
+    """Seconds between the trained agent's decisions as a controller: a protocol
+    preset's decision interval, else the recipe's ``deploy_interval``, else the env's."""
+    if "decision_interval" in scenario_options:
+        return float(scenario_options["decision_interval"])
+    if recipe.deploy_interval is not None:
+        return float(recipe.deploy_interval)
+    return float(config.decision_interval)
 
 
 def resolve_teacher(teacher: str, baselines: Mapping[str, Sequence[float]]) -> str:

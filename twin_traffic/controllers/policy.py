@@ -20,21 +20,27 @@ if TYPE_CHECKING:
 
 class PolicyController(GreenChooser):
     """Runs a model trained with ``twin-traffic train`` on any scenario whose signals fit
-    it, with the same observations, decision interval and safety timings it learned with.
+    it, with the observations and safety timings it learned with, deciding at the
+    interval its recipe deploys it at (``deploy_interval`` in ``agent.json``; the
+    training env's interval for agents without one).
 
     Args:
         model: path of the ``.zip`` (e.g. ``runs/NAME/best.zip``).
         deterministic: take the most likely action (else sample).
+        decision_interval: seconds between decisions; 0 for the agent's own.
     """
 
     name = "policy"
 
-    def __init__(self, model: str, deterministic: bool = True) -> None:
+    def __init__(
+        self, model: str, deterministic: bool = True, decision_interval: float = 0.0
+    ) -> None:
         self.model_path = Path(str(model))
         self.model, self.description = load_model(self.model_path)
         env = self.description["env"]
+        own = self.description.get("deploy_interval", env["decision_interval"])
         super().__init__(
-            decision_interval=env["decision_interval"],
+            decision_interval=float(decision_interval) or float(own),
             min_green=env["min_green"],
             max_green=env["max_green"],
             yellow=env["yellow"],
