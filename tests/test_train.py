@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from twin_traffic.controllers import make_controller
 from twin_traffic.errors import ControllerError, TwinTrafficError
 from twin_traffic.evaluate import RunSpec, run_episode
 from twin_traffic.train import CLASSICAL, Recipe, default_recipe, load_recipe, train
@@ -60,6 +61,19 @@ def test_train_evaluate_reload_resume_and_reproduce(tmp_path: Path) -> None:
     assert reloaded.metrics["delay"] == pytest.approx(
         min(row["delay"] for row in first.evaluations), abs=1e-3
     )
+    # Trained deciding every 5 s, the agent is deployed at the recipe's interval (1 s),
+    # which agent.json records; a parameter overrides it.
+    assert recipe.env["decision_interval"] == 5.0 and recipe.deploy_interval == 1.0
+    assert json.loads((folder / "agent.json").read_text())["deploy_interval"] == 1.0
+    model = {"model": str(first.best_model)}
+    assert make_controller("policy", model).decision_interval == 1.0
+    every_five = make_controller("policy", {**model, "decision_interval": 5})
+    assert every_five.decision_interval == 5.0
+    slower = run_episode(
+        RunSpec("single", controller="policy", params={**model, "decision_interval": 5},
+                seed=100, end=END, emissions=False)
+    )  # fmt: skip
+    assert slower.metrics["delay"] != reloaded.metrics["delay"]
 
     # The same seed trains the same agent.
     second = train("single", recipe, tmp_path / "b", seed=3, progress_bar=False)
@@ -100,6 +114,11 @@ def test_resume_without_checkpoint_and_bad_recipes(tmp_path: Path) -> None:
     bad = tmp_path / "bad.toml"
     bad.write_text('algo = "ppo"\nlearning_rate = 0.1\n')
     with pytest.raises(TwinTrafficError, match="unknown key 'learning_rate'"):
+        load_recipe(bad)
+    bad.write_text('algo = "ppo"\ndeploy_interval = 0\n')
+    with pytest.raises(
+        TwinTrafficError, match="deploy_interval: 0 must be a number of seconds > 0"
+    ):
         load_recipe(bad)
     bad.write_text('algo = "sac"\n')
     with pytest.raises(TwinTrafficError, match="algo must be one of ppo, a2c, dqn"):

@@ -446,7 +446,9 @@ def train(
     return TrainResult(folder, folder / "best.zip", evaluations, baselines, teacher)
 
 
-def deploy_interval(recipe: Recipe, config: EnvConfig, scenario_options: Mapping[str, Any]) -> float:
+def deploy_interval(
+    recipe: Recipe, config: EnvConfig, scenario_options: Mapping[str, Any]
+) -> float:
     """Seconds between the trained agent's decisions as a controller: a protocol
     preset's decision interval, else the recipe's ``deploy_interval``, else the env's."""
     if "decision_interval" in scenario_options:

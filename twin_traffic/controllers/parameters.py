@@ -189,9 +189,13 @@ PARAMETERS: dict[str, tuple[Param, ...]] = {
     "policy": (
         Param("model", "path", None, "the trained model (.zip, e.g. runs/NAME/best.zip)"),
         Param("deterministic", "bool", True, "take the most likely action (else sample)"),
-        Param("decision_interval", "float", 0.0,
-              "seconds between decisions (0: the agent's own, agent.json's deploy_interval)",
-              minimum=0),
+        Param(
+            "decision_interval",
+            "float",
+            0.0,
+            "seconds between decisions (0: the agent's own, agent.json's deploy_interval)",
+            minimum=0,
+        ),
     ),
     "webster": (
         Param("saturation_flow", "float", 1800.0, "veh/h per lane at a green", positive=True),
