@@ -72,6 +72,33 @@ def test_the_city_plan_of_a_network_of_several_cycles_is_a_point_of_the_space(
 
 
 @needs_pasubio
+def test_every_starting_plan_is_a_point_of_the_space() -> None:
+    """A starting plan (Webster's) that gives two signals of one city cycle different
+    cycles splits their group, so the search can start from it."""
+    assert REALNETS is not None
+    scenario = load_scenario(str(REALNETS / "pasubio" / "pasubio.sumocfg"))
+    network = load_network(scenario)
+    own = current_programmes(scenario, network)
+    lengthened = signal_timing(network.traffic_lights["218"], 5.0).slots[0]
+    phases = list(own["218"].phases)
+    phases[lengthened] = dataclasses.replace(
+        phases[lengthened], duration=phases[lengthened].duration + 10
+    )
+    start = {**own, "218": dataclasses.replace(own["218"], phases=tuple(phases))}
+    assert start["218"].cycle == own["220"].cycle + 10
+
+    def round_trip(space: PlanSpace, plan: dict[str, Programme]) -> bool:
+        decoded = space.decode(space.encode(plan))
+        return [_timing(p) for p in decoded] == [_timing(plan[p.tls_id]) for p in decoded]
+
+    alone = PlanSpace(network, own)
+    assert ["218", "220", "232"] in alone.groups and not round_trip(alone, start)
+    space = PlanSpace(network, own, starts=[start])
+    assert ["218"] in space.groups and ["220", "232"] in space.groups
+    assert round_trip(space, start) and round_trip(space, own)
+
+
+@needs_pasubio
 def test_tuning_keeps_the_programmes_transitions_and_split_stages() -> None:
     assert REALNETS is not None
     network = load_network(load_scenario(str(REALNETS / "pasubio" / "pasubio.sumocfg")))

@@ -14,14 +14,16 @@ split into several phases. Only its *tunable* greens change:
 
 Signals are timed in *coordination groups* that share one cycle: by default the signals
 whose own plans already share a cycle (a city coordinates the signals it gives one
-cycle), or groups given by the user. Every signal has an offset, counted from the
+cycle) and whose other starting plans (Webster's) share one too, so that every starting
+plan is a point of the space and the search can move from whichever is best; or groups
+given by the user. Every signal has an offset, counted from the
 scenario's begin as SUMO's ``offset="begin"`` counts (SUMO 1.28 accepts it): offset 0
 starts a signal's cycle at the first second of the scenario, whatever the begin time.
 The programmes carry it as SUMO's plain number ``(begin + offset) mod cycle``, which
 SUMO runs identically and which, unlike ``"begin"``, can differ between signals.
 
-With the default groups the scenario's own plan is a point of the space (whole-second
-durations and offsets): ``decode(encode(plan)) == plan``.
+With the default groups the scenario's own plan and the other starting plans are points
+of the space (whole-second durations and offsets): ``decode(encode(plan)) == plan``.
 """
 
 from __future__ import annotations
@@ -95,11 +97,20 @@ def signal_timing(light: TrafficLight, min_green: float) -> SignalTiming:
     return SignalTiming(light, tuple(slots), tuple(lows))
 
 
-def cycle_groups(programmes: Mapping[str, Programme], signal_ids: Sequence[str]) -> list[list[str]]:
-    """Signals whose plans share a cycle, in network order: the coordination a city made."""
-    groups: dict[float, list[str]] = {}
+def cycle_groups(
+    programmes: Mapping[str, Programme],
+    signal_ids: Sequence[str],
+    starts: Sequence[Mapping[str, Programme]] = (),
+) -> list[list[str]]:
+    """Signals whose plans share a cycle, in network order: the coordination a city made.
+
+    With ``starts`` (other plans of the same signals), signals share a group only when
+    they share a cycle in each of them too.
+    """
+    groups: dict[tuple[float, ...], list[str]] = {}
     for tls in signal_ids:
-        groups.setdefault(round(programmes[tls].cycle, 3), []).append(tls)
+        cycles = tuple(round(plan[tls].cycle, 3) for plan in (programmes, *starts) if tls in plan)
+        groups.setdefault(cycles, []).append(tls)
     return list(groups.values())
 
 
@@ -137,6 +148,8 @@ class PlanSpace:
         network: the signals and their programmes.
         own: the scenario's own plan (it sets the default groups and widens the cycle
             bounds so that it lies inside them).
+        starts: other plans the search starts from (Webster's); the default groups and
+            the cycle bounds take them in as they take ``own``.
         groups: ``"auto"`` (signals whose own plans share a cycle), ``"each"`` (a cycle
             per signal), ``"one"`` (one cycle for all) or explicit lists of signal ids.
         min_cycle: shortest cycle, s (longer when transitions and minimum greens need it).
@@ -154,12 +167,13 @@ class PlanSpace:
         max_cycle: float = 150.0,
         min_green: float = 5.0,
         begin: float = 0.0,
+        starts: Sequence[Mapping[str, Programme]] = (),
     ) -> None:
         ids = list(network.signal_ids)
         self.begin = float(begin)
         self.timings = [signal_timing(network.traffic_lights[tls], min_green) for tls in ids]
         if groups == "auto":
-            self.groups = cycle_groups(own, ids)
+            self.groups = cycle_groups(own, ids, starts)
         elif groups == "each":
             self.groups = [[tls] for tls in ids]
         elif groups == "one":
@@ -175,7 +189,7 @@ class PlanSpace:
         self.cycle_bounds: list[tuple[float, float]] = []
         for members in self.groups:
             needed = max(self.timings[position[tls]].shortest_cycle for tls in members)
-            cycles = [own[tls].cycle for tls in members if tls in own]
+            cycles = [plan[tls].cycle for plan in (own, *starts) for tls in members if tls in plan]
             low = max(math.ceil(needed), min(min_cycle, *cycles) if cycles else min_cycle)
             high = max(max_cycle, *cycles, low) if cycles else max(max_cycle, low)
             if needed > high:

@@ -362,7 +362,9 @@ def tune(
     loaded = load_scenario(scenario, routes=routes, begin=begin, end=end)
     network = load_network(loaded)
     own = current_programmes(loaded, network)
-    space = PlanSpace(network, own, groups, min_cycle, max_cycle, min_green, loaded.begin)
+    webster = _webster_programmes(network, min_cycle, max_cycle, min_green)
+    space = PlanSpace(network, own, groups, min_cycle, max_cycle, min_green, loaded.begin,
+                      starts=[{p.tls_id: p for p in webster}])  # fmt: skip
     source = scenario if loaded.builtin else str(Path(scenario).resolve())
     template = RunSpec(
         scenario=source,
@@ -401,7 +403,6 @@ def tune(
                     evaluator.held_out.get(best.key),
                 )
 
-        webster = _webster_programmes(network, min_cycle, max_cycle, min_green)
         own_plan = space.decode(space.encode(own))
         starts = evaluator.evaluate([own_plan, webster])
         report()
