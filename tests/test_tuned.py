@@ -164,14 +164,15 @@ def test_objective_and_racing_rungs() -> None:
 
 
 def test_the_result_is_never_worse_than_the_scenarios_plan_on_the_training_seeds() -> None:
-    # mixed: J1 runs a 66 s cycle, J2 and J3 75 s, so the own plan needs two groups.
+    # mixed: J1 runs a 66 s cycle, J2 and J3 75 s, and Webster's plan (from 300 s of
+    # traffic) gives J2 and J3 cycles of their own: three groups hold both plans.
     result = tune("mixed", budget=8, seeds=[0, 1], workers=2, end=END)
     fixed = [run_episode(RunSpec("mixed", seed=s, end=END)).metrics["delay"] for s in (0, 1)]
     assert result.baseline == pytest.approx(np.mean(fixed), rel=0, abs=1e-9)
     assert result.delay <= result.baseline and result.delay <= result.webster
     assert result.evaluations == 8 and len(result.history) == 8
     assert result.history == sorted(result.history, reverse=True)
-    assert "[J1] cycle" in result.space and "[J2 J3] cycle" in result.space
+    assert [part.split("]")[0] for part in result.space.split("; ")] == ["[J1", "[J2", "[J3"]
 
 
 def test_every_plan_the_local_search_spends_its_budget_on_is_new() -> None:
