@@ -14,8 +14,8 @@ split into several phases. Only its *tunable* greens change:
 
 Signals are timed in *coordination groups* that share one cycle: by default the signals
 whose own plans already share a cycle (a city coordinates the signals it gives one
-cycle) and whose other starting plans (Webster's) share one too, so that every starting
-plan is a point of the space and the search can move from whichever is best; or groups
+cycle) and whose other starting plans (Webster's, when the tuner starts from it) share
+one too, so that the plan the search starts from is a point of the space; or groups
 given by the user. Every signal has an offset, counted from the
 scenario's begin as SUMO's ``offset="begin"`` counts (SUMO 1.28 accepts it): offset 0
 starts a signal's cycle at the first second of the scenario, whatever the begin time.

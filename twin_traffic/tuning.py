@@ -36,7 +36,7 @@ import hashlib
 import json
 import math
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -363,8 +363,12 @@ def tune(
     network = load_network(loaded)
     own = current_programmes(loaded, network)
     webster = _webster_programmes(network, min_cycle, max_cycle, min_green)
-    space = PlanSpace(network, own, groups, min_cycle, max_cycle, min_green, loaded.begin,
-                      starts=[{p.tls_id: p for p in webster}])  # fmt: skip
+
+    def plan_space(starts: Sequence[Mapping[str, Programme]] = ()) -> PlanSpace:
+        return PlanSpace(network, own, groups, min_cycle, max_cycle, min_green, loaded.begin,
+                         starts=starts)  # fmt: skip
+
+    space = plan_space()
     source = scenario if loaded.builtin else str(Path(scenario).resolve())
     template = RunSpec(
         scenario=source,
@@ -406,6 +410,10 @@ def tune(
         own_plan = space.decode(space.encode(own))
         starts = evaluator.evaluate([own_plan, webster])
         report()
+        if starts[1].complete and starts[1].score < starts[0].score:
+            # The search moves from the best start: a space that holds Webster's plan
+            # (its cycles as groups too) when Webster's is the better one.
+            space = plan_space([{p.tls_id: p for p in webster}])
         start_vectors = [space.encode({p.tls_id: p for p in s.programmes}) for s in starts]
         search = _local_search if optimizer == "local" else _differential_evolution
         search(space, evaluator, start_vectors, budget, optimizer_seed, report)

@@ -67,8 +67,8 @@ def tune(
     groups: Annotated[
         str,
         typer.Option(
-            help="Signals that share a cycle: auto (those whose own plans and Webster's "
-            "do), each, one, or 'A,B;C,D'."
+            help="Signals that share a cycle: auto (those whose own plans do, and "
+            "Webster's when the search starts from it), each, one, or 'A,B;C,D'."
         ),
     ] = "auto",
     se_weight: Annotated[
