@@ -164,8 +164,8 @@ def test_objective_and_racing_rungs() -> None:
 
 
 def test_the_result_is_never_worse_than_the_scenarios_plan_on_the_training_seeds() -> None:
-    # mixed: J1 runs a 66 s cycle, J2 and J3 75 s, and Webster's plan (from 300 s of
-    # traffic) gives J2 and J3 cycles of their own: three groups hold both plans.
+    # mixed: J1 runs a 66 s cycle, J2 and J3 75 s; Webster's plan (from 300 s of traffic),
+    # the better start here, gives J2 and J3 cycles of their own: three groups.
     result = tune("mixed", budget=8, seeds=[0, 1], workers=2, end=END)
     fixed = [run_episode(RunSpec("mixed", seed=s, end=END)).metrics["delay"] for s in (0, 1)]
     assert result.baseline == pytest.approx(np.mean(fixed), rel=0, abs=1e-9)

@@ -150,8 +150,9 @@ class PlanSpace:
             bounds so that it lies inside them).
         starts: other plans the search starts from (Webster's); the default groups and
             the cycle bounds take them in as they take ``own``.
-        groups: ``"auto"`` (signals whose own plans share a cycle), ``"each"`` (a cycle
-            per signal), ``"one"`` (one cycle for all) or explicit lists of signal ids.
+        groups: ``"auto"`` (signals whose own plans, and ``starts``, share a cycle),
+            ``"each"`` (a cycle per signal), ``"one"`` (one cycle for all) or explicit
+            lists of signal ids.
         min_cycle: shortest cycle, s (longer when transitions and minimum greens need it).
         max_cycle: longest cycle, s (never shorter than a cycle of the own plan).
         min_green: shortest tunable green, s.
