@@ -36,6 +36,7 @@ def throughput(scenario: str, simulations: int, seconds: float, recipe_file: Pat
     """Training steps per second (PPO learning included) with ``simulations`` SUMO runs,
     under the environment and hyperparameters of ``recipe_file``."""
     import torch
+    from stable_baselines3.common.logger import Logger
     from stable_baselines3.common.vec_env import VecMonitor
 
     from twin_traffic.train import ALGORITHMS, env_config
@@ -48,6 +49,7 @@ def throughput(scenario: str, simulations: int, seconds: float, recipe_file: Pat
         "MlpPolicy", env, seed=0, device="cpu",
         policy_kwargs=dict(recipe.policy), **dict(recipe.hyperparameters),
     )  # fmt: skip
+    model.set_logger(Logger(None, []))  # SB3's default makes a /tmp folder per learn()
     model.learn(total_timesteps=env.num_envs * recipe.hyperparameters["n_steps"])  # warm up
     done = model.num_timesteps
     started = time.perf_counter()

@@ -10,6 +10,7 @@ import random
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -110,7 +111,13 @@ class Killer:
             self.kills["send"] += _kill(children[0])
 
 
-def test_workers_killed_at_random_moments_never_hang_nor_lose_a_run(tmp_path: Path) -> None:
+def test_workers_killed_at_random_moments_never_hang_nor_lose_a_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    temporary = tmp_path / "tmp"
+    temporary.mkdir()
+    monkeypatch.setenv("TMPDIR", str(temporary))  # the workers' temporary folder too
+    monkeypatch.setattr(tempfile, "tempdir", str(temporary))
     config = write_scenario(
         tmp_path, [(f"v{i}", 2 * i) for i in range(20)], [(20, "G"), (3, "y"), (20, "r")], 90
     )
@@ -138,6 +145,8 @@ def test_workers_killed_at_random_moments_never_hang_nor_lose_a_run(tmp_path: Pa
                     assert f"killed (SIGKILL) on each of {ATTEMPTS} tries" in (outcome.error or "")
                     reported += 1
             assert _children() == []
+            # Workers killed mid-run leave no scratch files (SUMO outputs, logs) behind.
+            assert list(temporary.iterdir()) == []
     finally:
         faulthandler.cancel_dump_traceback_later()
         killer.stop.set()

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from stable_baselines3.common.logger import configure
+from stable_baselines3.common.logger import Logger
 
 from twin_traffic.agent import algorithm_class
 from twin_traffic.envs import EnvConfig, SignalParallelEnv
@@ -81,7 +81,7 @@ def test_a_cloned_policy_decides_as_its_teacher_on_held_out_states() -> None:
         # The cloning loss kept during PPO pulls a fresh policy towards the teacher too.
         fresh = algorithm_class("ppo")("MlpPolicy", training, seed=1, device="cpu",
                                        learning_rate=1e-3)  # fmt: skip
-        fresh.set_logger(configure(None, []))  # as learn() would
+        fresh.set_logger(Logger(None, []))  # as learn() would, with no folder
         keeping = keep_imitating(recorded, weight=1.0, decay=0.5, batches=60)
         keeping.init_callback(fresh)
         untaught = agreement(fresh, unseen)

@@ -102,6 +102,11 @@ class _Pool:
         self.todo: deque[int] = deque(range(len(specs)))
         self.deaths: dict[int, int] = {}
         self.workers: list[_Worker] = []
+        # The workers' temporary files live here, so a worker killed mid-run (a crash, an
+        # early stop) leaves nothing behind once the pool closes.
+        self.scratch = tempfile.TemporaryDirectory(
+            prefix="twin-traffic-workers-", ignore_cleanup_errors=True
+        )
 
     def outcomes(self) -> Iterator[Outcome]:
         """Yield each spec's outcome as it comes, until every spec has one."""
@@ -130,7 +135,9 @@ class _Pool:
 
     def _start(self) -> _Worker:
         parent_end, child_end = self.context.Pipe(duplex=True)
-        process = self.context.Process(target=_serve_runs, args=(child_end,), daemon=True)
+        process = self.context.Process(
+            target=_serve_runs, args=(child_end, self.scratch.name), daemon=True
+        )
         with children_ignore_sigint():
             process.start()
         child_end.close()  # the worker's death must close the pipe's last write end
@@ -183,6 +190,7 @@ class _Pool:
             _stop(worker.process, grace=_STOP_SECONDS)
             worker.connection.close()
         self.workers.clear()
+        self.scratch.cleanup()
 
 
 def _stop(process: Any, grace: float = 0.0) -> None:
@@ -193,9 +201,11 @@ def _stop(process: Any, grace: float = 0.0) -> None:
         process.join(timeout=_STOP_SECONDS)
 
 
-def _serve_runs(connection: Connection) -> None:
-    """A worker's life: run the specs the parent sends until it sends None or goes away."""
+def _serve_runs(connection: Connection, scratch: str) -> None:
+    """A worker's life: run the specs the parent sends until it sends None or goes away,
+    its temporary files in the pool's ``scratch`` folder."""
     become_worker()
+    tempfile.tempdir = scratch
     sink = _PipeSink(connection)
     while True:
         try:
