@@ -33,6 +33,7 @@ def small_recipe() -> Recipe:
         imitation_epochs=2,
         env={**recipe.env, "end": END},
         hyperparameters={**recipe.hyperparameters, "n_steps": 64, "batch_size": 64, "n_epochs": 2},
+        confirm_seeds=(),
     )
 
 
@@ -102,6 +103,44 @@ def test_train_evaluate_reload_resume_and_reproduce(tmp_path: Path) -> None:
     assert [row["timesteps"] for row in resumed.evaluations][: len(steps)] == steps
     assert resumed.evaluations[-1]["timesteps"] == 768
     assert (folder / "checkpoints" / "model_768_steps.zip").is_file()
+
+
+def test_the_kept_model_is_chosen_among_finalists_on_new_seeds(tmp_path: Path) -> None:
+    recipe = replace(small_recipe(), teacher="", confirm_seeds=(103, 104), finalists=2)
+    result = train("single", recipe, tmp_path / "run", seed=3, progress_bar=False)
+    folder = result.folder
+    # The two models of least validation delay were kept, and only they.
+    by_delay = sorted(result.evaluations, key=lambda row: row["delay"])
+    kept = sorted(int(row["timesteps"]) for row in by_delay[:2])
+    finalists = sorted(int(p.stem.removeprefix("finalist_")) for p in folder.glob("finalist_*"))
+    assert finalists == kept
+    assert sorted(int(row["timesteps"]) for row in result.selection) == kept
+    # Each finalist's confirmation is its delay on the new seeds, run again here.
+    for row in result.selection:
+        model = folder / f"finalist_{int(row['timesteps'])}.zip"
+        delays = [
+            run_episode(RunSpec("single", controller="policy", params={"model": str(model)},
+                                seed=seed, end=END, emissions=False)).metrics["delay"]
+            for seed in recipe.confirm_seeds
+        ]  # fmt: skip
+        assert row["confirmation"] == pytest.approx(sum(delays) / len(delays), abs=1e-3)
+        assert row["combined"] == pytest.approx(
+            (row["validation"] * len(recipe.eval_seeds) + sum(delays)) / 3, abs=1e-3
+        )
+    # best.zip is the finalist with the least delay over all three seeds.
+    chosen = min(result.selection, key=lambda row: row["combined"])
+    chosen_file = folder / f"finalist_{int(chosen['timesteps'])}.zip"
+    assert result.best_model.read_bytes() == chosen_file.read_bytes()
+    lines = (folder / "selection.csv").read_text().splitlines()
+    assert lines[0] == "timesteps,validation,confirmation,combined,chosen"
+    assert sum(line.endswith(",1") for line in lines[1:]) == 1 and len(lines) == 3
+
+
+def test_confirmation_seeds_must_be_new() -> None:
+    from twin_traffic.train import check_recipe
+
+    with pytest.raises(TwinTrafficError, match="confirm_seeds: seed 100 is a validation seed"):
+        check_recipe(replace(small_recipe(), confirm_seeds=(100, 103)), "recipe")
 
 
 def _files(folder: Path) -> dict[str, bytes]:

@@ -94,6 +94,13 @@ class Recipe:
             policy the others (DAgger).
         imitation_weight: weight of the cloning loss kept during PPO, after every
             rollout (0: none); it decays by ``imitation_decay`` per rollout.
+        confirm_seeds: seeds that choose among the finalists at the end of training
+            (empty: the model with the least delay on ``eval_seeds`` is kept). Kept on
+            the validation seeds alone, the best of many evaluations is often the
+            luckiest: its delay on new traffic is worse than its validation delay.
+        finalists: models with the least validation delay kept for that choice; the one
+            with the least mean delay over ``eval_seeds`` and ``confirm_seeds`` becomes
+            ``best.zip``.
         deploy_interval: seconds between the trained agent's decisions when it runs as
             a controller (the validation runs, the comparison after training,
             ``evaluate``); ``None``: the env's ``decision_interval``. A protocol preset's
@@ -120,6 +127,8 @@ class Recipe:
     imitation_rounds: int = 2
     imitation_weight: float = 0.0
     imitation_decay: float = 0.99
+    confirm_seeds: tuple[int, ...] = ()
+    finalists: int = 3
     deploy_interval: float | None = None
 
 
@@ -161,13 +170,15 @@ def load_recipe(path: Path) -> Recipe:
         raise TwinTrafficError(f"{path}: unknown key '{unknown[0]}'; recipes take {sorted(known)}")
     if isinstance(data.get("baselines"), list):
         data["baselines"] = tuple(data["baselines"])
-    if "eval_seeds" in data:
-        from twin_traffic.seeds import SeedError, check_seeds
+    for key in ("eval_seeds", "confirm_seeds"):
+        if key in data:
+            from twin_traffic.seeds import SeedError, check_seeds
 
-        try:
-            data["eval_seeds"] = check_seeds(data["eval_seeds"], "eval_seeds")
-        except SeedError as error:
-            raise TwinTrafficError(f"{path}: {error}") from None
+            try:
+                empty = key == "confirm_seeds" and data[key] == []  # no confirmation
+                data[key] = () if empty else check_seeds(data[key], key)
+            except SeedError as error:
+                raise TwinTrafficError(f"{path}: {error}") from None
     recipe = Recipe(**data)
     check_recipe(recipe, str(path))
     return recipe
@@ -188,7 +199,7 @@ def check_recipe(recipe: Recipe, source: str) -> None:
             f"{source}: algo must be one of {', '.join(ALGORITHMS)} (not '{recipe.algo}')"
         )
     for key in ("timesteps", "simulations", "eval_every", "checkpoint_every", "imitation_steps",
-                "imitation_epochs", "imitation_rounds"):  # fmt: skip
+                "imitation_epochs", "imitation_rounds", "finalists"):  # fmt: skip
         value = getattr(recipe, key)
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             fail(key, f"{value!r} is not a whole number >= 1")
@@ -219,6 +230,9 @@ def check_recipe(recipe: Recipe, source: str) -> None:
             or not low <= value <= high
         ):
             fail(key, f"{value!r} must be a number from {low:g} to {high:g}")
+    shared = sorted(set(recipe.confirm_seeds) & set(recipe.eval_seeds))
+    if shared:
+        fail("confirm_seeds", f"seed {shared[0]} is a validation seed too; choose new seeds")
     interval = recipe.deploy_interval
     if interval is not None and (
         isinstance(interval, bool) or not isinstance(interval, (int, float)) or interval <= 0
@@ -311,9 +325,11 @@ class TrainResult:
 
     folder: Path
     best_model: Path
-    evaluations: list[dict[str, float]]
+    evaluations: list[dict[str, Any]]
     baselines: dict[str, list[float]]
     teacher: str | None = None
+    selection: list[dict[str, float]] = field(default_factory=list)
+    """The finalists' scores when the recipe confirms its choice (``selection.csv``)."""
 
 
 def env_config(scenario: str, recipe: Recipe, **scenario_options: Any) -> EnvConfig:
@@ -438,12 +454,14 @@ def train(
             tb_log_name="run",
         )
         model.save(str(folder / "final.zip"))
-        evaluator.evaluate(model, int(model.num_timesteps))
+        if evaluator.last != model.num_timesteps:  # not scored at this very step already
+            evaluator.evaluate(model, int(model.num_timesteps))
     finally:
         env.close()
+    selection = confirm_finalists(folder, config, recipe)
     evaluations = read_evaluations(folder)
     plot_learning_curve(folder, evaluations, baselines)
-    return TrainResult(folder, folder / "best.zip", evaluations, baselines, teacher)
+    return TrainResult(folder, folder / "best.zip", evaluations, baselines, teacher, selection)
 
 
 def deploy_interval(
@@ -638,12 +656,72 @@ class HeldOutEvaluation(BaseCallback):
         if mean < self.best:
             self.best = mean
             shutil.copyfile(candidate, self.folder / "best.zip")
+        if self.recipe.confirm_seeds:
+            keep_finalist(self.folder, candidate, timesteps, self.recipe.finalists)
         candidate.unlink()
         if self.logger is not None:
             self.logger.record("eval/delay", mean)
         if self.on_evaluation is not None:
             self.on_evaluation(timesteps, mean)
         return mean
+
+
+def finalist_path(folder: Path, timesteps: int) -> Path:
+    """Where a finalist model is kept: in the run folder, beside ``agent.json``, so it
+    loads as any of the run's models does."""
+    return folder / f"finalist_{timesteps}.zip"
+
+
+def keep_finalist(folder: Path, candidate: Path, timesteps: int, places: int) -> None:
+    """Keep ``candidate`` as a finalist while it is among the ``places`` models of least
+    validation delay kept so far (evaluations.csv holds its score already)."""
+    shutil.copyfile(candidate, finalist_path(folder, timesteps))
+    for dropped in sorted(read_finalists(folder), key=lambda f: f["validation"])[places:]:
+        finalist_path(folder, dropped["timesteps"]).unlink()
+
+
+def read_finalists(folder: Path) -> list[dict[str, Any]]:
+    """The finalists on disk: timesteps, validation delay and its per-seed delays."""
+    scores = {int(row["timesteps"]): row for row in read_evaluations(folder)}
+    found = []
+    for path in folder.glob("finalist_*.zip"):
+        steps = int(path.stem.removeprefix("finalist_"))
+        if steps in scores:  # a file whose evaluation never got written is no finalist
+            row = scores[steps]
+            found.append({"timesteps": steps, "validation": row["delay"], "seeds": row["seeds"]})
+    return sorted(found, key=lambda f: f["timesteps"])
+
+
+def confirm_finalists(folder: Path, config: EnvConfig, recipe: Recipe) -> list[dict[str, float]]:
+    """Score every finalist on the confirmation seeds and make the one with the least mean
+    delay over the validation and confirmation seeds ``best.zip``; the scores, in
+    ``selection.csv``, are returned (empty when the recipe confirms nothing).
+
+    Every finalist meets the same confirmation traffic, so the choice compares models,
+    not luck of the draw.
+    """
+    finalists = read_finalists(folder)
+    if not recipe.confirm_seeds or not finalists:
+        return []
+    rows = []
+    for finalist in finalists:
+        path = finalist_path(folder, finalist["timesteps"])
+        confirmation = evaluate_policy(path, config, recipe.confirm_seeds, recipe.simulations)
+        delays = [*finalist["seeds"], *confirmation]
+        rows.append({
+            "timesteps": float(finalist["timesteps"]), "validation": finalist["validation"],
+            "confirmation": summarize_seeds(confirmation).mean,
+            "combined": summarize_seeds(delays).mean,
+        })  # fmt: skip
+    chosen = min(rows, key=lambda row: row["combined"])
+    shutil.copyfile(finalist_path(folder, int(chosen["timesteps"])), folder / "best.zip")
+    with (folder / "selection.csv").open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["timesteps", "validation", "confirmation", "combined", "chosen"])
+        for row in rows:
+            scores = [f"{row[key]:.4f}" for key in ("validation", "confirmation", "combined")]
+            writer.writerow([int(row["timesteps"]), *scores, int(row is chosen)])
+    return rows
 
 
 def evaluate_policy(
@@ -747,14 +825,19 @@ def _delay(outcome: Any) -> float:
     return float(outcome.result.metrics["delay"])
 
 
-def read_evaluations(folder: Path) -> list[dict[str, float]]:
-    """The rows of ``evaluations.csv`` (timesteps, delay), oldest first."""
+def read_evaluations(folder: Path) -> list[dict[str, Any]]:
+    """The rows of ``evaluations.csv`` (timesteps, delay, and ``seeds``: the delay on each
+    validation seed), oldest first."""
     path = folder / "evaluations.csv"
     if not path.exists():
         return []
     with path.open() as handle:
         return [
-            {"timesteps": float(row["timesteps"]), "delay": float(row["delay"])}
+            {
+                "timesteps": float(row["timesteps"]),
+                "delay": float(row["delay"]),
+                "seeds": [float(v) for k, v in row.items() if k.startswith("seed")],
+            }
             for row in csv.DictReader(handle)
         ]
 

@@ -70,6 +70,13 @@ def train(
     eval_every: Annotated[int | None, typer.Option(min=1, help="Steps between evaluations.")] = (
         None
     ),
+    confirm_seeds: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Seeds that choose among the models of least validation delay at the end "
+            "of training (default: the recipe's, 103-105)."
+        ),
+    ] = None,
     holdout_seeds: Annotated[
         list[str] | None,
         typer.Option(
@@ -112,6 +119,8 @@ def train(
         overrides["eval_seeds"] = tuple(seeds_option(eval_seeds, "", "--eval-seeds"))
     if eval_every is not None:
         overrides["eval_every"] = eval_every
+    if confirm_seeds:
+        overrides["confirm_seeds"] = tuple(seeds_option(confirm_seeds, "", "--confirm-seeds"))
     if independent:
         overrides["policies"] = "independent"
     chosen = replace(base, **overrides)
@@ -171,6 +180,14 @@ def train(
             highlight=False,
         )
         raise typer.Exit(130) from None
+    if result.selection:
+        chosen_row = min(result.selection, key=lambda row: row["combined"])
+        err.print(
+            f"chosen among {len(result.selection)} finalists on validation and confirmation "
+            f"seeds: the model at {int(chosen_row['timesteps']):,} steps, "
+            f"{chosen_row['combined']:.1f} s/trip (selection.csv)",
+            highlight=False,
+        )
     err.print(f"best model: {result.best_model}; learning curve: {out_dir / 'learning_curve.png'}")
     classical = [best_classical(result.baselines)]
     if result.teacher and result.teacher not in classical:
