@@ -203,7 +203,7 @@ def test_train_compares_with_the_best_classical_controller_and_its_teacher(
     result = subprocess.run(
         [sys.executable, "-m", "twin_traffic.cli", "train", "single", "--end", "300",
          "--timesteps", "128", "--recipe", "small.toml", "--holdout-seeds", "200-201",
-         "--out", "out", "--workers", "1"],
+         "--confirm-seeds", "103", "--out", "out", "--workers", "1"],
         capture_output=True, text=True, timeout=600, cwd=tmp_path,
         env={**os.environ, "COLUMNS": "200"},
     )  # fmt: skip
@@ -212,5 +212,8 @@ def test_train_compares_with_the_best_classical_controller_and_its_teacher(
     for column in ("fixed", "actuated", "pressure", "agent"):
         assert column in header, header
     assert json.loads((tmp_path / "out" / "agent.json").read_text())["teacher"] == "max-pressure"
+    # The untrained and the trained policy, scored at 0 and 128 steps, met seed 103 too.
+    assert "chosen among 2 finalists on validation and confirmation seeds" in result.stderr
+    assert len((tmp_path / "out" / "selection.csv").read_text().splitlines()) == 3
     last = result.stderr.strip().splitlines()[-1]
     assert last.startswith("the agent is worse than actuated, the best classical controller")

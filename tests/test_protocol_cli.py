@@ -86,6 +86,8 @@ def test_a_sweep_file_takes_the_same_protocol(tmp_path: Path) -> None:
          "r.toml: [policy]: MaskableActorCriticPolicy takes no 'net_arc'; it takes: net_arch,"),
         ('timesteps = "many"\n', ("single",), "r.toml: timesteps: 'many' is not a whole number"),
         ("", ("single", "--holdout-seeds", "5-2"), "error: --holdout-seeds '5-2': not a range"),
+        ("", ("single", "--confirm-seeds", "100"),
+         "confirm_seeds: seed 100 is a validation seed too; choose new seeds"),
     ],
 )  # fmt: skip
 def test_train_checks_everything_before_it_starts(

@@ -685,8 +685,10 @@ def read_finalists(folder: Path) -> list[dict[str, Any]]:
     scores = {int(row["timesteps"]): row for row in read_evaluations(folder)}
     found = []
     for path in folder.glob("finalist_*.zip"):
-        steps = int(path.stem.removeprefix("finalist_"))
-        if steps in scores:  # a file whose evaluation never got written is no finalist
+        steps_text = path.stem.removeprefix("finalist_")
+        # A file whose evaluation never got written (or not named by training) is no finalist.
+        if steps_text.isdigit() and int(steps_text) in scores:
+            steps = int(steps_text)
             row = scores[steps]
             found.append({"timesteps": steps, "validation": row["delay"], "seeds": row["seeds"]})
     return sorted(found, key=lambda f: f["timesteps"])
