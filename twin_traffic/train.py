@@ -460,7 +460,7 @@ def train(
         env.close()
     selection = confirm_finalists(folder, config, recipe)
     evaluations = read_evaluations(folder)
-    plot_learning_curve(folder, evaluations, baselines)
+    plot_learning_curve(folder, evaluations, baselines, selection)
     return TrainResult(folder, folder / "best.zip", evaluations, baselines, teacher, selection)
 
 
@@ -845,9 +845,13 @@ def read_evaluations(folder: Path) -> list[dict[str, Any]]:
 
 
 def plot_learning_curve(
-    folder: Path, evaluations: list[dict[str, float]], baselines: Mapping[str, list[float]]
+    folder: Path,
+    evaluations: list[dict[str, Any]],
+    baselines: Mapping[str, list[float]],
+    selection: Sequence[Mapping[str, float]] = (),
 ) -> Path:
-    """Validation delay against timesteps, with the baselines as horizontal lines."""
+    """Validation delay against timesteps, with the baselines as horizontal lines and,
+    when finalists were confirmed, the model kept marked."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -857,6 +861,10 @@ def plot_learning_curve(
     if evaluations:
         axes.plot([row["timesteps"] for row in evaluations], [row["delay"] for row in evaluations],
                   marker="o", label="agent")  # fmt: skip
+    if selection:
+        kept = min(selection, key=lambda row: row["combined"])
+        axes.plot([kept["timesteps"]], [kept["validation"]], marker="*", markersize=16,
+                  linestyle="none", color="tab:red", label="kept (confirmed)")  # fmt: skip
     shown = dict.fromkeys(["fixed", best_classical(baselines)]) if baselines else {}
     for name, style in zip(shown, ("--", ":"), strict=False):
         mean = float(np.mean(baselines[name]))
