@@ -14,9 +14,10 @@ from scipy import stats
 
 from twin_traffic.compare import WILCOXON_MIN_PAIRS, compare_sweep, paired_test
 from twin_traffic.errors import TwinTrafficError
+from twin_traffic.evaluate import RunSpec
 from twin_traffic.metrics import METRICS, summarize_runs
 from twin_traffic.report import relative_change
-from twin_traffic.store import read_index, read_metrics
+from twin_traffic.store import read_index, read_metrics, run_folder
 from twin_traffic.sweep import load_sweep, run_sweep
 
 SWEEP = """
@@ -141,3 +142,11 @@ def test_compare_errors_name_the_folder_and_the_fix(sweep_root: Path, tmp_path: 
         compare_sweep(tmp_path)
     with pytest.raises(TwinTrafficError, match=r"--baseline 'webster' is none of .*fixed"):
         compare_sweep(sweep_root, baseline="webster")
+
+
+def test_a_parameter_that_is_a_path_names_one_folder(tmp_path: Path) -> None:
+    # `evaluate -c policy --param policy.model=../runs/a b/best.zip` keeps one folder per run.
+    spec = RunSpec("grid3x3", controller="policy", params={"model": "../runs/a b/best.zip"}, seed=3)
+    assert run_folder(tmp_path, spec) == (
+        tmp_path / "grid3x3" / "policy[model=.._runs_a_b_best.zip]" / "seed3"
+    )

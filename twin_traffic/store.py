@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -38,9 +39,21 @@ _STAGING_PREFIX = "."
 _STAGING_MARK = ".tmp-"
 
 
+# Characters kept in folder names; anything else (path separators, spaces, quotes) is '_'.
+_UNSAFE_IN_FOLDER = re.compile(r"[^A-Za-z0-9._=,+@\[\]-]")
+
+
+def folder_name(label: str) -> str:
+    """A label made safe as one folder name (separators and spaces become ``_``)."""
+    return _UNSAFE_IN_FOLDER.sub("_", label).lstrip(".") or "_"
+
+
 def run_folder(root: Path, spec: RunSpec) -> Path:
-    """Where a spec's results live under ``root``: ``scenario/controller/seedN``."""
-    return root / Path(*spec.label.split("/"))
+    """Where a spec's results live under ``root``: ``scenario/controller/seedN``, one
+    folder each (a parameter that is a path, ``model=runs/a/best.zip``, nests none)."""
+    scenario, rest = spec.label.split("/", 1)
+    controller, seed = rest.rsplit("/", 1)
+    return root / folder_name(scenario) / folder_name(controller) / seed
 
 
 def write_run(root: Path, result: RunResult, relative: Path | None = None) -> Path:

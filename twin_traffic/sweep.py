@@ -45,6 +45,7 @@ from twin_traffic.executor import Outcome
 from twin_traffic.protocol import RunProtocol, with_timings
 from twin_traffic.store import (
     INDEX_FILE,
+    folder_name,
     is_complete,
     json_safe,
     read_index,
@@ -87,8 +88,6 @@ _CONTROLLER_KEYS = ("name", "params", "label", "train")
 _TRAIN_KEYS = ("algo", "recipe", "timesteps", "seed", "workers", "envs")
 AGENTS_DIR = "agents"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
-# Characters kept in folder names; anything else (path separators, spaces, quotes) is '_'.
-_UNSAFE_IN_FOLDER = re.compile(r"[^A-Za-z0-9._=,+@\[\]-]")
 
 
 class SweepError(TwinTrafficError):
@@ -200,11 +199,6 @@ def _params(
         return params
     model = agent_folder(out, scenario, controller) / "best.zip"
     return {**params, "model": str(model)}
-
-
-def folder_name(label: str) -> str:
-    """A label made safe as one folder name (separators and spaces become ``_``)."""
-    return _UNSAFE_IN_FOLDER.sub("_", label).lstrip(".") or "_"
 
 
 # -- loading and validation ------------------------------------------------------------------
