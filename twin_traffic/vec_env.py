@@ -71,7 +71,10 @@ def _worker(
 
     try:
         while True:
-            command, data = remote.recv()
+            try:
+                command, data = remote.recv()
+            except (EOFError, OSError):  # the parent went away without closing us
+                break
             if command == "reset":
                 episode = 0
                 remote.send(stack(restart()))
@@ -106,6 +109,8 @@ def _worker(
                 remote.send((shaped, action_space, list(agents)))
             elif command == "close":
                 break
+    except BrokenPipeError:  # the parent went away while we answered
+        pass
     finally:
         env.close()
         remote.close()
@@ -156,16 +161,20 @@ class SignalVecEnv(VecEnv):
             remote.close()
             self._remotes.append(local)
             self._processes.append(process)
-        self._remotes[0].send(("spaces", None))
-        observation_space, action_space, self.signal_ids = self._remotes[0].recv()
-        self.signals = len(self.signal_ids)
-        super().__init__(simulations * self.signals, observation_space, action_space)
-        self._actions: np.ndarray | None = None
         self.closed = False
-        # A signal's valid greens never change: ask once.
-        for remote in self._remotes:
-            remote.send(("masks", None))
-        self._masks = np.concatenate([remote.recv() for remote in self._remotes])
+        try:
+            self._remotes[0].send(("spaces", None))
+            observation_space, action_space, self.signal_ids = self._remotes[0].recv()
+            self.signals = len(self.signal_ids)
+            super().__init__(simulations * self.signals, observation_space, action_space)
+            self._actions: np.ndarray | None = None
+            # A signal's valid greens never change: ask once.
+            for remote in self._remotes:
+                remote.send(("masks", None))
+            self._masks = np.concatenate([remote.recv() for remote in self._remotes])
+        except BaseException:  # e.g. Ctrl-C while the simulations start: stop them too
+            self.close()
+            raise
 
     def reset(self) -> VecEnvObs:
         """Restart every simulation from the start of its seed sequence."""
