@@ -132,7 +132,7 @@ def main() -> None:
         result = train(scenario, load_recipe(default_recipe("ppo")), folder, progress_bar=False,
                        on_evaluation=report, time_limit=args.minutes * 60)  # fmt: skip
         for row in result.selection:  # the finalists, when the recipe confirms its choice
-            print(f"  finalist at {int(row['timesteps']):>9,} steps: validation "
+            print(f"  finalist at {row['timesteps']:>9,} steps: validation "
                   f"{row['validation']:6.2f}, confirmation {row['confirmation']:6.2f}, "
                   f"both {row['combined']:6.2f} s", flush=True)  # fmt: skip
         minutes = (time.perf_counter() - started) / 60

@@ -170,15 +170,18 @@ def load_recipe(path: Path) -> Recipe:
         raise TwinTrafficError(f"{path}: unknown key '{unknown[0]}'; recipes take {sorted(known)}")
     if isinstance(data.get("baselines"), list):
         data["baselines"] = tuple(data["baselines"])
-    for key in ("eval_seeds", "confirm_seeds"):
-        if key in data:
-            from twin_traffic.seeds import SeedError, check_seeds
+    from twin_traffic.seeds import SeedError, check_seeds
 
-            try:
-                empty = key == "confirm_seeds" and data[key] == []  # no confirmation
-                data[key] = () if empty else check_seeds(data[key], key)
-            except SeedError as error:
-                raise TwinTrafficError(f"{path}: {error}") from None
+    for key in ("eval_seeds", "confirm_seeds"):
+        if key not in data:
+            continue
+        if key == "confirm_seeds" and data[key] == []:  # no confirmation
+            data[key] = ()
+            continue
+        try:
+            data[key] = check_seeds(data[key], key)
+        except SeedError as error:
+            raise TwinTrafficError(f"{path}: {error}") from None
     recipe = Recipe(**data)
     check_recipe(recipe, str(path))
     return recipe
@@ -328,7 +331,7 @@ class TrainResult:
     evaluations: list[dict[str, Any]]
     baselines: dict[str, list[float]]
     teacher: str | None = None
-    selection: list[dict[str, float]] = field(default_factory=list)
+    selection: list[dict[str, Any]] = field(default_factory=list)
     """The finalists' scores when the recipe confirms its choice (``selection.csv``)."""
 
 
@@ -694,7 +697,7 @@ def read_finalists(folder: Path) -> list[dict[str, Any]]:
     return sorted(found, key=lambda f: f["timesteps"])
 
 
-def confirm_finalists(folder: Path, config: EnvConfig, recipe: Recipe) -> list[dict[str, float]]:
+def confirm_finalists(folder: Path, config: EnvConfig, recipe: Recipe) -> list[dict[str, Any]]:
     """Score every finalist on the confirmation seeds and make the one with the least mean
     delay over the validation and confirmation seeds ``best.zip``; the scores, in
     ``selection.csv``, are returned (empty when the recipe confirms nothing).
@@ -711,19 +714,24 @@ def confirm_finalists(folder: Path, config: EnvConfig, recipe: Recipe) -> list[d
         confirmation = evaluate_policy(path, config, recipe.confirm_seeds, recipe.simulations)
         delays = [*finalist["seeds"], *confirmation]
         rows.append({
-            "timesteps": float(finalist["timesteps"]), "validation": finalist["validation"],
+            "timesteps": finalist["timesteps"], "validation": finalist["validation"],
             "confirmation": summarize_seeds(confirmation).mean,
             "combined": summarize_seeds(delays).mean,
         })  # fmt: skip
-    chosen = min(rows, key=lambda row: row["combined"])
-    shutil.copyfile(finalist_path(folder, int(chosen["timesteps"])), folder / "best.zip")
+    chosen = chosen_finalist(rows)
+    shutil.copyfile(finalist_path(folder, chosen["timesteps"]), folder / "best.zip")
     with (folder / "selection.csv").open("w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["timesteps", "validation", "confirmation", "combined", "chosen"])
         for row in rows:
             scores = [f"{row[key]:.4f}" for key in ("validation", "confirmation", "combined")]
-            writer.writerow([int(row["timesteps"]), *scores, int(row is chosen)])
+            writer.writerow([row["timesteps"], *scores, int(row is chosen)])
     return rows
+
+
+def chosen_finalist(selection: Sequence[Mapping[str, Any]]) -> Mapping[str, Any]:
+    """The finalist kept as ``best.zip``: the least mean delay over both seed sets."""
+    return min(selection, key=lambda row: row["combined"])
 
 
 def evaluate_policy(
@@ -848,7 +856,7 @@ def plot_learning_curve(
     folder: Path,
     evaluations: list[dict[str, Any]],
     baselines: Mapping[str, list[float]],
-    selection: Sequence[Mapping[str, float]] = (),
+    selection: Sequence[Mapping[str, Any]] = (),
 ) -> Path:
     """Validation delay against timesteps, with the baselines as horizontal lines and,
     when finalists were confirmed, the model kept marked."""
@@ -862,7 +870,7 @@ def plot_learning_curve(
         axes.plot([row["timesteps"] for row in evaluations], [row["delay"] for row in evaluations],
                   marker="o", label="agent")  # fmt: skip
     if selection:
-        kept = min(selection, key=lambda row: row["combined"])
+        kept = chosen_finalist(selection)
         axes.plot([kept["timesteps"]], [kept["validation"]], marker="*", markersize=16,
                   linestyle="none", color="tab:red", label="kept (confirmed)")  # fmt: skip
     shown = dict.fromkeys(["fixed", best_classical(baselines)]) if baselines else {}

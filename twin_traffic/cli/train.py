@@ -97,6 +97,7 @@ def train(
         best_classical,
         check_recipe,
         check_run_folder,
+        chosen_finalist,
         default_recipe,
         load_recipe,
         new_run_folder,
@@ -181,10 +182,10 @@ def train(
         )
         raise typer.Exit(130) from None
     if result.selection:
-        chosen_row = min(result.selection, key=lambda row: row["combined"])
+        chosen_row = chosen_finalist(result.selection)
         err.print(
             f"chosen among {len(result.selection)} finalists on validation and confirmation "
-            f"seeds: the model at {int(chosen_row['timesteps']):,} steps, "
+            f"seeds: the model at {chosen_row['timesteps']:,} steps, "
             f"{chosen_row['combined']:.1f} s/trip (selection.csv)",
             highlight=False,
         )
