@@ -195,7 +195,7 @@ def test_train_compares_with_the_best_classical_controller_and_its_teacher(
     seeds, the teacher and the agent; a barely trained agent is said to lose."""
     (tmp_path / "small.toml").write_text(
         'algo = "ppo"\neval_every = 256\neval_seeds = [100]\n'
-        'baselines = ["fixed", "max-pressure", "actuated"]\nteacher = "best"\n'
+        'baselines = ["fixed", "greedy", "actuated"]\nteacher = "best"\n'
         "imitation_steps = 128\nimitation_epochs = 2\n"
         '[env]\nobservation = ["greens", "timing"]\nreward = "delay"\n'
         "[hyperparameters]\nn_steps = 64\nbatch_size = 64\nn_epochs = 1\n"
@@ -209,9 +209,9 @@ def test_train_compares_with_the_best_classical_controller_and_its_teacher(
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     header = next(line for line in result.stdout.splitlines() if "metric" in line)
-    for column in ("fixed", "actuated", "pressure", "agent"):
+    for column in ("fixed", "actuated", "greedy", "agent"):
         assert column in header, header
-    assert json.loads((tmp_path / "out" / "agent.json").read_text())["teacher"] == "max-pressure"
+    assert json.loads((tmp_path / "out" / "agent.json").read_text())["teacher"] == "greedy"
     # The untrained and the trained policy, scored at 0 and 128 steps, met seed 103 too.
     assert "chosen among 2 finalists on validation and confirmation seeds" in result.stderr
     assert len((tmp_path / "out" / "selection.csv").read_text().splitlines()) == 3

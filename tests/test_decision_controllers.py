@@ -113,8 +113,21 @@ def test_efficient_pressure_is_queue_minus_mean_exit_queue() -> None:
     halting = [8, 0, 3, 3, 4, 2]  # n: 8 - (4 + 2) / 2 = 5; e: 3 - 2 = 1; w: 3 - 4 < 0
     state = snapshot([20, 0, 0, 0, 0, 0], halting=halting)
     assert list(EfficientMaxPressureController().scores(layout, state)) == [5.0, 1.0]
-    # Max-pressure counts vehicles instead of queues.
-    assert list(MaxPressureController().scores(layout, state)) == [20.0, 0.0]
+
+
+def test_max_pressure_counts_queued_and_arriving_vehicles_not_those_far_up_the_road() -> None:
+    # n: 12 vehicles on the lane, all moving, 2 of them within range; e: 4 standing.
+    state = snapshot([12, 0, 4, 0, 0, 0], halting=[0, 0, 4, 0, 0, 0], in_range=[2, 0, 4, 0, 0, 0])
+    assert list(MaxPressureController().scores(LAYOUT, state)) == [2.0, 4.0]
+    assert MaxPressureController().choose(LAYOUT, state, engine()) == 1
+    # Once the platoon is within range (a longer sensor_range), it is demand: N/S.
+    wide = snapshot([12, 0, 4, 0, 0, 0], halting=[0, 0, 4, 0, 0, 0], in_range=[12, 0, 4, 0, 0, 0])
+    assert MaxPressureController().choose(LAYOUT, wide, engine()) == 0
+    # Exits count every vehicle on them, moving or not: 3 moving on out_ew leave E/W 1.
+    exits = snapshot([12, 0, 4, 0, 0, 3], halting=[0, 0, 4, 0, 0, 0],
+                     in_range=[2, 0, 4, 0, 0, 0])  # fmt: skip
+    assert list(MaxPressureController().scores(LAYOUT, exits)) == [2.0, 1.0]
+    assert MaxPressureController().choose(LAYOUT, exits, engine()) == 0
 
 
 def test_advanced_max_pressure_keeps_a_green_with_running_vehicles() -> None:
@@ -165,9 +178,9 @@ def test_the_variable_initial_is_capped_and_can_be_turned_off() -> None:
         for _ in range(25):
             signal.tick()
         assert (controller.hold_initial(LAYOUT, long_queue, signal, 1) == 0) is held_at_25
-    # Max-pressure keeps a fixed 15 s minimum and no variable initial.
+    # Max-pressure keeps a fixed 10 s minimum and no variable initial.
     assert MaxPressureController().initial_per_vehicle == 0.0
-    assert MaxPressureController().timing.min_green == 15.0
+    assert MaxPressureController().timing.min_green == 10.0
 
 
 THREE_STAGES = ["GrrGrr", "yrryrr", "rGrrGr", "ryrryr", "rrGrrG", "rryrry"]

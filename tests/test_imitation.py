@@ -12,7 +12,13 @@ from stable_baselines3.common.logger import Logger
 from twin_traffic.agent import algorithm_class
 from twin_traffic.envs import EnvConfig, SignalParallelEnv
 from twin_traffic.errors import TwinTrafficError
-from twin_traffic.features import GREEN_FEATURES, running_vehicles, squash
+from twin_traffic.features import (
+    GREEN_FEATURES,
+    green_pressures,
+    running_vehicles,
+    squash,
+    with_pending,
+)
 from twin_traffic.imitation import (
     agreement,
     clone,
@@ -23,42 +29,52 @@ from twin_traffic.imitation import (
 from twin_traffic.train import Recipe, check_recipe
 from twin_traffic.vec_env import SignalVecEnv
 
-ALIGNED = ("greens", "timing")
+ALIGNED = ("greens", "running", "timing")
 
 
 def test_greens_block_lines_up_the_teachers_pressures_with_the_actions() -> None:
     """On ``mixed`` (signals of 2, 3 and 4 greens) every agent's observation has the same
-    layout: green g's block holds g's max-pressure and its running vehicles (as
-    Advanced-MP counts them), padded greens are zero."""
+    layout: green g's block holds g's vehicle and queue pressures (efficient
+    max-pressure's scores) and its running vehicles (as Advanced-MP counts them),
+    padded greens are zero."""
     env = SignalParallelEnv("mixed", observation=("greens", "running", "timing"),
-                            teacher="max-pressure", end=600.0)  # fmt: skip
+                            teacher="efficient-max-pressure", end=600.0)  # fmt: skip
     teacher = env.twin.teacher
     assert teacher is not None
     most = env.twin.observer.max_greens
     assert most == 4
-    observations, _ = env.reset(seed=3)
-    rng = np.random.default_rng(0)
-    seen_pressure = False
-    for _ in range(60):
-        snapshot = env.twin._last
-        assert snapshot is not None
-        for index, agent in enumerate(env.possible_agents):
-            layout, engine = env.twin.layouts[index], env.twin.bank.engines[index]
-            row = observations[agent]
-            assert row.shape == (most * GREEN_FEATURES + most + 3,)
-            block = row[: most * GREEN_FEATURES].reshape(most, GREEN_FEATURES)
-            expected = squash(teacher.scores(layout, snapshot))
-            np.testing.assert_allclose(block[: layout.num_greens, 1], expected, rtol=1e-5)
-            assert not block[layout.num_greens :].any()
-            running = row[most * GREEN_FEATURES : most * GREEN_FEATURES + most]
-            moving = running_vehicles(layout, snapshot, teacher.open_links(layout, snapshot))
-            np.testing.assert_allclose(running[: layout.num_greens], squash(moving), rtol=1e-5)
-            assert not running[layout.num_greens :].any()
-            assert block[:, 0].argmax() == engine.current_green
-            seen_pressure |= bool(expected.max() > 0)
-        actions = {a: int(rng.integers(env.greens[a])) for a in env.possible_agents}
-        observations, *_ = env.step(actions)
-    env.close()
+    try:
+        observations, _ = env.reset(seed=3)
+        rng = np.random.default_rng(0)
+        seen_pressure = False
+        for _ in range(60):
+            snapshot = env.twin._last
+            assert snapshot is not None
+            for index, agent in enumerate(env.possible_agents):
+                layout, engine = env.twin.layouts[index], env.twin.bank.engines[index]
+                row = observations[agent]
+                assert row.shape == (most * GREEN_FEATURES + most + 3,)
+                block = row[: most * GREEN_FEATURES].reshape(most, GREEN_FEATURES)
+                open_links = teacher.open_links(layout, snapshot)
+                vehicles = green_pressures(
+                    layout, with_pending(snapshot.vehicles, snapshot), open_links
+                )
+                np.testing.assert_allclose(
+                    block[: layout.num_greens, 1], squash(vehicles), rtol=1e-5
+                )
+                expected = squash(teacher.scores(layout, snapshot))
+                np.testing.assert_allclose(block[: layout.num_greens, 2], expected, rtol=1e-5)
+                assert not block[layout.num_greens :].any()
+                running = row[most * GREEN_FEATURES : most * GREEN_FEATURES + most]
+                moving = running_vehicles(layout, snapshot, teacher.open_links(layout, snapshot))
+                np.testing.assert_allclose(running[: layout.num_greens], squash(moving), rtol=1e-5)
+                assert not running[layout.num_greens :].any()
+                assert block[:, 0].argmax() == engine.current_green
+                seen_pressure |= bool(expected.max() > 0)
+            actions = {a: int(rng.integers(env.greens[a])) for a in env.possible_agents}
+            observations, *_ = env.step(actions)
+    finally:
+        env.close()
     assert seen_pressure
 
 

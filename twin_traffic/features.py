@@ -17,7 +17,7 @@ Observations (per signal, concatenated in the order given):
                with limited range: per incoming lane, a lane-area detector covering
                the last ``sensor_range`` metres (occupancy, halting / capacity)
 ``greens``     per green, in action order: whether it is the current green, its
-               max-pressure (vehicles, with those waiting to enter, on its links'
+               vehicle pressure (vehicles, with those waiting to enter, on its links'
                entry lanes minus their exit lanes; spill-back links excluded) and
                queue pressure (the same with halting vehicles), each squashed as
                ``x / (x + 10)``, the seconds of transition a switch to it costs
@@ -25,7 +25,8 @@ Observations (per signal, concatenated in the order given):
                vehicles queued / 120 s (1: starving, as the controllers' guard)
 ``running``    per green, in action order: moving vehicles within ``sensor_range`` of
                the stop line on the lanes its open links serve (lane-area
-               detectors), squashed — what Advanced-MP keeps a green for
+               detectors), squashed — what Advanced-MP keeps a green for, and with
+               the queue pressure what max-pressure counts
 ``timing``     in-transition flag, time in green / max green, and whether the
                current green has served its minimum (the engine's and the
                programme's own)
@@ -410,20 +411,45 @@ def _on_exit(snap: Snapshot) -> np.ndarray:
     return snap.lane_vehicles if len(snap.lane_vehicles) else snap.vehicles
 
 
-def link_pressure(layout: SignalLayout, counts: np.ndarray, open_links: np.ndarray) -> np.ndarray:
-    """Per link: ``share × (counts[in] − counts[out])``, clipped at 0, 0 where blocked.
+def link_pressure(
+    layout: SignalLayout,
+    counts: np.ndarray,
+    open_links: np.ndarray,
+    exits: np.ndarray | None = None,
+) -> np.ndarray:
+    """Per link: ``share × (counts[in] − exits[out])``, clipped at 0, 0 where blocked
+    (``exits``: ``counts`` when not given).
 
     A lane feeding several links counts once over them (each link carries its share).
     """
-    raw = layout.link_share * (counts[layout.link_in] - counts[layout.link_out])
+    downstream = counts if exits is None else exits
+    raw = layout.link_share * (counts[layout.link_in] - downstream[layout.link_out])
     return np.maximum(raw, 0.0) * open_links
 
 
-def green_pressures(layout: SignalLayout, counts: np.ndarray, open_links: np.ndarray) -> np.ndarray:
+def green_pressures(
+    layout: SignalLayout,
+    counts: np.ndarray,
+    open_links: np.ndarray,
+    exits: np.ndarray | None = None,
+) -> np.ndarray:
     """Pressure of each green: the sum of its links' pressures, permissive links counted
     as protected ones — the movement-level pressure of max-pressure control (Varaiya
     2013), see :mod:`twin_traffic.controllers.max_pressure`."""
-    return layout.served @ link_pressure(layout, counts, open_links)
+    return layout.served @ link_pressure(layout, counts, open_links, exits)
+
+
+def moving_in_range(snap: Snapshot) -> np.ndarray:
+    """Per lane: vehicles moving (not halting) within detector range of the stop line."""
+    return np.maximum(snap.sensor_vehicles - snap.sensor_halting, 0.0)
+
+
+def queued_or_arriving(snap: Snapshot) -> np.ndarray:
+    """Per lane: its queue (halting vehicles, over its road stretch where ``reach`` is
+    set, plus those waiting to enter) and the vehicles moving within detector range of
+    the stop line, which join the queue or cross within seconds. A vehicle still far
+    up the road is neither."""
+    return with_pending(snap.halting + moving_in_range(snap), snap)
 
 
 MAX_WAIT = 120.0  # seconds without green that a waiting movement tolerates (as the controllers)
@@ -465,8 +491,7 @@ def _greens(obs: Observer, layout: SignalLayout, snap: Snapshot, engine: PhaseEn
 def running_vehicles(layout: SignalLayout, snap: Snapshot, open_links: np.ndarray) -> np.ndarray:
     """Per green: moving vehicles within detector range on the lanes its open links
     serve — the *effective running vehicles* of Advanced-MP (Zhang et al. 2022)."""
-    moving = np.maximum(snap.sensor_vehicles - snap.sensor_halting, 0.0)
-    per_link = layout.link_share * moving[layout.link_in] * open_links
+    per_link = layout.link_share * moving_in_range(snap)[layout.link_in] * open_links
     return layout.served @ per_link
 
 
@@ -503,8 +528,7 @@ def _greens_all(obs: Observer, snap: Snapshot, engines: Sequence[PhaseEngine]) -
 
 def _running_all(obs: Observer, snap: Snapshot, engines: Sequence[PhaseEngine]) -> np.ndarray:
     padded = obs.padded
-    moving = np.maximum(snap.sensor_vehicles - snap.sensor_halting, 0.0)
-    per_link = padded.share * moving[padded.link_in] * _exit_open_all(padded, snap)
+    per_link = padded.share * moving_in_range(snap)[padded.link_in] * _exit_open_all(padded, snap)
     return squash(_per_green(padded, per_link)).ravel()
 
 

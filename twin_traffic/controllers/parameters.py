@@ -172,7 +172,7 @@ PARAMETERS: dict[str, tuple[Param, ...]] = {
             minimum=1.0,
         ),
     ),
-    "max-pressure": _timing(),
+    "max-pressure": _timing(sensor_range=150.0, min_green=10.0),
     "efficient-max-pressure": _timing(max_wait=90.0, **_VARIABLE_INITIAL),
     "advanced-max-pressure": _timing(sensor_range=75.0, **{**_VARIABLE_INITIAL, "min_green": 10.0}),
     "greedy": _timing(reach=0.0),
