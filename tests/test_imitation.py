@@ -66,7 +66,7 @@ def test_greens_block_lines_up_the_teachers_pressures_with_the_actions() -> None
                 np.testing.assert_allclose(block[: layout.num_greens, 2], expected, rtol=1e-5)
                 assert not block[layout.num_greens :].any()
                 running = row[most * GREEN_FEATURES : most * GREEN_FEATURES + most]
-                moving = running_vehicles(layout, snapshot, teacher.open_links(layout, snapshot))
+                moving = running_vehicles(layout, snapshot, open_links)
                 np.testing.assert_allclose(running[: layout.num_greens], squash(moving), rtol=1e-5)
                 assert not running[layout.num_greens :].any()
                 assert block[:, 0].argmax() == engine.current_green

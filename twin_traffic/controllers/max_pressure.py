@@ -49,9 +49,9 @@ class MaxPressureController(GreenChooser):
     the stop line, which join the queue or cross within seconds
     (:func:`~twin_traffic.features.queued_or_arriving`); a vehicle still far up the road
     is not yet demand for this green. Counting every vehicle on the road instead let a
-    main street's moving traffic outweigh a side street's standing queue: on seeds 5-9,
-    0.70×, 0.76× and 0.80× fixed time on Pasubio, ``mixed`` and ``mixed-high`` (seeds 5-7)
-    against 0.68×, 0.61× and 0.68× now (docs/classical.md, "Why max-pressure counts
+    main street's moving traffic outweigh a side street's standing queue: 0.70×, 0.76×
+    and 0.80× fixed time on Pasubio, ``mixed`` and ``mixed-high`` (seeds 5-7), against
+    0.68×, 0.61× and 0.68× now (seeds 5-9; docs/classical.md, "Why max-pressure counts
     queued and arriving vehicles"). Its minimum green is 10 s.
 
     Args:
