@@ -126,7 +126,7 @@ def test_version_and_help_still_work() -> None:
     )
     helped = cli("evaluate", "--help")
     assert helped.returncode == 0 and "--protocol" in helped.stdout
-    assert "max-pressure: decision_interval=5, min_green=10, max_green=60" in helped.stdout
+    assert "max-pressure: decision_interval=1, min_green=5, max_green=60" in helped.stdout
     assert "plan: file or plan (a plan file, required)" in helped.stdout
     bare = cli("scenario")
     assert bare.returncode == 0 and "check" in bare.stdout

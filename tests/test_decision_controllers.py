@@ -178,9 +178,16 @@ def test_the_variable_initial_is_capped_and_can_be_turned_off() -> None:
         for _ in range(25):
             signal.tick()
         assert (controller.hold_initial(LAYOUT, long_queue, signal, 1) == 0) is held_at_25
-    # Max-pressure keeps a fixed 10 s minimum and no variable initial.
-    assert MaxPressureController().initial_per_vehicle == 0.0
-    assert MaxPressureController().timing.min_green == 10.0
+    # Turned off, the engine's 5 s minimum alone holds the green, whatever its queue.
+    off = MaxPressureController(initial_per_vehicle=0.0)
+    signal = engine(min_green=5.0)
+    signal.reset(1)
+    off.hold_initial(LAYOUT, long_queue, signal, 1)
+    signal.reset(0)
+    for _ in range(5):
+        signal.tick()
+    assert off.hold_initial(LAYOUT, long_queue, signal, 1) == 1
+    assert MaxPressureController().initial_per_vehicle == 2.0
 
 
 THREE_STAGES = ["GrrGrr", "yrryrr", "rGrrGr", "ryrryr", "rrGrrG", "rryrry"]

@@ -52,22 +52,43 @@ class MaxPressureController(GreenChooser):
     main street's moving traffic outweigh a side street's standing queue: 0.70×, 0.76×
     and 0.80× fixed time on Pasubio, ``mixed`` and ``mixed-high`` (seeds 5-7), against
     0.68×, 0.61× and 0.68× now (seeds 5-9; docs/classical.md, "Why max-pressure counts
-    queued and arriving vehicles"). Its minimum green is 10 s.
+    queued and arriving vehicles").
+
+    The whole family decides every second, with a 5 s minimum green lengthened by a
+    *variable initial* (2 s per vehicle the green inherits queued, at most 20 s; see
+    :meth:`~twin_traffic.controllers.decision.GreenChooser.hold_initial`): a fixed 10 s
+    minimum with a decision every 5 s left an isolated near-saturated junction
+    (``single-high``) at 1.07× fixed time (seeds 100-104), against 0.66× now, and
+    max-pressure on seeds 5-9 goes from 0.43-0.68× to 0.45-0.69× fixed time over the
+    benchmark's networks, Pasubio from 0.67× to 0.63× (docs/classical.md, "Why
+    max-pressure takes the family's variable initial").
 
     Args:
         sensor_range: metres before the stop line within which moving vehicles count.
+        decision_interval: seconds between decisions.
         min_green: shortest green before a switch, s.
+        initial_per_vehicle, max_initial: the variable initial, s per queued vehicle
+            and at most.
     """
 
     name = "max-pressure"
     needs = frozenset({"vehicles", "halting", "outgoing", "pending", "sensor"})
 
     def __init__(
-        self, sensor_range: float = 150.0, min_green: float = 10.0, **settings: object
+        self,
+        sensor_range: float = 150.0,
+        decision_interval: float = 1.0,
+        min_green: float = 5.0,
+        initial_per_vehicle: float = 2.0,
+        max_initial: float = 20.0,
+        **settings: object,
     ) -> None:
         super().__init__(
             sensor_range=sensor_range,
+            decision_interval=decision_interval,
             min_green=min_green,
+            initial_per_vehicle=initial_per_vehicle,
+            max_initial=max_initial,
             **settings,  # type: ignore[arg-type]
         )
 
@@ -98,41 +119,30 @@ class EfficientMaxPressureController(MaxPressureController):
 
     A queue-based pressure drops as soon as a green's queue starts to move, so a fixed
     minimum green either cuts greens whose queues are still discharging (short) or holds
-    empty ones (long). This family takes a short minimum (5 s; advanced max-pressure
-    10 s) and a *variable initial* instead (2 s per vehicle the green inherits queued,
-    at most 20 s; see :meth:`~twin_traffic.controllers.decision.GreenChooser.hold_initial`):
-    on seeds 5-7, 0.42-0.72× fixed time on every network of the benchmark, against
-    0.45-0.89× with a 15 s minimum and 0.45-0.80× with a plain 5 s one
-    (docs/classical.md, "Why a variable initial").
+    empty ones (long). The family's short minimum (5 s; advanced max-pressure 10 s) with
+    a variable initial gave 0.42-0.72× fixed time on every network of the benchmark
+    (seeds 5-7), against 0.45-0.89× with a 15 s minimum and 0.45-0.80× with a plain 5 s
+    one (docs/classical.md, "Why a variable initial").
 
-    The family decides every second (``decision_interval`` 1 s, as an actuated controller
-    checks its detectors): a queue-based pressure says when a queue has gone, and a
-    decision every 5 s kept each green up to 5 s past it. On seeds 5-7 efficient
-    max-pressure went from 0.42-0.72× to 0.43-0.67× fixed time (Pasubio 0.71× to
-    0.63×), advanced max-pressure from 0.42-0.77× to 0.42-0.70× (docs/classical.md,
-    "Why a decision every second")."""
+    Deciding every second (as an actuated controller checks its detectors) matters most
+    here: a queue-based pressure says when a queue has gone, and a decision every 5 s
+    kept each green up to 5 s past it. On seeds 5-7 efficient max-pressure went from
+    0.42-0.72× to 0.43-0.67× fixed time (Pasubio 0.71× to 0.63×), advanced max-pressure
+    from 0.42-0.77× to 0.42-0.70× (docs/classical.md, "Why a decision every second")."""
 
     name = "efficient-max-pressure"
     needs = frozenset({"vehicles", "halting", "outgoing", "pending"})
 
     def __init__(
         self,
-        decision_interval: float = 1.0,
         sensor_range: float = DEFAULT_SENSOR_RANGE,
         max_wait: float = 90.0,
-        min_green: float = 5.0,
-        initial_per_vehicle: float = 2.0,
-        max_initial: float = 20.0,
         **settings: object,
     ) -> None:
         super().__init__(
-            decision_interval=decision_interval,
             sensor_range=sensor_range,
             max_wait=max_wait,
-            min_green=min_green,
-            initial_per_vehicle=initial_per_vehicle,
-            max_initial=max_initial,
-            **settings,
+            **settings,  # type: ignore[arg-type]
         )
 
     def scores(self, layout: SignalLayout, snapshot: Snapshot) -> np.ndarray:
@@ -172,7 +182,7 @@ class AdvancedMaxPressureController(EfficientMaxPressureController):
             sensor_range=sensor_range,
             max_wait=max_wait,
             min_green=min_green,
-            **settings,  # type: ignore[arg-type]
+            **settings,
         )
 
     def choose(self, layout: SignalLayout, snapshot: Snapshot, engine: PhaseEngine) -> int:

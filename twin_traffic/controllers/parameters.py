@@ -145,8 +145,8 @@ def _timing(
     )  # fmt: skip
 
 
-# The queue-based max-pressure family: a short minimum lengthened per queued vehicle,
-# and a decision every second (when a queue has gone is known to the second).
+# The max-pressure family: a short minimum lengthened per queued vehicle, and a
+# decision every second (when a queue has gone is known to the second).
 _VARIABLE_INITIAL = {
     "decision_interval": 1.0,
     "min_green": 5.0,
@@ -172,7 +172,7 @@ PARAMETERS: dict[str, tuple[Param, ...]] = {
             minimum=1.0,
         ),
     ),
-    "max-pressure": _timing(sensor_range=150.0, min_green=10.0),
+    "max-pressure": _timing(sensor_range=150.0, **_VARIABLE_INITIAL),
     "efficient-max-pressure": _timing(max_wait=90.0, **_VARIABLE_INITIAL),
     "advanced-max-pressure": _timing(sensor_range=75.0, **{**_VARIABLE_INITIAL, "min_green": 10.0}),
     "greedy": _timing(reach=0.0),
