@@ -51,8 +51,8 @@ class MaxPressureController(GreenChooser):
     is not yet demand for this green. Counting every vehicle on the road instead let a
     main street's moving traffic outweigh a side street's standing queue: 0.70×, 0.76×
     and 0.80× fixed time on Pasubio, ``mixed`` and ``mixed-high`` (seeds 5-7), against
-    0.68×, 0.61× and 0.68× now (seeds 5-9; docs/classical.md, "Why max-pressure counts
-    queued and arriving vehicles").
+    0.68×, 0.61× and 0.68× with this count alone (seeds 5-9; docs/classical.md, "Why
+    max-pressure counts queued and arriving vehicles").
 
     The whole family decides every second, with a 5 s minimum green lengthened by a
     *variable initial* (2 s per vehicle the green inherits queued, at most 20 s; see
