@@ -167,27 +167,20 @@ def test_a_green_is_held_for_the_queue_it_inherited() -> None:
 
 def test_the_variable_initial_is_capped_and_can_be_turned_off() -> None:
     long_queue = snapshot([40, 0, 0, 0, 0, 0])
-    for controller, held_at_25 in (
-        (EfficientMaxPressureController(), False),  # 2 + 2 x 40 s, capped at 20
-        (EfficientMaxPressureController(max_initial=60.0), True),
+    for controller, seconds, held in (
+        (EfficientMaxPressureController(), 25, False),  # 2 + 2 x 40 s, capped at 20
+        (EfficientMaxPressureController(max_initial=60.0), 25, True),
+        (MaxPressureController(), 5, True),  # the family's default holds a long queue
+        # Turned off, the engine's 5 s minimum alone holds the green, whatever its queue.
+        (MaxPressureController(initial_per_vehicle=0.0), 5, False),
     ):
         signal = engine(min_green=5.0)
         signal.reset(1)
         controller.hold_initial(LAYOUT, long_queue, signal, 1)
         signal.reset(0)
-        for _ in range(25):
+        for _ in range(seconds):
             signal.tick()
-        assert (controller.hold_initial(LAYOUT, long_queue, signal, 1) == 0) is held_at_25
-    # Turned off, the engine's 5 s minimum alone holds the green, whatever its queue.
-    off = MaxPressureController(initial_per_vehicle=0.0)
-    signal = engine(min_green=5.0)
-    signal.reset(1)
-    off.hold_initial(LAYOUT, long_queue, signal, 1)
-    signal.reset(0)
-    for _ in range(5):
-        signal.tick()
-    assert off.hold_initial(LAYOUT, long_queue, signal, 1) == 1
-    assert MaxPressureController().initial_per_vehicle == 2.0
+        assert (controller.hold_initial(LAYOUT, long_queue, signal, 1) == 0) is held
 
 
 THREE_STAGES = ["GrrGrr", "yrryrr", "rGrrGr", "ryrryr", "rrGrrG", "rryrry"]
