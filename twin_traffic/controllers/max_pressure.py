@@ -58,10 +58,10 @@ class MaxPressureController(GreenChooser):
     *variable initial* (2 s per vehicle the green inherits queued, at most 20 s; see
     :meth:`~twin_traffic.controllers.decision.GreenChooser.hold_initial`): a fixed 10 s
     minimum with a decision every 5 s left an isolated near-saturated junction
-    (``single-high``) at 1.07× fixed time (seeds 100-104), against 0.66× now, and
-    max-pressure on seeds 5-9 goes from 0.43-0.68× to 0.45-0.69× fixed time over the
-    benchmark's networks, Pasubio from 0.67× to 0.63× (docs/classical.md, "Why
-    max-pressure takes the family's variable initial").
+    (``single-high``) at 1.07× fixed time (seeds 100-104), against 0.66× now. On seeds
+    5-9 it is better on six of ten networks (Pasubio 0.67× to 0.63×, ``mixed`` 0.61× to
+    0.57×) and at most 0.02 worse on the others (docs/classical.md, "Why max-pressure
+    takes the family's variable initial").
 
     Args:
         sensor_range: metres before the stop line within which moving vehicles count.
