@@ -201,3 +201,23 @@ def test_workers_and_their_sumo_end_when_the_parent_is_killed(tmp_path: Path, ba
     finally:
         for pid in _live_processes_of_group(process.pid):
             _kill(pid)
+
+
+def test_a_script_without_a_main_guard_gets_told_how_to_fix_it(tmp_path: Path) -> None:
+    """Spawned workers import the main script again; one that starts runs at import time
+    makes each of them fail at start-up, which must not read as a SUMO crash."""
+    script = tmp_path / "unguarded.py"
+    script.write_text(
+        "from twin_traffic.evaluate import RunSpec\n"
+        "from twin_traffic.executor import run_specs\n"
+        "for outcome in run_specs([RunSpec('single', seed=0, end=10)], workers=1):\n"
+        "    print('outcome', outcome.ok)\n",
+        encoding="utf-8",
+    )
+    done = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert done.returncode != 0
+    assert "outcome" not in done.stdout
+    assert 'if __name__ == "__main__":' in done.stderr
+    assert "SUMO crashed" not in done.stderr

@@ -87,6 +87,7 @@ class _Worker:
     process: Any
     connection: Connection
     index: int | None = None
+    started: bool = False  # it said it is ready: its Python start-up succeeded
 
 
 class _Pool:
@@ -150,6 +151,9 @@ class _Pool:
         try:
             while worker.connection.poll():
                 kind, index, *payload = worker.connection.recv()
+                if kind == "ready":
+                    worker.started = True
+                    continue
                 if kind == "progress":
                     if self.progress is not None:
                         self.progress(index, *payload)
@@ -167,6 +171,9 @@ class _Pool:
         self.workers.remove(worker)
         worker.connection.close()
         index, exitcode = worker.index, worker.process.exitcode
+        if not worker.started and exitcode is not None and exitcode > 0:
+            # A Python error before the worker's loop began: every worker will meet it.
+            raise TwinTrafficError(start_failure_message(exitcode))
         if index is None:
             return
         self.deaths[index] = self.deaths.get(index, 0) + 1
@@ -207,6 +214,7 @@ def _serve_runs(connection: Connection, scratch: str) -> None:
     become_worker()
     tempfile.tempdir = scratch
     sink = _PipeSink(connection)
+    connection.send(("ready", None))
     while True:
         try:
             request = connection.recv()
@@ -306,9 +314,33 @@ def _with_sumo_errors(message: str, errors: list[str]) -> str:
     return f"{message}; {detail}"
 
 
+def _killed(exitcode: int | None) -> bool:
+    """Whether a process ended by SIGKILL or SIGTERM: sent from outside, not its own doing."""
+    return exitcode is not None and -exitcode in (signal.SIGKILL, signal.SIGTERM)
+
+
+def start_failure_message(exitcode: int | None) -> str:
+    """The message when a worker process fails before it could run anything.
+
+    Worker processes are started by Python's ``spawn`` method, which imports the main
+    script again in every worker; a script that starts runs at import time (no
+    ``if __name__ == "__main__":`` guard) makes every worker fail that way, and no run
+    could ever succeed, so this is raised rather than charged to the runs.
+    """
+    return (
+        f"twin-traffic's worker processes fail before they can run anything (exit code "
+        f"{exitcode}). Python starts them by importing your main script again: in a script "
+        "that runs evaluations, sweeps or tuning, put that code under "
+        '`if __name__ == "__main__":` (the multiprocessing guide\'s "Safe importing of main '
+        'module"). Otherwise `python -c "import twin_traffic.executor"` shows what breaks '
+        "the import"
+    )
+
+
 def crash_message(spec: RunSpec, exitcode: int | None = None) -> str:
     """The message of a run whose worker process died under it (on each of its tries)."""
-    if exitcode is not None and -exitcode in (signal.SIGKILL, signal.SIGTERM):
+    if _killed(exitcode):
+        assert exitcode is not None
         name = signal.Signals(-exitcode).name
         return (
             f"{spec.label}: its worker process was killed ({name}) on each of {ATTEMPTS} "
