@@ -25,7 +25,7 @@ from twin_traffic.evaluate import RunSpec
 from twin_traffic.executor import run_specs
 from twin_traffic.metrics import summarize_seeds
 from twin_traffic.seeds import seed_text
-from twin_traffic.tuning import OPTIMIZERS, tune, write_tuned_plan
+from twin_traffic.tuning import OPTIMIZERS, TuneProgress, tune, write_tuned_plan
 
 BUDGET = 100
 REAL = {"pasubio": "pasubio/pasubio.sumocfg", "monaco": "monaco/monaco.sumocfg"}
@@ -67,6 +67,7 @@ def main() -> None:
                     optimizer=optimizer,
                     optimizer_seed=args.optimizer_seed,
                     end=args.end,
+                    progress=_progress(f"{name} {optimizer}", clock),
                 )
                 plan = write_tuned_plan(
                     result, Path(scratch) / f"{name}-{optimizer}.add.xml", name, args.train_seeds
@@ -160,6 +161,16 @@ def _markdown(args: argparse.Namespace, rows: list[str]) -> str:
 
 def _seeds(seeds: list[int]) -> str:
     return seed_text(seeds, dash="–", separator=", ")
+
+
+def _progress(label: str, clock: float) -> TuneProgress:
+    """A tune's progress, one line on stderr per batch of plans."""
+
+    def report(done: int, budget: int, best: float, _held_out: float | None) -> None:
+        elapsed = time.perf_counter() - clock
+        _log(f"{label}: {done}/{budget} plans, best {best:.2f} s/trip ({elapsed:.0f} s)")
+
+    return report
 
 
 def _log(message: str) -> None:
