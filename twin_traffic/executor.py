@@ -173,7 +173,7 @@ class _Pool:
         index, exitcode = worker.index, worker.process.exitcode
         if not worker.started and exitcode is not None and exitcode > 0:
             # A Python error before the worker's loop began: every worker will meet it.
-            raise TwinTrafficError(start_failure_message(exitcode))
+            raise TwinTrafficError(_start_failure_message(exitcode))
         if index is None:
             return
         self.deaths[index] = self.deaths.get(index, 0) + 1
@@ -314,12 +314,7 @@ def _with_sumo_errors(message: str, errors: list[str]) -> str:
     return f"{message}; {detail}"
 
 
-def _killed(exitcode: int | None) -> bool:
-    """Whether a process ended by SIGKILL or SIGTERM: sent from outside, not its own doing."""
-    return exitcode is not None and -exitcode in (signal.SIGKILL, signal.SIGTERM)
-
-
-def start_failure_message(exitcode: int | None) -> str:
+def _start_failure_message(exitcode: int | None) -> str:
     """The message when a worker process fails before it could run anything.
 
     Worker processes are started by Python's ``spawn`` method, which imports the main
@@ -339,8 +334,7 @@ def start_failure_message(exitcode: int | None) -> str:
 
 def crash_message(spec: RunSpec, exitcode: int | None = None) -> str:
     """The message of a run whose worker process died under it (on each of its tries)."""
-    if _killed(exitcode):
-        assert exitcode is not None
+    if exitcode is not None and -exitcode in (signal.SIGKILL, signal.SIGTERM):
         name = signal.Signals(-exitcode).name
         return (
             f"{spec.label}: its worker process was killed ({name}) on each of {ATTEMPTS} "
