@@ -314,7 +314,7 @@ def _with_sumo_errors(message: str, errors: list[str]) -> str:
     return f"{message}; {detail}"
 
 
-def _start_failure_message(exitcode: int | None) -> str:
+def _start_failure_message(exitcode: int) -> str:
     """The message when a worker process fails before it could run anything.
 
     Worker processes are started by Python's ``spawn`` method, which imports the main
