@@ -9,6 +9,8 @@ import pytest
 
 from twin_traffic.controllers.webster import (
     WebsterController,
+    measure_lane_counts,
+    measure_served_counts,
     phase_flow_ratios,
     read_lane_counts,
     webster_cycle,
@@ -154,6 +156,26 @@ def test_webster_from_a_lane_flow_file(tmp_path: Path) -> None:
     # C0 = (1.5*14 + 5) / 0.2 = 130 s; the three idle phases keep their 5 s minimum.
     greens = [p.duration for p in read_plan(plan)["C"].phases if p.is_green]
     assert greens == [5, 130 - lost_time(light.phases) - 15, 5, 5]
+
+
+def test_webster_can_time_for_the_flows_a_deciding_controller_serves(tmp_path: Path) -> None:
+    # single-high is near saturation: its own plan passes less than adaptive control does.
+    scenario = load_scenario("single-high", end=900)
+    network = load_network(scenario)
+    lanes = network.traffic_lights["C"].incoming_lanes
+    (tmp_path / "fixed").mkdir()
+    (tmp_path / "served").mkdir()
+    own = measure_lane_counts(scenario, 0, 900, tmp_path / "fixed").design_flows(lanes)
+    served = measure_served_counts(scenario, "advanced-max-pressure", 0, 900, tmp_path / "served")
+    assert sum(served.design_flows(lanes).values()) > sum(own.values())
+    controller = WebsterController(flow_controller="advanced-max-pressure")
+    [plan] = controller.additional_files(network, tmp_path)
+    textbook = WebsterController()
+    textbook.plan(network, tmp_path / "fixed")
+    assert controller.timings["C"].flow_ratio_sum > textbook.timings["C"].flow_ratio_sum
+    assert _run_plain_sumo("single-high", plan, 900).returncode == 0
+    with pytest.raises(ControllerError, match="flow_controller 'policy' cannot measure flows"):
+        WebsterController(flow_controller="policy")
 
 
 def test_webster_parameters_are_checked(tmp_path: Path) -> None:

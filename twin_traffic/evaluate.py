@@ -128,6 +128,7 @@ def run_episode(
     spec: RunSpec,
     progress: ProgressCallback | None = None,
     scenario: Scenario | None = None,
+    probes: tuple[Path, ...] = (),
 ) -> RunResult:
     """Simulate ``spec`` from begin to end and compute its metrics.
 
@@ -135,6 +136,9 @@ def run_episode(
         spec: what to run.
         progress: optional callback, called about every simulated minute.
         scenario: the already loaded scenario of ``spec`` (saves validating it again).
+        probes: additional files that measure something for the caller (e.g. a
+            ``<laneData>`` definition), loaded with the run; the outputs they declare
+            are the caller's to place and read.
 
     Raises:
         TwinTrafficError: for a bad scenario, an unknown controller or a SUMO failure.
@@ -148,7 +152,7 @@ def run_episode(
     with tempfile.TemporaryDirectory(prefix="twin-traffic-") as scratch:
         directory = Path(scratch)
         outputs = OutputFiles(directory, emissions=spec.emissions)
-        additional = controller.additional_files(network, directory)
+        additional = [*controller.additional_files(network, directory), *probes]
         config = SimConfig(backend=spec.backend, gui=spec.gui, extra_args=spec.sumo_args())
         sim = Simulation(scenario, spec.seed, outputs, config, additional_files=additional)
         clock = time.perf_counter()

@@ -214,6 +214,12 @@ PARAMETERS: dict[str, tuple[Param, ...]] = {
         Param("flow_seed", "int", 0, "seed of the measuring run", minimum=0),
         Param("flow_period", "float", 900.0, "seconds per measurement interval", positive=True),
         Param("cycle", "str", "webster", "webster (optimal cycle) or programme (keep the cycle)"),
+        Param(
+            "flow_controller",
+            "str",
+            "fixed",
+            "fixed (the scenario's plans) or a deciding controller whose run measures the flows",
+        ),
     ),
     "plan": (_PLAN, _PLAN_ALIAS),
     "tuned": (
