@@ -187,7 +187,7 @@ def test_a_resumed_tune_ends_with_the_plan_of_an_uninterrupted_one(
     tmp_path: Path, optimizer: str
 ) -> None:
     options = {
-        "budget": 14,
+        "budget": 12,
         "seeds": [0, 1, 2],
         "end": 200.0,
         "optimizer": optimizer,
@@ -196,7 +196,7 @@ def test_a_resumed_tune_ends_with_the_plan_of_an_uninterrupted_one(
     whole = tune("single", study=tmp_path / "whole.jsonl", **options)  # type: ignore[arg-type]
 
     def interrupt(done: int, total: int, best: float, held_out: float | None) -> None:
-        if done > 3:  # the first batch of plans after the three starts
+        if done >= 6:
             raise KeyboardInterrupt
 
     study = tmp_path / "cut.jsonl"

@@ -14,12 +14,9 @@ Simulations are noisy and few, so the search is built for a small noisy budget:
   to the incumbent on the seeds both ran, times the incumbent's score.
 * **An objective that does not reward luck**: ``mean + k * standard error`` of the delay
   over the training seeds; a plan that is good on average but erratic is penalised.
-* **Never worse than the start**: the scenario's own plan and two Webster plans are the
+* **Never worse than the start**: the scenario's own plan and Webster's plan are the
   first candidates, and the result is the best-scoring plan whose mean delay on the
-  training seeds is no higher than the best of those three. The second Webster plan is
-  timed for the flows advanced max-pressure serves: where the scenario's own plans
-  gridlock (Monaco), the flows they pass understate the demand, and the plan timed for
-  them is a poor start.
+  training seeds is no higher than the better of those two.
 
 Two optimisers: ``local`` (the default), a (1+λ) evolution strategy from the incumbent —
 λ = 4 Gaussian perturbations of a few coordinates, the step grown on success and shrunk
@@ -59,8 +56,6 @@ if TYPE_CHECKING:
     from twin_traffic.protocol import RunProtocol
 
 MIN_BUDGET = 5
-# The deciding controller whose served flows time the second Webster start.
-SERVED_FLOWS_CONTROLLER = "advanced-max-pressure"
 OPTIMIZERS = ("local", "de")
 STUDY_VERSION = 1
 LOCAL_BATCH = 4
@@ -368,8 +363,6 @@ def tune(
     network = load_network(loaded)
     own = current_programmes(loaded, network)
     webster = _webster_programmes(network, min_cycle, max_cycle, min_green)
-    served = _webster_programmes(network, min_cycle, max_cycle, min_green,
-                                 flow_controller=SERVED_FLOWS_CONTROLLER)  # fmt: skip
 
     def plan_space(starts: Sequence[Mapping[str, Programme]] = ()) -> PlanSpace:
         return PlanSpace(network, own, groups, min_cycle, max_cycle, min_green, loaded.begin,
@@ -415,14 +408,12 @@ def tune(
                 )
 
         own_plan = space.decode(space.encode(own))
-        starts = evaluator.evaluate([own_plan, webster, served])
+        starts = evaluator.evaluate([own_plan, webster])
         report()
-        best_webster = min((s for s in starts[1:] if s.complete), key=lambda s: s.score,
-                           default=None)  # fmt: skip
-        if best_webster is not None and best_webster.score < starts[0].score:
-            # The search moves from the best start: a space that holds that Webster plan
-            # (its cycles as groups too) when it beats the scenario's own.
-            space = plan_space([{p.tls_id: p for p in best_webster.programmes}])
+        if starts[1].complete and starts[1].score < starts[0].score:
+            # The search moves from the best start: a space that holds Webster's plan
+            # (its cycles as groups too) when Webster's is the better one.
+            space = plan_space([{p.tls_id: p for p in webster}])
         start_vectors = [space.encode({p.tls_id: p for p in s.programmes}) for s in starts]
         search = _local_search if optimizer == "local" else _differential_evolution
         search(space, evaluator, start_vectors, budget, optimizer_seed, report)
@@ -558,18 +549,12 @@ def current_programmes(scenario: Scenario, network: Network) -> dict[str, Progra
 
 
 def _webster_programmes(
-    network: Network,
-    min_cycle: float,
-    max_cycle: float,
-    min_green: float,
-    flow_controller: str = "fixed",
+    network: Network, min_cycle: float, max_cycle: float, min_green: float
 ) -> list[Programme]:
-    """Webster's plan (flows measured on seed 0 under ``flow_controller``), exactly as the
-    ``webster`` controller runs it."""
+    """Webster's plan (flows measured on seed 0), exactly as the ``webster`` controller runs it."""
     from twin_traffic.controllers.webster import WebsterController
 
-    controller = WebsterController(min_cycle=min_cycle, max_cycle=max_cycle, min_green=min_green,
-                                   flow_controller=flow_controller)  # fmt: skip
+    controller = WebsterController(min_cycle=min_cycle, max_cycle=max_cycle, min_green=min_green)
     with tempfile.TemporaryDirectory(prefix="twin-traffic-webster-") as scratch:
         return controller.plan(network, Path(scratch))
 
