@@ -40,13 +40,19 @@ def main() -> None:
     parser.add_argument("--budget", type=int, default=BUDGET, help="plans per tune")
     parser.add_argument("--seeds", nargs="+", type=int, default=[100, 101, 102, 103, 104])
     parser.add_argument("--train-seeds", nargs="+", type=int, default=[0, 1, 2])
+    parser.add_argument(
+        "--confirm-seeds", nargs="*", type=int, default=[], help="seeds the finalists confirm on"
+    )
+    parser.add_argument(
+        "--served-flows", default=None, help="a third start: Webster for this controller's flows"
+    )
     parser.add_argument("--optimizer-seed", type=int, default=0)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--end", type=float, default=None, help="end time override, s")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/tune_quality.md"))
     args = parser.parse_args()
-    if set(args.seeds) & set(args.train_seeds):
-        parser.error("--seeds (held-out) and --train-seeds must not overlap")
+    if set(args.seeds) & set(args.train_seeds + args.confirm_seeds):
+        parser.error("--seeds (held-out) must not overlap --train-seeds or --confirm-seeds")
 
     started = time.perf_counter()
     rows: list[str] = []
@@ -68,6 +74,8 @@ def main() -> None:
                     optimizer_seed=args.optimizer_seed,
                     end=args.end,
                     progress=_progress(f"{name} {optimizer}", clock),
+                    confirm_seeds=args.confirm_seeds,
+                    served_flows=args.served_flows,
                 )
                 plan = write_tuned_plan(
                     result, Path(scratch) / f"{name}-{optimizer}.add.xml", name, args.train_seeds

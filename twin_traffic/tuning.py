@@ -16,7 +16,12 @@ Simulations are noisy and few, so the search is built for a small noisy budget:
   over the training seeds; a plan that is good on average but erratic is penalised.
 * **Never worse than the start**: the scenario's own plan and Webster's plan are the
   first candidates, and the result is the best-scoring plan whose mean delay on the
-  training seeds is no higher than the better of those two.
+  training seeds is no higher than the better of those two. ``served_flows`` adds a
+  third: Webster's plan timed for the flows a deciding controller serves, a better
+  start where the scenario's own plans gridlock and pass less than the demand.
+* **Finalists confirmed** (``confirm_seeds``): the best plans of the search and the
+  starting plans also run on more seeds, and the choice is made over all of them; the
+  best of many scores on a few seeds is often the luckiest (the winner's curse).
 
 Two optimisers: ``local`` (the default), a (1+λ) evolution strategy from the incumbent —
 λ = 4 Gaussian perturbations of a few coordinates, the step grown on success and shrunk
@@ -266,6 +271,18 @@ class Evaluator:
             )
         return batch
 
+    def confirm(self, keys: Sequence[str], seeds: Sequence[int]) -> list[Candidate]:
+        """Run the plans of ``keys`` on ``seeds`` too and score them over the training
+        seeds and these: the candidates of those plans, rescored."""
+        plans = {c.key: c.programmes for c in self.candidates}
+        self._run([(key, plans[key], seed) for key in keys for seed in seeds])
+        every = [*self.seeds, *seeds]
+        confirmed = [c for c in self.candidates if c.key in set(keys)]
+        for candidate in confirmed:
+            candidate.delays = {s: self.results[candidate.key][s] for s in every}
+            candidate.score = objective_score(list(candidate.delays.values()), self.k)
+        return confirmed
+
     def _run(self, jobs: list[tuple[str, list[Programme], int]]) -> None:
         """Simulate the (plan, seed) pairs not yet known."""
         todo = [
@@ -320,6 +337,9 @@ def tune(
     holdout_seeds: Sequence[int] = (),
     progress: TuneProgress | None = None,
     protocol: RunProtocol | None = None,
+    confirm_seeds: Sequence[int] = (),
+    finalists: int = 3,
+    served_flows: str | None = None,
 ) -> TuneResult:
     """Optimise the cycles, splits and offsets of a scenario's fixed-time plans.
 
@@ -347,6 +367,12 @@ def tune(
         progress: called after each batch of plans.
         protocol: the benchmark protocol of every simulation (see
             :mod:`twin_traffic.protocol`).
+        confirm_seeds: more seeds the ``finalists`` best plans and the starting plans
+            run on once the search ends; the result is chosen over the training and
+            these seeds. Empty: chosen on the training seeds.
+        finalists: how many of the search's best plans are confirmed.
+        served_flows: a deciding controller whose served flows time a third starting
+            plan (Webster's); None for the two starts.
 
     Raises:
         TwinTrafficError: a bad scenario, budget or study, or a simulation that failed.
@@ -358,11 +384,19 @@ def tune(
     if optimizer not in OPTIMIZERS:
         raise TwinTrafficError(f"--optimizer {optimizer}: choose one of {', '.join(OPTIMIZERS)}")
     seed_list = list(dict.fromkeys(int(s) for s in seeds))
-    holdout = [int(s) for s in holdout_seeds if int(s) not in seed_list]
+    confirm = [s for s in dict.fromkeys(int(s) for s in confirm_seeds) if s not in seed_list]
+    if confirm and finalists < 1:
+        raise TwinTrafficError(f"--finalists {finalists}: confirm at least one plan")
+    holdout = [int(s) for s in holdout_seeds if int(s) not in seed_list + confirm]
     loaded = load_scenario(scenario, routes=routes, begin=begin, end=end)
     network = load_network(loaded)
     own = current_programmes(loaded, network)
     webster = _webster_programmes(network, min_cycle, max_cycle, min_green)
+    served = (
+        [_webster_programmes(network, min_cycle, max_cycle, min_green, served_flows)]
+        if served_flows
+        else []
+    )
 
     def plan_space(starts: Sequence[Mapping[str, Programme]] = ()) -> PlanSpace:
         return PlanSpace(network, own, groups, min_cycle, max_cycle, min_green, loaded.begin,
@@ -408,18 +442,31 @@ def tune(
                 )
 
         own_plan = space.decode(space.encode(own))
-        starts = evaluator.evaluate([own_plan, webster])
+        starts = evaluator.evaluate([own_plan, webster, *served])
         report()
-        if starts[1].complete and starts[1].score < starts[0].score:
-            # The search moves from the best start: a space that holds Webster's plan
-            # (its cycles as groups too) when Webster's is the better one.
-            space = plan_space([{p.tls_id: p for p in webster}])
+        best_webster = min((s for s in starts[1:] if s.complete), key=lambda s: s.score,
+                           default=None)  # fmt: skip
+        if best_webster is not None and best_webster.score < starts[0].score:
+            # The search moves from the best start: a space that holds that Webster plan
+            # (its cycles as groups too) when it beats the scenario's own.
+            space = plan_space([{p.tls_id: p for p in best_webster.programmes}])
         start_vectors = [space.encode({p.tls_id: p for p in s.programmes}) for s in starts]
         search = _local_search if optimizer == "local" else _differential_evolution
         search(space, evaluator, start_vectors, budget, optimizer_seed, report)
+        pool = evaluator.candidates
+        if confirm:
+            start_keys = list(dict.fromkeys(c.key for c in starts))
+            ranked = sorted((c for c in pool if c.complete), key=lambda c: c.score)
+            best_keys = [k for k in dict.fromkeys(c.key for c in ranked) if k not in start_keys]
+            pool = evaluator.confirm([*start_keys, *best_keys[:finalists]], confirm)
 
     start_mean = min(s.mean for s in starts)
-    eligible = [c for c in evaluator.candidates if c.complete and c.mean <= start_mean]
+    eligible = [c for c in pool if c.complete and c.mean <= start_mean]
+    objective = f"mean + {k:g} SE of delay over seeds {' '.join(map(str, seed_list))}"
+    if confirm:
+        objective += f"; the starts and {finalists} finalists also over seeds " + " ".join(
+            map(str, confirm)
+        )
     chosen = min(eligible, key=lambda c: c.score)
     programmes = [
         Programme(p.tls_id, PROGRAM_ID, p.phases, p.offset, p.type, p.params)
@@ -436,7 +483,7 @@ def tune(
         simulations=evaluator.simulations,
         history=evaluator.history,
         optimizer=optimizer,
-        objective=f"mean + {k:g} SE of delay over seeds {' '.join(map(str, seed_list))}",
+        objective=objective,
         space=space.describe(),
         held_out=evaluator.held_out.get(chosen.key),
     )
@@ -549,12 +596,18 @@ def current_programmes(scenario: Scenario, network: Network) -> dict[str, Progra
 
 
 def _webster_programmes(
-    network: Network, min_cycle: float, max_cycle: float, min_green: float
+    network: Network,
+    min_cycle: float,
+    max_cycle: float,
+    min_green: float,
+    flow_controller: str = "fixed",
 ) -> list[Programme]:
-    """Webster's plan (flows measured on seed 0), exactly as the ``webster`` controller runs it."""
+    """Webster's plan (flows measured on seed 0 under ``flow_controller``), exactly as the
+    ``webster`` controller runs it."""
     from twin_traffic.controllers.webster import WebsterController
 
-    controller = WebsterController(min_cycle=min_cycle, max_cycle=max_cycle, min_green=min_green)
+    controller = WebsterController(min_cycle=min_cycle, max_cycle=max_cycle, min_green=min_green,
+                                   flow_controller=flow_controller)  # fmt: skip
     with tempfile.TemporaryDirectory(prefix="twin-traffic-webster-") as scratch:
         return controller.plan(network, Path(scratch))
 
