@@ -175,6 +175,19 @@ def test_the_result_is_never_worse_than_the_scenarios_plan_on_the_training_seeds
     assert [part.split("]")[0] for part in result.space.split("; ")] == ["[J1", "[J2", "[J3"]
 
 
+def test_finalists_confirmed_on_more_seeds_are_chosen_over_all_of_them() -> None:
+    result = tune("mixed", budget=8, seeds=[0], confirm_seeds=[1], workers=2, end=END,
+                  served_flows="advanced-max-pressure")  # fmt: skip
+    fixed = [run_episode(RunSpec("mixed", seed=s, end=END)).metrics["delay"] for s in (0, 1)]
+    # The starts ran on the confirmation seed too: the guarantee holds over both seeds.
+    assert result.baseline == pytest.approx(np.mean(fixed), rel=0, abs=1e-9)
+    assert sorted(result.per_seed) == [0, 1]
+    assert result.delay <= result.baseline and result.delay <= result.webster
+    assert result.evaluations == 8 and "3 finalists also over seeds 1" in result.objective
+    with pytest.raises(TwinTrafficError, match="--served-flows policy: choose a deciding"):
+        tune("mixed", budget=8, seeds=[0], served_flows="policy")
+
+
 def test_every_plan_the_local_search_spends_its_budget_on_is_new() -> None:
     # One signal and one seed: once its steps shrink, many round to a plan already tried.
     result = tune("single", budget=30, seeds=[0], end=120.0)
@@ -287,9 +300,14 @@ def test_tune_command_reports_training_and_held_out_seeds(tmp_path: Path) -> Non
     )
     assert clash.returncode == 1
     assert clash.stderr.strip() == (
-        "error: seeds 0 are both training and held-out seeds; choose --holdout-seeds the "
+        "error: seeds 0 are both tuning and held-out seeds; choose --holdout-seeds the "
         "tuning never sees"
     )
+    confirm_clash = subprocess.run(
+        [*command, "--confirm-seeds", "101", "--out", str(out)], capture_output=True, text=True
+    )
+    assert confirm_clash.returncode == 1
+    assert "seeds 101 are both tuning and held-out seeds" in confirm_clash.stderr
 
 
 def test_tune_refuses_a_tiny_budget_and_an_unknown_optimizer() -> None:

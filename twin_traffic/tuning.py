@@ -383,6 +383,14 @@ def tune(
         raise TwinTrafficError("tuning needs at least one training seed (--seeds 0 1 2)")
     if optimizer not in OPTIMIZERS:
         raise TwinTrafficError(f"--optimizer {optimizer}: choose one of {', '.join(OPTIMIZERS)}")
+    if served_flows is not None:
+        from twin_traffic.controllers.webster import FLOW_CONTROLLERS
+
+        if served_flows not in FLOW_CONTROLLERS[1:]:
+            raise TwinTrafficError(
+                f"--served-flows {served_flows}: choose a deciding controller, one of "
+                + ", ".join(FLOW_CONTROLLERS[1:])
+            )
     seed_list = list(dict.fromkeys(int(s) for s in seeds))
     confirm = [s for s in dict.fromkeys(int(s) for s in confirm_seeds) if s not in seed_list]
     if confirm and finalists < 1:

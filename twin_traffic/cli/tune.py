@@ -53,6 +53,23 @@ def tune(
             help=f"Seeds the plan is reported on, never tuned on (default {HOLDOUT_SEEDS})."
         ),
     ] = None,
+    confirm_seeds: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Seeds the starting plans and the best finalists also run on before the "
+            "choice, made over training and these seeds (default: none)."
+        ),
+    ] = None,
+    finalists: Annotated[
+        int, typer.Option(min=1, help="Best plans of the search confirmed (with --confirm-seeds).")
+    ] = 3,
+    served_flows: Annotated[
+        str | None,
+        typer.Option(
+            help="Also start from Webster's plan timed for the flows this deciding controller "
+            "serves (e.g. advanced-max-pressure; for networks the own plans gridlock)."
+        ),
+    ] = None,
     out_file: Annotated[
         Path, typer.Option("--out", help="Where to write the plan (a SUMO additional file).")
     ] = Path("plan.add.xml"),
@@ -106,11 +123,12 @@ def tune(
 
     train = seeds_option(seeds, "0-2")
     held_out = seeds_option(holdout_seeds, HOLDOUT_SEEDS, "--holdout-seeds")
+    confirm = seeds_option(confirm_seeds, "", "--confirm-seeds") if confirm_seeds else []
     run_protocol = protocol_from(protocol, time_to_teleport, sumo_option)
-    overlap = sorted(set(train) & set(held_out))
+    overlap = sorted(set(train + confirm) & set(held_out))
     if overlap:
         raise TwinTrafficError(
-            f"seeds {', '.join(map(str, overlap))} are both training and held-out seeds; "
+            f"seeds {', '.join(map(str, overlap))} are both tuning and held-out seeds; "
             "choose --holdout-seeds the tuning never sees"
         )
     route_names = route_paths(routes)
@@ -142,11 +160,14 @@ def tune(
             holdout_seeds=held_out[:PROGRESS_HOLDOUT],
             progress=progress,
             protocol=run_protocol,
+            confirm_seeds=confirm,
+            finalists=finalists,
+            served_flows=served_flows,
         ),
         loaded.name,
         study_file,
     )
-    plan = write_tuned_plan(result, out_file.resolve(), loaded.name, train)
+    plan = write_tuned_plan(result, out_file.resolve(), loaded.name, train + confirm)
     err.print(
         f"tuned {result.evaluations} plans ({result.simulations} simulations) in "
         f"{time.perf_counter() - started:.0f} s; plan written to {escape(str(out_file))}",
