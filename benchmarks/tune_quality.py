@@ -156,9 +156,15 @@ def _mean(values: list[float]) -> float:
 
 def _markdown(args: argparse.Namespace, rows: list[str]) -> str:
     window = f"until t={args.end:g} s" if args.end else "full window"
+    extras = ""
+    if args.confirm_seeds:
+        extras += f"; the starts and 3 finalists confirmed on seeds {_seeds(args.confirm_seeds)}"
+    if args.served_flows:
+        extras += f"; a third start timed for the flows {args.served_flows} serves"
     header = [
         f"Delay (s/trip), mean ± 95% CI over held-out seeds {_seeds(args.seeds)} ({window}); "
-        f"tuned on seeds {_seeds(args.train_seeds)} with a budget of {args.budget} plans.",
+        f"tuned on seeds {_seeds(args.train_seeds)} with a budget of {args.budget} plans"
+        f"{extras}.",
         "",
         "| scenario | plan | delay | vs fixed | vs Webster | worst seed vs fixed / Webster "
         "| tuning |",

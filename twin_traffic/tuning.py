@@ -101,11 +101,12 @@ class TuneResult:
 
     Attributes:
         programmes: the best plan found.
-        delay: its mean delay over the training seeds, s/trip.
+        delay: its mean delay over the tuning seeds (the training seeds, and the
+            confirmation seeds when there are any), s/trip.
         score: its objective, ``mean + k * standard error``, s/trip.
-        per_seed: its delay on each training seed, s/trip.
-        baseline: the scenario's own plan's mean delay on the training seeds, s/trip.
-        webster: Webster's plan's mean delay on the training seeds, s/trip.
+        per_seed: its delay on each tuning seed, s/trip.
+        baseline: the scenario's own plan's mean delay on the tuning seeds, s/trip.
+        webster: Webster's plan's mean delay on the tuning seeds, s/trip.
         evaluations: candidate plans evaluated (the budget spent).
         simulations: episodes simulated by this call (results from a study are reused).
         history: best score after each evaluation.
