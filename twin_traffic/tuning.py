@@ -278,7 +278,8 @@ class Evaluator:
         plans = {c.key: c.programmes for c in self.candidates}
         self._run([(key, plans[key], seed) for key in keys for seed in seeds])
         every = [*self.seeds, *seeds]
-        confirmed = [c for c in self.candidates if c.key in set(keys)]
+        wanted = set(keys)
+        confirmed = [c for c in self.candidates if c.key in wanted]
         for candidate in confirmed:
             candidate.delays = {s: self.results[candidate.key][s] for s in every}
             candidate.score = objective_score(list(candidate.delays.values()), self.k)
