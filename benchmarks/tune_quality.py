@@ -1,8 +1,11 @@
 """Tuned plans against the scenario's own plan and Webster's, on held-out seeds.
 
-For each scenario and optimiser, ``twin-traffic tune`` runs with a budget of ``--budget``
-plans on the training seeds; then the fixed-time plan, Webster's plan and each tuned
-plan run on held-out seeds never used in tuning. The table gives mean delay ± 95% CI,
+For each scenario and optimiser, ``twin-traffic tune`` runs with its defaults (three
+starts, the third timed for the flows advanced max-pressure serves; the starts and three
+finalists confirmed on as many seeds again) and a budget of ``--budget`` plans, or the
+scenario's own budget in ``BUDGETS`` (what fits in 30 minutes on 2 cores); then the
+fixed-time plan, Webster's plan and each tuned plan run on held-out seeds never used in
+tuning. The table gives mean delay ± 95% CI,
 the change against fixed and Webster, and the worst held-out seed's change (the target:
 every seed at least 15% better than fixed and 5% better than Webster). ``pasubio`` and
 ``monaco`` are the real networks of ``shared/realnets`` (found beside the project).
@@ -24,10 +27,18 @@ from pathlib import Path
 from twin_traffic.evaluate import RunSpec
 from twin_traffic.executor import run_specs
 from twin_traffic.metrics import summarize_seeds
-from twin_traffic.seeds import seed_text
-from twin_traffic.tuning import OPTIMIZERS, TuneProgress, tune, write_tuned_plan
+from twin_traffic.seeds import seed_text, seeds_after
+from twin_traffic.tuning import (
+    OPTIMIZERS,
+    SERVED_FLOWS,
+    ConfirmProgress,
+    TuneProgress,
+    tune,
+    write_tuned_plan,
+)
 
 BUDGET = 100
+BUDGETS = {"monaco": 60}  # plans that fit in 30 minutes where a simulation is slow
 REAL = {"pasubio": "pasubio/pasubio.sumocfg", "monaco": "monaco/monaco.sumocfg"}
 
 
@@ -37,20 +48,43 @@ def main() -> None:
         "--scenarios", nargs="+", default=["pasubio", "monaco", "arterial", "grid3x3"]
     )
     parser.add_argument("--optimizers", nargs="+", default=["local"], choices=OPTIMIZERS)
-    parser.add_argument("--budget", type=int, default=BUDGET, help="plans per tune")
+    parser.add_argument(
+        "--budget",
+        type=int,
+        default=None,
+        help=f"plans per tune (default {BUDGET}; "
+        + "; ".join(f"{name} {n}" for name, n in BUDGETS.items())
+        + ")",
+    )
     parser.add_argument("--seeds", nargs="+", type=int, default=[100, 101, 102, 103, 104])
     parser.add_argument("--train-seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument(
-        "--confirm-seeds", nargs="*", type=int, default=[], help="seeds the finalists confirm on"
+        "--confirm-seeds",
+        nargs="+",
+        default=None,
+        help="seeds the finalists confirm on (default: as many as the training seeds, the "
+        "next ones; none: choose on the training seeds alone)",
     )
     parser.add_argument(
-        "--served-flows", default=None, help="a third start: Webster for this controller's flows"
+        "--served-flows",
+        default=SERVED_FLOWS,
+        help="the third start: Webster for this controller's flows (none: two starts)",
     )
     parser.add_argument("--optimizer-seed", type=int, default=0)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--end", type=float, default=None, help="end time override, s")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/tune_quality.md"))
     args = parser.parse_args()
+    if args.confirm_seeds is None:
+        args.confirm_seeds = seeds_after(args.train_seeds, len(args.train_seeds), args.seeds)
+    elif args.confirm_seeds == ["none"]:
+        args.confirm_seeds = []
+    elif not all(seed.isdigit() for seed in args.confirm_seeds):
+        parser.error("--confirm-seeds: give whole numbers, or none")
+    else:
+        args.confirm_seeds = [int(seed) for seed in args.confirm_seeds]
+    if args.served_flows == "none":
+        args.served_flows = None
     if set(args.seeds) & set(args.train_seeds + args.confirm_seeds):
         parser.error("--seeds (held-out) must not overlap --train-seeds or --confirm-seeds")
 
@@ -67,13 +101,14 @@ def main() -> None:
                 clock = time.perf_counter()
                 result = tune(
                     scenario,
-                    budget=args.budget,
+                    budget=_budget(args, name),
                     seeds=args.train_seeds,
                     workers=args.workers,
                     optimizer=optimizer,
                     optimizer_seed=args.optimizer_seed,
                     end=args.end,
                     progress=_progress(f"{name} {optimizer}", clock),
+                    confirm_progress=_confirm_progress(f"{name} {optimizer}", clock),
                     confirm_seeds=args.confirm_seeds,
                     served_flows=args.served_flows,
                 )
@@ -104,6 +139,10 @@ def main() -> None:
     args.out.write_text(table, encoding="utf-8")
     sys.stdout.write(table)
     _log(f"written to {args.out} in {time.perf_counter() - started:.0f} s in all")
+
+
+def _budget(args: argparse.Namespace, name: str) -> int:
+    return int(args.budget or BUDGETS.get(name, BUDGET))
 
 
 def _scenario(name: str) -> str:
@@ -161,10 +200,10 @@ def _markdown(args: argparse.Namespace, rows: list[str]) -> str:
         extras += f"; the starts and 3 finalists confirmed on seeds {_seeds(args.confirm_seeds)}"
     if args.served_flows:
         extras += f"; a third start timed for the flows {args.served_flows} serves"
+    budgets = ", ".join(f"{_budget(args, name)} ({name})" for name in args.scenarios)
     header = [
         f"Delay (s/trip), mean ± 95% CI over held-out seeds {_seeds(args.seeds)} ({window}); "
-        f"tuned on seeds {_seeds(args.train_seeds)} with a budget of {args.budget} plans"
-        f"{extras}.",
+        f"tuned on seeds {_seeds(args.train_seeds)} with a budget of {budgets} plans{extras}.",
         "",
         "| scenario | plan | delay | vs fixed | vs Webster | worst seed vs fixed / Webster "
         "| tuning |",
@@ -183,6 +222,17 @@ def _progress(label: str, clock: float) -> TuneProgress:
     def report(done: int, budget: int, best: float, _held_out: float | None) -> None:
         elapsed = time.perf_counter() - clock
         _log(f"{label}: {done}/{budget} plans, best {best:.2f} s/trip ({elapsed:.0f} s)")
+
+    return report
+
+
+def _confirm_progress(label: str, clock: float) -> ConfirmProgress:
+    """The confirmation's progress: a line at its start and at its end."""
+
+    def report(done: int, total: int) -> None:
+        if done in (0, total):
+            elapsed = time.perf_counter() - clock
+            _log(f"{label}: confirming, {done}/{total} simulations ({elapsed:.0f} s)")
 
     return report
 

@@ -166,7 +166,8 @@ def test_objective_and_racing_rungs() -> None:
 def test_the_result_is_never_worse_than_the_scenarios_plan_on_the_training_seeds() -> None:
     # mixed: J1 runs a 66 s cycle, J2 and J3 75 s; Webster's plan (from 300 s of traffic),
     # the better start here, gives J2 and J3 cycles of their own: three groups.
-    result = tune("mixed", budget=8, seeds=[0, 1], workers=2, end=END)
+    result = tune("mixed", budget=8, seeds=[0, 1], workers=2, end=END, confirm_seeds=(),
+                  served_flows=None)  # fmt: skip
     fixed = [run_episode(RunSpec("mixed", seed=s, end=END)).metrics["delay"] for s in (0, 1)]
     assert result.baseline == pytest.approx(np.mean(fixed), rel=0, abs=1e-9)
     assert result.delay <= result.baseline and result.delay <= result.webster
@@ -176,8 +177,9 @@ def test_the_result_is_never_worse_than_the_scenarios_plan_on_the_training_seeds
 
 
 def test_finalists_confirmed_on_more_seeds_are_chosen_over_all_of_them() -> None:
-    result = tune("mixed", budget=8, seeds=[0], confirm_seeds=[1], workers=2, end=END,
-                  served_flows="advanced-max-pressure")  # fmt: skip
+    # By default: a third start timed for the flows advanced max-pressure serves, and the
+    # starts and three finalists confirmed on as many seeds again (here seed 1).
+    result = tune("mixed", budget=8, seeds=[0], workers=2, end=END)
     fixed = [run_episode(RunSpec("mixed", seed=s, end=END)).metrics["delay"] for s in (0, 1)]
     # The starts ran on the confirmation seed too: the guarantee holds over both seeds.
     assert result.baseline == pytest.approx(np.mean(fixed), rel=0, abs=1e-9)
@@ -190,7 +192,7 @@ def test_finalists_confirmed_on_more_seeds_are_chosen_over_all_of_them() -> None
 
 def test_every_plan_the_local_search_spends_its_budget_on_is_new() -> None:
     # One signal and one seed: once its steps shrink, many round to a plan already tried.
-    result = tune("single", budget=30, seeds=[0], end=120.0)
+    result = tune("single", budget=30, seeds=[0], end=120.0, confirm_seeds=(), served_flows=None)
     assert result.evaluations == 30
     assert result.simulations == 30  # one seed: one simulation per distinct plan
 
@@ -283,8 +285,12 @@ def test_tune_command_reports_training_and_held_out_seeds(tmp_path: Path) -> Non
     assert done.returncode == 0, done.stderr
     assert "training 0" in done.stdout and "held-out 100 101" in done.stdout
     assert "tuning: 5/5 plans, best delay" in done.stderr and "held-out" in done.stderr
+    assert "confirming finalists: " in done.stderr and " simulations, ETA" in done.stderr
     assert set(read_plan(out)) == {"J1", "J2", "J3"}
+    # By default the finalists are confirmed on as many seeds again: here seed 1.
+    assert "s/trip on seeds 0 1" in out.read_text()
     lines = (tmp_path / "plan.study.jsonl").read_text().splitlines()
+    assert {json.loads(line)["seed"] for line in lines[1:]} == {0, 1, 100, 101}
     assert json.loads(lines[0])["end"] == 200.0
     again = subprocess.run([*command, "--out", str(out)], capture_output=True, text=True)
     assert again.returncode == 1 and "pass --resume to continue it" in again.stderr

@@ -11,7 +11,7 @@ from twin_traffic.controllers import CONTROLLERS, make_controller
 from twin_traffic.controllers.parameters import PARAMETERS, check_params
 from twin_traffic.errors import ControllerError, TwinTrafficError
 from twin_traffic.protocol import ProtocolError, make_protocol
-from twin_traffic.seeds import SeedError, check_seeds, parse_seeds
+from twin_traffic.seeds import SeedError, check_seeds, parse_seeds, seeds_after
 
 
 @pytest.mark.parametrize("name", sorted(CONTROLLERS))
@@ -107,6 +107,12 @@ def test_seed_lists_from_toml_are_checked_alike() -> None:
     assert check_seeds([3, 1]) == (3, 1)
     with pytest.raises(SeedError, match="True is not a seed"):
         check_seeds([True])
+
+
+def test_confirmation_seeds_follow_the_training_seeds_and_skip_held_out_ones() -> None:
+    assert seeds_after([0, 1, 2], 3) == [3, 4, 5]
+    assert seeds_after([0, 2, 5], 2, avoid=[6, 8]) == [7, 9]
+    assert seeds_after([4], 1, avoid=range(100)) == [100]
 
 
 def test_resco_protocol_and_sumo_options() -> None:

@@ -69,3 +69,17 @@ def seed_text(seeds: Iterable[int], dash: str = "-", separator: str = " ") -> st
     if len(listed) > 2 and listed == list(range(listed[0], listed[-1] + 1)):
         return f"{listed[0]}{dash}{listed[-1]}"
     return separator.join(map(str, listed))
+
+
+def seeds_after(seeds: Iterable[int], count: int, avoid: Iterable[int] = ()) -> list[int]:
+    """``count`` seeds after the largest of ``seeds``, in order, none of them in ``seeds``
+    or ``avoid`` (e.g. confirmation seeds that are neither training nor held-out seeds)."""
+    used = set(seeds)
+    taken = used | set(avoid)
+    after: list[int] = []
+    candidate = max(used, default=-1) + 1
+    while len(after) < count:
+        if candidate not in taken:
+            after.append(candidate)
+        candidate += 1
+    return after

@@ -17,11 +17,13 @@ Simulations are noisy and few, so the search is built for a small noisy budget:
 * **Never worse than the start**: the scenario's own plan and Webster's plan are the
   first candidates, and the result is the best-scoring plan whose mean delay on the
   training seeds is no higher than the better of those two. ``served_flows`` adds a
-  third: Webster's plan timed for the flows a deciding controller serves, a better
-  start where the scenario's own plans gridlock and pass less than the demand.
-* **Finalists confirmed** (``confirm_seeds``): the best plans of the search and the
-  starting plans also run on more seeds, and the choice is made over all of them; the
-  best of many scores on a few seeds is often the luckiest (the winner's curse).
+  third (by default): Webster's plan timed for the flows a deciding controller serves
+  (advanced max-pressure), a better start where the scenario's own plans gridlock and
+  pass less than the demand.
+* **Finalists confirmed** (``confirm_seeds``, by default as many again as the training
+  seeds): the best plans of the search and the starting plans also run on more seeds,
+  and the choice is made over all of them; the best of many scores on a few seeds is
+  often the luckiest (the winner's curse).
 
 Two optimisers: ``local`` (the default), a (1+λ) evolution strategy from the incumbent —
 λ = 4 Gaussian perturbations of a few coordinates, the step grown on success and shrunk
@@ -41,7 +43,7 @@ import hashlib
 import json
 import math
 import tempfile
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -56,6 +58,7 @@ from twin_traffic.network import Network, load_network
 from twin_traffic.plan_space import PROGRAM_ID, PlanSpace
 from twin_traffic.plans import Programme, plan_xml, read_plan, write_plan
 from twin_traffic.scenario import Scenario, load_scenario
+from twin_traffic.seeds import seeds_after
 
 if TYPE_CHECKING:
     from twin_traffic.protocol import RunProtocol
@@ -66,9 +69,12 @@ STUDY_VERSION = 1
 LOCAL_BATCH = 4
 LOCAL_STEP = 0.15  # first step of the local search, as a fraction of each coordinate's range
 LOCAL_REDRAWS = 20  # draws of a step before a plan already tried is accepted again
+SERVED_FLOWS = "advanced-max-pressure"  # the default deciding controller of the third start
 
 TuneProgress = Callable[[int, int, float, float | None], None]
 """Called with (plans evaluated, budget, best mean training delay, its held-out delay)."""
+ConfirmProgress = Callable[[int, int], None]
+"""Called with (confirmation simulations done, their number) as each one ends."""
 
 
 @dataclass
@@ -272,11 +278,13 @@ class Evaluator:
             )
         return batch
 
-    def confirm(self, keys: Sequence[str], seeds: Sequence[int]) -> list[Candidate]:
+    def confirm(
+        self, keys: Sequence[str], seeds: Sequence[int], progress: ConfirmProgress | None = None
+    ) -> list[Candidate]:
         """Run the plans of ``keys`` on ``seeds`` too and score them over the training
         seeds and these: the candidates of those plans, rescored."""
         plans = {c.key: c.programmes for c in self.candidates}
-        self._run([(key, plans[key], seed) for key in keys for seed in seeds])
+        self._run([(key, plans[key], seed) for key in keys for seed in seeds], progress)
         every = [*self.seeds, *seeds]
         wanted = set(keys)
         confirmed = [c for c in self.candidates if c.key in wanted]
@@ -285,8 +293,10 @@ class Evaluator:
             candidate.score = objective_score(list(candidate.delays.values()), self.k)
         return confirmed
 
-    def _run(self, jobs: list[tuple[str, list[Programme], int]]) -> None:
-        """Simulate the (plan, seed) pairs not yet known."""
+    def _run(
+        self, jobs: list[tuple[str, list[Programme], int]], progress: ConfirmProgress | None = None
+    ) -> None:
+        """Simulate the (plan, seed) pairs not yet known (``progress`` after each one)."""
         todo = [
             (key, plan, seed) for key, plan, seed in jobs if seed not in self.results.get(key, {})
         ]
@@ -299,22 +309,29 @@ class Evaluator:
             specs.append(_with(self.template, params={"file": str(path)}, seed=seed))
         if not specs:
             return
-        if self.workers <= 1 or len(specs) == 1:
-            outcomes = [(i, run_episode(spec).metrics["delay"]) for i, spec in enumerate(specs)]
-        else:
-            from twin_traffic.executor import run_specs
-
-            outcomes = []
-            for outcome in run_specs(specs, workers=self.workers):
-                if outcome.result is None:
-                    raise TwinTrafficError(f"tuning stopped: {outcome.error}")
-                outcomes.append((outcome.index, outcome.result.metrics["delay"]))
-        for index, delay in outcomes:
+        if progress is not None:
+            progress(0, len(specs))
+        for done, (index, delay) in enumerate(self._simulate(specs), start=1):
             key, _, seed = todo[index]
-            self.results.setdefault(key, {})[seed] = float(delay)
+            self.results.setdefault(key, {})[seed] = delay
             self.simulations += 1
             if self.study is not None:
-                self.study.record(key, seed, float(delay))
+                self.study.record(key, seed, delay)
+            if progress is not None:
+                progress(done, len(specs))
+
+    def _simulate(self, specs: list[RunSpec]) -> Iterator[tuple[int, float]]:
+        """(index, delay) of each spec as its simulation ends."""
+        if self.workers <= 1 or len(specs) == 1:
+            for index, spec in enumerate(specs):
+                yield index, float(run_episode(spec).metrics["delay"])
+            return
+        from twin_traffic.executor import run_specs
+
+        for outcome in run_specs(specs, workers=self.workers):
+            if outcome.result is None:
+                raise TwinTrafficError(f"tuning stopped: {outcome.error}")
+            yield outcome.index, float(outcome.result.metrics["delay"])
 
 
 def tune(
@@ -339,9 +356,10 @@ def tune(
     holdout_seeds: Sequence[int] = (),
     progress: TuneProgress | None = None,
     protocol: RunProtocol | None = None,
-    confirm_seeds: Sequence[int] = (),
+    confirm_seeds: Sequence[int] | None = None,
     finalists: int = 3,
-    served_flows: str | None = None,
+    served_flows: str | None = SERVED_FLOWS,
+    confirm_progress: ConfirmProgress | None = None,
 ) -> TuneResult:
     """Optimise the cycles, splits and offsets of a scenario's fixed-time plans.
 
@@ -371,10 +389,12 @@ def tune(
             :mod:`twin_traffic.protocol`).
         confirm_seeds: more seeds the ``finalists`` best plans and the starting plans
             run on once the search ends; the result is chosen over the training and
-            these seeds. Empty: chosen on the training seeds.
+            these seeds. None: as many as the training seeds, the next ones (see
+            :func:`~twin_traffic.seeds.seeds_after`); empty: on the training seeds alone.
         finalists: how many of the search's best plans are confirmed.
         served_flows: a deciding controller whose served flows time a third starting
             plan (Webster's); None for the two starts.
+        confirm_progress: called as each confirmation simulation ends.
 
     Raises:
         TwinTrafficError: a bad scenario, budget or study, or a simulation that failed.
@@ -394,6 +414,8 @@ def tune(
                 + ", ".join(FLOW_CONTROLLERS[1:])
             )
     seed_list = list(dict.fromkeys(int(s) for s in seeds))
+    if confirm_seeds is None:
+        confirm_seeds = seeds_after(seed_list, len(seed_list), avoid=holdout_seeds)
     confirm = [s for s in dict.fromkeys(int(s) for s in confirm_seeds) if s not in seed_list]
     if confirm and finalists < 1:
         raise TwinTrafficError(f"--finalists {finalists}: confirm at least one plan")
@@ -468,7 +490,9 @@ def tune(
             start_keys = list(dict.fromkeys(c.key for c in starts))
             ranked = sorted((c for c in pool if c.complete), key=lambda c: c.score)
             best_keys = [k for k in dict.fromkeys(c.key for c in ranked) if k not in start_keys]
-            pool = evaluator.confirm([*start_keys, *best_keys[:finalists]], confirm)
+            pool = evaluator.confirm(
+                [*start_keys, *best_keys[:finalists]], confirm, confirm_progress
+            )
 
     start_mean = min(s.mean for s in starts)
     eligible = [c for c in pool if c.complete and c.mean <= start_mean]

@@ -41,7 +41,13 @@ err = Console(stderr=True, soft_wrap=True)
 # :func:`twin_traffic.seeds.parse_seeds`. A token that starts like a number (also ``-1``)
 # is a seed token, so a negative seed reaches the parser and gets its own message.
 _SEED_TOKEN = re.compile(r"^-?\d[\d,\s-]*$")
-MULTI_VALUE_OPTIONS = ("--seeds", "--eval-seeds", "--compare-seeds", "--holdout-seeds")
+MULTI_VALUE_OPTIONS = (
+    "--seeds",
+    "--eval-seeds",
+    "--compare-seeds",
+    "--holdout-seeds",
+    "--confirm-seeds",
+)
 
 
 def expand_multi_value_options(argv: list[str]) -> list[str]:

@@ -27,13 +27,13 @@ from twin_traffic.cli.common import (
     seeds_option,
 )
 from twin_traffic.errors import TwinTrafficError
-from twin_traffic.seeds import seed_text
+from twin_traffic.seeds import seed_text, seeds_after
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
     from twin_traffic.executor import Outcome
-    from twin_traffic.tuning import TuneProgress, TuneResult
+    from twin_traffic.tuning import ConfirmProgress, TuneProgress, TuneResult
 
 PROGRESS_HOLDOUT = 2  # held-out seeds the best plan so far runs on, for the display
 
@@ -57,17 +57,19 @@ def tune(
         list[str] | None,
         typer.Option(
             help="Seeds the starting plans and the best finalists also run on before the "
-            "choice, made over training and these seeds (default: none)."
+            "choice, made over training and these seeds (default: as many as the training "
+            "seeds, the next ones; none: choose on the training seeds alone)."
         ),
     ] = None,
     finalists: Annotated[
-        int, typer.Option(min=1, help="Best plans of the search confirmed (with --confirm-seeds).")
+        int, typer.Option(min=1, help="Best plans of the search confirmed on --confirm-seeds.")
     ] = 3,
     served_flows: Annotated[
         str | None,
         typer.Option(
             help="Also start from Webster's plan timed for the flows this deciding controller "
-            "serves (e.g. advanced-max-pressure; for networks the own plans gridlock)."
+            "serves, for networks whose own plans gridlock (default advanced-max-pressure; "
+            "none: two starts only)."
         ),
     ] = None,
     out_file: Annotated[
@@ -107,9 +109,11 @@ def tune(
 ) -> None:
     """Tune cycles, green splits and offsets of the fixed-time plans by simulation.
 
-    The search starts from the scenario's own plan and Webster's, runs every candidate on
-    the same training seeds (the full set only for promising ones) and minimises mean +
-    k * standard error of the delay. The best is written as a <tlLogic> file that plain
+    The search starts from the scenario's own plan, Webster's, and Webster's for the
+    flows adaptive control serves, runs every candidate on the same training seeds (the
+    full set only for promising ones) and minimises mean + k * standard error of the
+    delay; the starts and the best finalists are confirmed on more seeds before the
+    choice. The best is written as a <tlLogic> file that plain
     `sumo -a PLAN` loads, and compared with the fixed-time plan on training and held-out
     seeds (delay, s/trip, mean ± 95% CI). Every simulation is kept in a study file, so an
     interrupted tune continues with --resume.
@@ -118,12 +122,18 @@ def tune(
     from twin_traffic.network import load_network
     from twin_traffic.plan_space import parse_groups
     from twin_traffic.scenario import load_scenario
+    from twin_traffic.tuning import SERVED_FLOWS, write_tuned_plan
     from twin_traffic.tuning import tune as run_tuning
-    from twin_traffic.tuning import write_tuned_plan
 
     train = seeds_option(seeds, "0-2")
     held_out = seeds_option(holdout_seeds, HOLDOUT_SEEDS, "--holdout-seeds")
-    confirm = seeds_option(confirm_seeds, "", "--confirm-seeds") if confirm_seeds else []
+    if confirm_seeds == ["none"]:
+        confirm: list[int] = []
+    elif confirm_seeds:
+        confirm = seeds_option(confirm_seeds, "", "--confirm-seeds")
+    else:
+        confirm = seeds_after(train, len(train), avoid=held_out)
+    flows = SERVED_FLOWS if served_flows is None else served_flows
     run_protocol = protocol_from(protocol, time_to_teleport, sumo_option)
     overlap = sorted(set(train + confirm) & set(held_out))
     if overlap:
@@ -140,7 +150,7 @@ def tune(
     ).resolve()
     started = time.perf_counter()
     result = _tune_with_progress(
-        lambda progress: run_tuning(
+        lambda progress, confirm_progress: run_tuning(
             source,
             budget=budget,
             seeds=train,
@@ -162,7 +172,8 @@ def tune(
             protocol=run_protocol,
             confirm_seeds=confirm,
             finalists=finalists,
-            served_flows=served_flows,
+            served_flows=None if flows == "none" else flows,
+            confirm_progress=confirm_progress,
         ),
         loaded.name,
         study_file,
@@ -199,7 +210,7 @@ def tune(
 
 
 def _tune_with_progress(
-    job: Callable[[TuneProgress], TuneResult], name: str, study: Path
+    job: Callable[[TuneProgress, ConfirmProgress], TuneResult], name: str, study: Path
 ) -> TuneResult:
     from rich.progress import (
         BarColumn,
@@ -211,42 +222,48 @@ def _tune_with_progress(
     )
 
     progress = Progress(
-        TextColumn(f"tuning {escape(name)}"),
+        TextColumn("{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
-        TextColumn("plans · best {task.fields[best]}"),
+        TextColumn("{task.fields[what]}"),
         TimeElapsedColumn(),
         TextColumn("ETA"),
         TimeRemainingColumn(),
         console=err,
         disable=not err.is_terminal,
     )
-    task = progress.add_task("tune", total=None, best="–")
-    reported = [0.0]
-    started = time.perf_counter()
+    task = progress.add_task(f"tuning {escape(name)}", total=None, what="plans")
+    confirming = progress.add_task("confirming finalists", total=None, what="simulations",
+                                   visible=False)  # fmt: skip
+    reported = [0.0, 0.0]
+    started = [time.perf_counter(), 0.0]
 
     def update(done: int, total: int, best: float, held_out: float | None) -> None:
         text = f"{best:.2f} s/trip"
         if held_out is not None:
             text += f" (held-out {held_out:.2f})"
-        progress.update(task, completed=done, total=total, best=text)
-        # Without a terminal, a line every tenth of the budget.
-        if (
-            not err.is_terminal
-            and done > reported[0]
-            and (done >= total or done >= reported[0] + total / 10)
-        ):
-            reported[0] = done
-            elapsed = time.perf_counter() - started
-            eta = elapsed / done * (total - done) if done else 0.0
+        progress.update(task, completed=done, total=total, what=f"plans · best {text}")
+        if _due(done, total, reported, 0):
             err.print(
-                f"tuning: {done}/{total} plans, best delay {text}, ETA {eta:.0f} s",
+                f"tuning: {done}/{total} plans, best delay {text}, ETA "
+                f"{_eta(done, total, started[0]):.0f} s",
+                highlight=False,
+            )
+
+    def update_confirmation(done: int, total: int) -> None:
+        if done == 0:
+            started[1] = time.perf_counter()
+        progress.update(confirming, completed=done, total=total, visible=True)
+        if _due(done, total, reported, 1):
+            err.print(
+                f"confirming finalists: {done}/{total} simulations, ETA "
+                f"{_eta(done, total, started[1]):.0f} s",
                 highlight=False,
             )
 
     try:
         with progress:
-            return job(update)
+            return job(update, update_confirmation)
     except KeyboardInterrupt:
         err.print(
             f"tuning interrupted; its simulations are kept in {escape(str(study))}: run the "
@@ -254,6 +271,21 @@ def _tune_with_progress(
             highlight=False,
         )
         raise typer.Exit(130) from None
+
+
+def _due(done: int, total: int, reported: list[float], line: int) -> bool:
+    """Without a terminal, whether to print a progress line: one every tenth of the work
+    (``reported[line]`` holds the count last printed)."""
+    if err.is_terminal or done <= reported[line]:
+        return False
+    if done >= total or done >= reported[line] + total / 10:
+        reported[line] = done
+        return True
+    return False
+
+
+def _eta(done: int, total: int, started: float) -> float:
+    return (time.perf_counter() - started) / done * (total - done) if done else 0.0
 
 
 def _comparison(
