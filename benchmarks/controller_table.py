@@ -68,9 +68,7 @@ def main() -> None:
                     confirm_seeds=(),
                     served_flows=None,
                 )
-                plan = write_tuned_plan(
-                    result, plans_dir / f"{scenario}.add.xml", scenario, args.train_seeds
-                )
+                plan = write_tuned_plan(result, plans_dir / f"{scenario}.add.xml", scenario)
                 params[(scenario, name)] = {"plan": str(plan.resolve())}
                 _log(f"{scenario}: tuned {result.evaluations} plans in "
                      f"{time.perf_counter() - clock:.0f} s")  # fmt: skip

@@ -2,8 +2,7 @@
 
 For each scenario and optimiser, ``twin-traffic tune`` runs with its defaults (three
 starts, the third timed for the flows advanced max-pressure serves; the starts and three
-finalists confirmed on as many seeds again) and a budget of ``--budget`` plans, or the
-scenario's own budget in ``BUDGETS`` (what fits in 30 minutes on 2 cores); then the
+finalists confirmed on as many seeds again) and a budget of ``--budget`` plans; then the
 fixed-time plan, Webster's plan and each tuned plan run on held-out seeds never used in
 tuning. The table gives mean delay ± 95% CI,
 the change against fixed and Webster, and the worst held-out seed's change (the target:
@@ -38,7 +37,6 @@ from twin_traffic.tuning import (
 )
 
 BUDGET = 100
-BUDGETS = {"monaco": 60}  # plans that fit in 30 minutes where a simulation is slow
 REAL = {"pasubio": "pasubio/pasubio.sumocfg", "monaco": "monaco/monaco.sumocfg"}
 
 
@@ -48,14 +46,7 @@ def main() -> None:
         "--scenarios", nargs="+", default=["pasubio", "monaco", "arterial", "grid3x3"]
     )
     parser.add_argument("--optimizers", nargs="+", default=["local"], choices=OPTIMIZERS)
-    parser.add_argument(
-        "--budget",
-        type=int,
-        default=None,
-        help=f"plans per tune (default {BUDGET}; "
-        + "; ".join(f"{name} {n}" for name, n in BUDGETS.items())
-        + ")",
-    )
+    parser.add_argument("--budget", type=int, default=BUDGET, help="plans per tune")
     parser.add_argument("--seeds", nargs="+", type=int, default=[100, 101, 102, 103, 104])
     parser.add_argument("--train-seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument(
@@ -101,7 +92,7 @@ def main() -> None:
                 clock = time.perf_counter()
                 result = tune(
                     scenario,
-                    budget=_budget(args, name),
+                    budget=args.budget,
                     seeds=args.train_seeds,
                     workers=args.workers,
                     optimizer=optimizer,
@@ -112,12 +103,10 @@ def main() -> None:
                     confirm_seeds=args.confirm_seeds,
                     served_flows=args.served_flows,
                 )
-                plan = write_tuned_plan(
-                    result, Path(scratch) / f"{name}-{optimizer}.add.xml", name, args.train_seeds
-                )
+                plan = write_tuned_plan(result, Path(scratch) / f"{name}-{optimizer}.add.xml", name)
                 tunes[optimizer] = (
                     f"{result.evaluations} plans, {result.simulations} simulations, "
-                    f"{time.perf_counter() - clock:.0f} s; training {result.baseline:.2f} → "
+                    f"{time.perf_counter() - clock:.0f} s; tuning seeds {result.baseline:.2f} → "
                     f"{result.delay:.2f}"
                 )
                 _log(f"{name} {optimizer}: {tunes[optimizer]}")
@@ -139,10 +128,6 @@ def main() -> None:
     args.out.write_text(table, encoding="utf-8")
     sys.stdout.write(table)
     _log(f"written to {args.out} in {time.perf_counter() - started:.0f} s in all")
-
-
-def _budget(args: argparse.Namespace, name: str) -> int:
-    return int(args.budget or BUDGETS.get(name, BUDGET))
 
 
 def _scenario(name: str) -> str:
@@ -200,10 +185,10 @@ def _markdown(args: argparse.Namespace, rows: list[str]) -> str:
         extras += f"; the starts and 3 finalists confirmed on seeds {_seeds(args.confirm_seeds)}"
     if args.served_flows:
         extras += f"; a third start timed for the flows {args.served_flows} serves"
-    budgets = ", ".join(f"{_budget(args, name)} ({name})" for name in args.scenarios)
     header = [
         f"Delay (s/trip), mean ± 95% CI over held-out seeds {_seeds(args.seeds)} ({window}); "
-        f"tuned on seeds {_seeds(args.train_seeds)} with a budget of {budgets} plans{extras}.",
+        f"tuned on seeds {_seeds(args.train_seeds)} with a budget of {args.budget} plans"
+        f"{extras}.",
         "",
         "| scenario | plan | delay | vs fixed | vs Webster | worst seed vs fixed / Webster "
         "| tuning |",

@@ -282,6 +282,7 @@ def test_address_needs_the_ray_engine(tmp_path: Path, reference: tuple[Path, Pat
 # -- the Ray engine --------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_the_ray_engine_gives_the_local_engines_metrics(
     tmp_path: Path, reference: tuple[Path, Path]
 ) -> None:

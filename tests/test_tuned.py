@@ -233,7 +233,7 @@ def test_a_resumed_tune_ends_with_the_plan_of_an_uninterrupted_one(
 
 def test_tuned_plan_reproduces_in_plain_sumo(tmp_path: Path) -> None:
     result = tune("single", budget=6, seeds=[0], end=END)
-    plan = write_tuned_plan(result, tmp_path / "plan.add.xml", "single", [0])
+    plan = write_tuned_plan(result, tmp_path / "plan.add.xml", "single")
     outputs = OutputFiles(tmp_path / "out")
     outputs.directory.mkdir()
     scenario = load_scenario("single", end=END)
@@ -249,7 +249,7 @@ def test_tuned_plan_reproduces_in_plain_sumo(tmp_path: Path) -> None:
     header = plan.read_text()
     for words in ("twin-traffic tune single", "optimiser local", "budget 6 plans", "mean + 1 SE"):
         assert words in header
-    assert f"mean delay {result.delay:.2f} s/trip on seeds 0" in header
+    assert f"mean delay {result.delay:.2f} s/trip on seeds 0 1 (own plan" in header
 
 
 def test_offsets_count_from_the_scenarios_begin(tmp_path: Path) -> None:

@@ -646,8 +646,12 @@ def _webster_programmes(
         return controller.plan(network, Path(scratch))
 
 
-def write_tuned_plan(result: TuneResult, path: Path, scenario: str, seeds: Sequence[int]) -> Path:
-    """Write the tuned plan with a comment saying how it was found."""
+def write_tuned_plan(
+    result: TuneResult, path: Path, scenario: str, seeds: Sequence[int] | None = None
+) -> Path:
+    """Write the tuned plan with a comment saying how it was found (its delay on
+    ``seeds``, by default every seed it was chosen on)."""
+    seeds = list(result.per_seed) if seeds is None else seeds
     cycles = sorted({p.cycle for p in result.programmes})
     held = f", held-out {result.held_out:.2f}" if result.held_out is not None else ""
     comment = (

@@ -178,7 +178,7 @@ def tune(
         loaded.name,
         study_file,
     )
-    plan = write_tuned_plan(result, out_file.resolve(), loaded.name, train + confirm)
+    plan = write_tuned_plan(result, out_file.resolve(), loaded.name)
     err.print(
         f"tuned {result.evaluations} plans ({result.simulations} simulations) in "
         f"{time.perf_counter() - started:.0f} s; plan written to {escape(str(out_file))}",
