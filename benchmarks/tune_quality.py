@@ -4,10 +4,10 @@ For each scenario and optimiser, ``twin-traffic tune`` runs with its defaults (t
 starts, the third timed for the flows advanced max-pressure serves; the starts and three
 finalists confirmed on as many seeds again) and a budget of ``--budget`` plans; then the
 fixed-time plan, Webster's plan and each tuned plan run on held-out seeds never used in
-tuning. The table gives mean delay ± 95% CI,
-the change against fixed and Webster, and the worst held-out seed's change (the target:
-every seed at least 15% better than fixed and 5% better than Webster). ``pasubio`` and
-``monaco`` are the real networks of ``shared/realnets`` (found beside the project).
+tuning. The table gives mean delay ± 95% CI, the change against fixed and Webster, and
+the worst held-out seed's change (the target: every seed at least 15% better than fixed
+and 5% better than Webster). ``pasubio`` and ``monaco`` are the real networks of
+``shared/realnets`` (found beside the project).
 
     python benchmarks/tune_quality.py                                   # the full benchmark
     python benchmarks/tune_quality.py --scenarios pasubio arterial --budget 30 --end 1200
