@@ -133,7 +133,7 @@ def tune(
         confirm = seeds_option(confirm_seeds, "", "--confirm-seeds")
     else:
         confirm = seeds_after(train, len(train), avoid=held_out)
-    flows = SERVED_FLOWS if served_flows is None else served_flows
+    flows = None if served_flows == "none" else served_flows or SERVED_FLOWS
     run_protocol = protocol_from(protocol, time_to_teleport, sumo_option)
     overlap = sorted(set(train + confirm) & set(held_out))
     if overlap:
@@ -172,7 +172,7 @@ def tune(
             protocol=run_protocol,
             confirm_seeds=confirm,
             finalists=finalists,
-            served_flows=None if flows == "none" else flows,
+            served_flows=flows,
             confirm_progress=confirm_progress,
         ),
         loaded.name,
@@ -235,29 +235,28 @@ def _tune_with_progress(
     task = progress.add_task(f"tuning {escape(name)}", total=None, what="plans")
     confirming = progress.add_task("confirming finalists", total=None, what="simulations",
                                    visible=False)  # fmt: skip
-    reported = [0.0, 0.0]
-    started = [time.perf_counter(), 0.0]
+    lines = {"plans": _ProgressLines(), "confirmation": _ProgressLines()}
 
     def update(done: int, total: int, best: float, held_out: float | None) -> None:
         text = f"{best:.2f} s/trip"
         if held_out is not None:
             text += f" (held-out {held_out:.2f})"
         progress.update(task, completed=done, total=total, what=f"plans · best {text}")
-        if _due(done, total, reported, 0):
+        if lines["plans"].due(done, total):
             err.print(
                 f"tuning: {done}/{total} plans, best delay {text}, ETA "
-                f"{_eta(done, total, started[0]):.0f} s",
+                f"{lines['plans'].eta(done, total):.0f} s",
                 highlight=False,
             )
 
     def update_confirmation(done: int, total: int) -> None:
         if done == 0:
-            started[1] = time.perf_counter()
+            lines["confirmation"] = _ProgressLines()  # its ETA counts from its own start
         progress.update(confirming, completed=done, total=total, visible=True)
-        if _due(done, total, reported, 1):
+        if lines["confirmation"].due(done, total):
             err.print(
                 f"confirming finalists: {done}/{total} simulations, ETA "
-                f"{_eta(done, total, started[1]):.0f} s",
+                f"{lines['confirmation'].eta(done, total):.0f} s",
                 highlight=False,
             )
 
@@ -273,19 +272,26 @@ def _tune_with_progress(
         raise typer.Exit(130) from None
 
 
-def _due(done: int, total: int, reported: list[float], line: int) -> bool:
-    """Without a terminal, whether to print a progress line: one every tenth of the work
-    (``reported[line]`` holds the count last printed)."""
-    if err.is_terminal or done <= reported[line]:
+class _ProgressLines:
+    """Progress as lines where there is no terminal for a bar: one every tenth of the
+    work, with an ETA from the time since this phase began."""
+
+    def __init__(self) -> None:
+        self.started = time.perf_counter()
+        self.reported = 0
+
+    def due(self, done: int, total: int) -> bool:
+        """Whether to print a line now (and remember that it was printed)."""
+        if err.is_terminal or done <= self.reported:
+            return False
+        if done >= total or done >= self.reported + total / 10:
+            self.reported = done
+            return True
         return False
-    if done >= total or done >= reported[line] + total / 10:
-        reported[line] = done
-        return True
-    return False
 
-
-def _eta(done: int, total: int, started: float) -> float:
-    return (time.perf_counter() - started) / done * (total - done) if done else 0.0
+    def eta(self, done: int, total: int) -> float:
+        """Seconds left at the pace so far."""
+        return (time.perf_counter() - self.started) / done * (total - done) if done else 0.0
 
 
 def _comparison(
