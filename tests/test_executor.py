@@ -18,8 +18,9 @@ from pathlib import Path
 import pytest
 from conftest import write_scenario
 
+from twin_traffic.errors import TwinTrafficError
 from twin_traffic.evaluate import RunSpec
-from twin_traffic.executor import ATTEMPTS, Outcome, run_specs
+from twin_traffic.executor import ATTEMPTS, Outcome, WorkerPool, run_specs
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 
@@ -154,6 +155,37 @@ def test_workers_killed_at_random_moments_never_hang_nor_lose_a_run(
     assert sum(killer.kills.values()) >= 30, killer.kills
     # A run is reported only once its worker died on each try: every other kill was retried.
     assert reported * ATTEMPTS <= sum(killer.kills.values()), (reported, killer.kills)
+
+
+def test_a_pool_serves_batch_after_batch_with_the_same_workers(tmp_path: Path) -> None:
+    config = write_scenario(
+        tmp_path, [(f"v{i}", 2 * i) for i in range(20)], [(20, "G"), (3, "y"), (20, "r")], 90
+    )
+    specs = [RunSpec(str(config), controller="fixed", seed=seed) for seed in range(4)]
+    reference = {o.index: _comparable(o) for o in run_specs(specs, workers=2)}
+    with WorkerPool(2) as pool:
+        first = {o.index: _comparable(o) for o in pool.run(specs[:2])}
+        workers = sorted(_children())
+        assert len(workers) == 2
+        second = {o.index + 2: _comparable(o) for o in pool.run(specs[2:])}
+        assert sorted(_children()) == workers  # no new processes for the second batch
+        assert {**first, **second} == reference
+        # A batch the caller stops reading: the worker still holding one of its runs is
+        # killed, the one that delivered stays, and the next batch completes.
+        abandoned = pool.run(specs)
+        next(abandoned)
+        abandoned.close()
+        remaining = _children()
+        assert len(remaining) == 1 and remaining[0] in workers
+        assert {o.index: _comparable(o) for o in pool.run(specs)} == reference
+        busy = pool.run(specs)
+        next(busy)
+        with pytest.raises(TwinTrafficError, match="one batch at a time"):
+            next(pool.run(specs))
+        busy.close()
+    assert _children() == []
+    with pytest.raises(TwinTrafficError, match="at least one worker"):
+        WorkerPool(0)
 
 
 def _live_processes_of_group(group: int) -> list[int]:

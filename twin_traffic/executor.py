@@ -30,7 +30,6 @@ import sys
 import tempfile
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import closing
 from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 from typing import Any
@@ -68,8 +67,8 @@ def run_specs(
     Every spec yields exactly one outcome: its result, its error, or the report that its
     worker died on each of :data:`ATTEMPTS` tries.
     """
-    with closing(_Pool(specs, workers, progress)) as pool:
-        yield from pool.outcomes()
+    with WorkerPool(max(1, workers)) as pool:
+        yield from pool.run(specs, progress)
 
 
 ATTEMPTS = 2
@@ -90,26 +89,62 @@ class _Worker:
     started: bool = False  # it said it is ready: its Python start-up succeeded
 
 
-class _Pool:
-    """Worker processes serving the specs' runs, one run at a time each."""
+class WorkerPool:
+    """Worker processes serving batches of runs, one batch after another, one run at a
+    time each. A caller with many small batches (the tuner's races) starts its workers
+    once instead of once per batch: a start costs about half a second (a fresh Python,
+    twin-traffic and libsumo imported).
 
-    def __init__(
-        self, specs: Sequence[RunSpec], workers: int, progress: ProgressSink | None
-    ) -> None:
-        self.specs = specs
-        self.size = max(1, min(workers, len(specs)))
-        self.progress = progress
+    Use it as a context manager, or call :meth:`close`.
+    """
+
+    def __init__(self, workers: int = 1) -> None:
+        if workers < 1:
+            raise TwinTrafficError(f"a worker pool needs at least one worker, not {workers}")
+        self.size = workers
         self.context = multiprocessing.get_context("spawn")
-        self.todo: deque[int] = deque(range(len(specs)))
-        self.deaths: dict[int, int] = {}
         self.workers: list[_Worker] = []
+        self.specs: Sequence[RunSpec] = ()
+        self.progress: ProgressSink | None = None
+        self.todo: deque[int] = deque()
+        self.deaths: dict[int, int] = {}
+        self._running = False
         # The workers' temporary files live here, so a worker killed mid-run (a crash, an
         # early stop) leaves nothing behind once the pool closes.
         self.scratch = tempfile.TemporaryDirectory(
             prefix="twin-traffic-workers-", ignore_cleanup_errors=True
         )
 
-    def outcomes(self) -> Iterator[Outcome]:
+    def __enter__(self) -> WorkerPool:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    def run(
+        self, specs: Sequence[RunSpec], progress: ProgressSink | None = None
+    ) -> Iterator[Outcome]:
+        """Run every spec, yielding outcomes as they finish (see :func:`run_specs`).
+
+        The workers stay for the next batch. If the caller stops reading before every
+        spec has its outcome, the workers still holding runs are killed at once.
+        """
+        if self._running:
+            raise TwinTrafficError("a worker pool runs one batch at a time")
+        self.specs, self.progress = specs, progress
+        self.todo, self.deaths = deque(range(len(specs))), {}
+        self._running = True
+        try:
+            yield from self._outcomes()
+        finally:
+            self._running = False
+            for worker in [w for w in self.workers if w.index is not None]:
+                worker.process.kill()  # an abandoned batch: nobody reads what it runs
+                _stop(worker.process)
+                worker.connection.close()
+                self.workers.remove(worker)
+
+    def _outcomes(self) -> Iterator[Outcome]:
         """Yield each spec's outcome as it comes, until every spec has one."""
         while self.todo or any(w.index is not None for w in self.workers):
             self._staff()
@@ -185,7 +220,8 @@ class _Pool:
             )
 
     def close(self) -> None:
-        """Stop every worker: at once when runs are still held, politely otherwise."""
+        """Stop every worker: at once when runs are still held, politely otherwise. Safe
+        to call twice."""
         busy = any(w.index is not None for w in self.workers)
         for worker in self.workers:
             if busy:

@@ -44,6 +44,7 @@ import json
 import math
 import tempfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -61,6 +62,7 @@ from twin_traffic.scenario import Scenario, load_scenario
 from twin_traffic.seeds import seeds_after
 
 if TYPE_CHECKING:
+    from twin_traffic.executor import WorkerPool
     from twin_traffic.protocol import RunProtocol
 
 MIN_BUDGET = 5
@@ -241,6 +243,14 @@ class Evaluator:
         self.best: Candidate | None = None
         self.history: list[float] = []
         self.held_out: dict[str, float] = {}
+        # Started at the first batch that needs it and kept for the others.
+        self._pool: WorkerPool | None = None
+
+    def close(self) -> None:
+        """Stop the worker processes, if any were started."""
+        if self._pool is not None:
+            self._pool.close()
+            self._pool = None
 
     def evaluate(self, plans: Sequence[list[Programme]]) -> list[Candidate]:
         """Evaluate a batch of plans (racing against the incumbent at the batch's start)."""
@@ -326,9 +336,11 @@ class Evaluator:
             for index, spec in enumerate(specs):
                 yield index, float(run_episode(spec).metrics["delay"])
             return
-        from twin_traffic.executor import run_specs
+        from twin_traffic.executor import WorkerPool
 
-        for outcome in run_specs(specs, workers=self.workers):
+        if self._pool is None:
+            self._pool = WorkerPool(self.workers)
+        for outcome in self._pool.run(specs):
             if outcome.result is None:
                 raise TwinTrafficError(f"tuning stopped: {outcome.error}")
             yield outcome.index, float(outcome.result.metrics["delay"])
@@ -458,10 +470,12 @@ def tune(
     }
     record = Study(study, identity, resume) if study is not None else None
 
-    with tempfile.TemporaryDirectory(prefix="twin-traffic-tune-") as scratch:
-        evaluator = Evaluator(
-            template, seed_list, Path(scratch), workers, k, race_margin, record, holdout
-        )
+    with (
+        tempfile.TemporaryDirectory(prefix="twin-traffic-tune-") as scratch,
+        closing(
+            Evaluator(template, seed_list, Path(scratch), workers, k, race_margin, record, holdout)
+        ) as evaluator,
+    ):
 
         def report() -> None:
             if progress is not None and evaluator.best is not None:
