@@ -17,7 +17,7 @@ from twin_traffic.errors import TwinTrafficError
 from twin_traffic.evaluate import RunSpec
 from twin_traffic.metrics import METRICS, summarize_runs
 from twin_traffic.report import relative_change
-from twin_traffic.store import read_index, read_metrics, run_folder
+from twin_traffic.store import read_index, read_metrics, read_queues, read_trips, run_folder
 from twin_traffic.sweep import load_sweep, run_sweep
 
 SWEEP = """
@@ -150,3 +150,26 @@ def test_a_parameter_that_is_a_path_names_one_folder(tmp_path: Path) -> None:
     assert run_folder(tmp_path, spec) == (
         tmp_path / "grid3x3" / "policy[model=.._runs_a_b_best.zip]" / "seed3"
     )
+
+
+def test_folders_named_with_an_equals_sign_are_read_as_they_are(tmp_path: Path) -> None:
+    # A controller's parameters name its folder (``max-pressure[min_green=8]``); pyarrow
+    # would read ``name=value`` on a path as a hive partition and add it as a column.
+    (tmp_path / "params.toml").write_text(
+        'scenarios = ["single"]\nseeds = [0, 1]\nend = 120\n\n[[controllers]]\nname = "fixed"\n'
+        '\n[[controllers]]\nname = "max-pressure"\nparams = { min_green = 8 }\n'
+    )
+    root = tmp_path / "scale=2"
+    result = run_sweep(load_sweep(tmp_path / "params.toml"), root, workers=2)
+    assert not result.failed
+    folder = next(root.rglob("max-pressure[[]min_green=8[]]/seed0"))
+    partitions = {"scale", "max-pressure[min_green"}
+    assert not partitions & set(read_queues(folder).columns)
+    assert not partitions & set(read_trips(folder).columns)
+    done = subprocess.run(
+        [sys.executable, "-m", "twin_traffic.cli", "compare", str(root), "--format", "json",
+         "--plots", str(tmp_path / "plots")],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "max-pressure[min_green=8]" in json.loads(done.stdout)["scenarios"]["single"]

@@ -185,12 +185,18 @@ def read_metrics(folder: Path) -> dict[str, Any]:
 
 def read_trips(folder: Path) -> pd.DataFrame:
     """The per-trip table of a run folder."""
-    return pd.read_parquet(folder / TRIPS_FILE)
+    return _read_table(folder / TRIPS_FILE)
 
 
 def read_queues(folder: Path) -> pd.DataFrame:
     """The queue time series of a run folder: ``time`` and one column per signal."""
-    return pd.read_parquet(folder / QUEUES_FILE)
+    return _read_table(folder / QUEUES_FILE)
+
+
+def _read_table(path: Path) -> pd.DataFrame:
+    # The file alone: by default pyarrow reads a folder name such as ``scale=1000`` or
+    # ``max-pressure[min_green=8]`` on the path as a hive partition and adds its column.
+    return pd.read_parquet(path, partitioning=None)
 
 
 def read_index(root: Path) -> dict[str, Any] | None:
