@@ -211,3 +211,29 @@ def test_seed_lists_and_ranges_expand() -> None:
     ]  # fmt: skip
     assert expand_multi_value_options(["--seeds", "x"]) == ["--seeds", "x"]
     assert expand_multi_value_options(["--seeds", "-1", "-c", "a"]) == ["--seeds", "-1", "-c", "a"]
+
+
+def test_outputs_that_could_not_be_written_are_refused_before_anything_runs(
+    tmp_path: Path,
+) -> None:
+    held = tmp_path / "held"
+    (held / "arterial").mkdir(parents=True)
+    (held / "index.json").write_text("{}")
+    a_file = tmp_path / "a_file"
+    a_file.write_text("")
+    refusals = {
+        # Two commands' results never mix: an --out with results in it is left as it is.
+        ("evaluate", "arterial", "--out", str(held)): "already holds results",
+        ("evaluate", "arterial", "--out", str(a_file)): "not a folder",
+        ("evaluate", "arterial", "--out", str(a_file / "runs")): "is a file, not a folder",
+        ("tune", "single", "--budget", "5", "--out", str(held)): "takes a file name",
+        ("scenario", "counts", "single", "--out", str(a_file / "c.csv")): "is a file",
+    }
+    for command, message in refusals.items():
+        result = cli(*command)
+        assert result.returncode == 1, command
+        assert message in result.stderr and "Traceback" not in result.stderr, result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1
+    assert sorted(p.name for p in held.iterdir()) == ["arterial", "index.json"]
+    assert (held / "index.json").read_text() == "{}"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a_file", "held"]  # no study file

@@ -20,6 +20,7 @@ file) is read directly as counts.
 from __future__ import annotations
 
 import csv
+import io
 import math
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable
@@ -138,12 +139,15 @@ def missing_counts(counts: Iterable[Count]) -> list[tuple[str, float, float]]:
 
 def write_counts(counts: Iterable[Count], path: str | Path) -> Path:
     """Write counts as CSV (see the module docstring for the format)."""
+    from twin_traffic.store import write_file_atomic
+
     target = Path(path)
-    with target.open("w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(COLUMNS)
-        for item in counts:
-            writer.writerow([item.location, f"{item.begin:g}", f"{item.end:g}", f"{item.count:g}"])
+    text = io.StringIO()
+    writer = csv.writer(text)
+    writer.writerow(COLUMNS)
+    for item in counts:
+        writer.writerow([item.location, f"{item.begin:g}", f"{item.end:g}", f"{item.count:g}"])
+    write_file_atomic(target, text.getvalue())  # its folder made; never half a file
     return target
 
 

@@ -8,6 +8,7 @@ below, so ``--routes``, ``--begin``, ``--end``, ``--protocol``, ``--time-to-tele
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Sequence
 from enum import Enum
@@ -66,6 +67,41 @@ SumoOption = Annotated[
 WorkersOption = Annotated[int, typer.Option(min=1, help="Simulations run in parallel.")]
 HOLDOUT_SEEDS = "200-204"
 """The default held-out seeds of every final comparison (train, tune)."""
+
+
+def check_output_folder(path: Path, option: str = "--out") -> None:
+    """Refuse, before anything runs, a results folder the command could not write at its
+    end, or one that already holds something: two commands' results never mix."""
+    if path.exists() and not path.is_dir():
+        raise TwinTrafficError(f"{path}: not a folder; choose another {option}")
+    if path.is_dir() and any(path.iterdir()):
+        raise TwinTrafficError(
+            f"{path}: already holds results; choose a new or empty {option} (or remove it)"
+        )
+    _check_writable(path, option)
+
+
+def check_output_file(path: Path, option: str = "--out") -> None:
+    """Refuse, before anything runs, a file path the command could not write at its end."""
+    if path.is_dir():
+        raise TwinTrafficError(
+            f"{path}: a folder; {option} takes a file name, e.g. {path / 'out'}{path.suffix}"
+            if path.suffix else f"{path}: a folder; {option} takes a file name inside it"
+        )  # fmt: skip
+    _check_writable(path, option)
+
+
+def _check_writable(path: Path, option: str) -> None:
+    """The nearest existing folder above ``path`` must be a folder this user can write."""
+    ancestor = path.absolute().parent
+    while not ancestor.exists():
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise TwinTrafficError(
+            f"{path}: {ancestor} is a file, not a folder; choose another {option}"
+        )
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        raise TwinTrafficError(f"{path}: cannot write in {ancestor}; choose another {option}")
 
 
 def seeds_option(values: Sequence[str] | None, default: str, option: str = "--seeds") -> list[int]:

@@ -22,6 +22,7 @@ from twin_traffic.cli.common import (
     SumoOption,
     TeleportOption,
     WorkersOption,
+    check_output_folder,
     checked_controllers,
     controller_params,
     protocol_from,
@@ -105,6 +106,8 @@ def evaluate(
     params = checked_controllers(controller_params(param or [], controllers), run_protocol)
     route_names = route_paths(routes)
     loaded = load_scenario(scenario, routes=route_names, begin=begin, end=end)
+    if out_dir is not None:
+        check_output_folder(out_dir)
     specs = [
         RunSpec(
             scenario=scenario if loaded.builtin else str(Path(scenario).resolve()),

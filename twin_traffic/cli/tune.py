@@ -21,6 +21,7 @@ from twin_traffic.cli.common import (
     SumoOption,
     TeleportOption,
     WorkersOption,
+    check_output_file,
     protocol_from,
     route_paths,
     run_with_progress,
@@ -145,9 +146,11 @@ def tune(
     loaded = load_scenario(scenario, routes=route_names, begin=begin, end=end)
     source = scenario if loaded.builtin else str(Path(scenario).resolve())
     signal_ids = load_network(loaded).signal_ids
+    check_output_file(out_file)
     study_file = (
         study or out_file.with_name(out_file.name.split(".")[0] + ".study.jsonl")
     ).resolve()
+    check_output_file(study_file, "--study")
     started = time.perf_counter()
     result = _tune_with_progress(
         lambda progress, confirm_progress: run_tuning(

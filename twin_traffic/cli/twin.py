@@ -10,7 +10,7 @@ import typer
 from rich.table import Table
 
 from twin_traffic.cli.app import err, out, scenario_app
-from twin_traffic.cli.common import OutputFormat
+from twin_traffic.cli.common import OutputFormat, check_output_file
 
 
 class StartChoice(str, Enum):
@@ -106,6 +106,7 @@ def scenario_counts(
     """
     from twin_traffic.sensors import record_counts
 
+    check_output_file(out_file)
     counts = record_counts(
         scenario, interval=interval, seed=seed, out=out_file, detectors_file=detectors
     )
