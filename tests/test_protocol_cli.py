@@ -88,6 +88,10 @@ def test_a_sweep_file_takes_the_same_protocol(tmp_path: Path) -> None:
         ("", ("single", "--holdout-seeds", "5-2"), "error: --holdout-seeds '5-2': not a range"),
         ("", ("single", "--confirm-seeds", "100"),
          "confirm_seeds: seed 100 is a validation seed too; choose new seeds"),
+        ("", ("single", "--eval-seeds", "200", "201"),
+         "error: seeds 200, 201 would both choose the model and judge it; choose --holdout"),
+        ("", ("single", "--confirm-seeds", "204"),
+         "error: seeds 204 would both choose the model and judge it"),
     ],
 )  # fmt: skip
 def test_train_checks_everything_before_it_starts(

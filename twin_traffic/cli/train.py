@@ -126,6 +126,12 @@ def train(
         overrides["policies"] = "independent"
     chosen = replace(base, **overrides)
     check_recipe(chosen, "the command line")
+    chose_model = sorted(set(chosen.eval_seeds + chosen.confirm_seeds) & set(final_seeds))
+    if chose_model:
+        raise TwinTrafficError(
+            f"seeds {', '.join(map(str, chose_model))} would both choose the model and judge "
+            "it; choose --holdout-seeds the validation and confirmation seeds do not use"
+        )
     options: dict[str, Any] = {
         "routes": route_names,
         "protocol": run_protocol.name,
