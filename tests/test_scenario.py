@@ -143,3 +143,20 @@ def test_network_and_routes_need_an_end(road: Path) -> None:
 def test_write_scenario_helper_is_valid(tmp_path: Path) -> None:
     config = write_scenario(tmp_path, [("a", 0)], [(10, "G")], end=20)
     assert load_scenario(config).route_files
+
+
+def test_routes_with_a_builtin_scenario_are_refused_not_ignored() -> None:
+    with pytest.raises(ScenarioError, match=r"single: --routes goes with a .net.xml; .*single"):
+        load_scenario("single", routes=["other.rou.xml"])
+
+
+def test_a_folder_names_its_configurations(tmp_path: Path) -> None:
+    (tmp_path / "b.sumocfg").write_text("<configuration/>")
+    (tmp_path / "a.sumocfg").write_text("<configuration/>")
+    with pytest.raises(
+        ScenarioError, match=r"a folder; give its .sumocfg \(a.sumocfg, b.sumocfg\)"
+    ):
+        load_scenario(str(tmp_path))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ScenarioError, match=r"a folder with no \.sumocfg in it"):
+        load_scenario(str(tmp_path / "empty"))

@@ -109,6 +109,17 @@ def load_scenario(
     known = builtin_scenarios()
     if text in known:
         scenario = _from_sumocfg(known[text], begin, end, builtin=True)
+        if routes:
+            raise ScenarioError(
+                f"{text}: --routes goes with a .net.xml; the built-in scenario has its own "
+                f"demand (give its network, {scenario.net_file}, with --routes for another)"
+            )
+    elif Path(text).is_dir():
+        configs = sorted(path.name for path in Path(text).glob(f"*{SUMOCFG_SUFFIX}"))
+        raise ScenarioError(
+            f"{text}: a folder; give its .sumocfg ({', '.join(configs)})"
+            if configs else f"{text}: a folder with no .sumocfg in it; give a .sumocfg file"
+        )  # fmt: skip
     elif text.endswith(SUMOCFG_SUFFIX):
         if routes:
             raise ScenarioError(
