@@ -152,3 +152,21 @@ def test_scenario_check_checks_the_protocol_options_too() -> None:
     bad = cli("scenario", "check", "single", "--sumo-option", "--nope 1")
     assert bad.returncode == 1 and bad.stdout == ""
     assert bad.stderr.startswith("error: --sumo-option '--nope 1': SUMO has no option --nope")
+
+
+@pytest.mark.parametrize(
+    ("option", "message"),
+    [
+        ("--scale", "--scale takes a value (float); write it after the option"),
+        ("--output-prefix PFX_", "--output-prefix cannot be passed here; it would move"),
+    ],
+)
+def test_sumo_options_that_would_break_every_run_are_refused_by_check(
+    option: str, message: str
+) -> None:
+    result = cli("scenario", "check", "single", "--sumo-option", option)
+    assert result.returncode == 1 and result.stdout == ""
+    assert message in result.stderr
+    assert (
+        cli("scenario", "check", "single", "--sumo-option", "--ignore-route-errors").returncode == 0
+    )

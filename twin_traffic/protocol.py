@@ -34,7 +34,7 @@ RESERVED_OPTIONS = frozenset(
         "-c", "--configuration-file", "-n", "--net-file", "-r", "--route-files",
         "-a", "--additional-files", "-b", "--begin", "-e", "--end", "--seed", "--random",
         "--remote-port", "--tripinfo-output", "--statistic-output", "--error-log",
-        "--time-to-teleport",
+        "--time-to-teleport", "--output-prefix",
     }
 )  # fmt: skip
 
@@ -109,23 +109,30 @@ def parse_sumo_options(items: Sequence[str]) -> tuple[str, ...]:
             )
         key = tokens[0]
         if key in RESERVED_OPTIONS:
-            hint = (
-                "use --time-to-teleport" if key == "--time-to-teleport"
-                else "the toolkit sets it for every run"
-            )  # fmt: skip
+            hint = {
+                "--time-to-teleport": "use --time-to-teleport",
+                "--output-prefix": "it would move the outputs the toolkit reads each run from",
+            }.get(key, "the toolkit sets it for every run")
             raise ProtocolError(f"--sumo-option '{item}': {key} cannot be passed here; {hint}")
-        known = sumo_option_names()
+        known = sumo_option_types()
         if known and key.lstrip("-") not in known:
             raise ProtocolError(
                 f"--sumo-option '{item}': SUMO has no option {key}; see `sumo --help`"
+            )
+        kind = known.get(key.lstrip("-"), "BOOL" if len(tokens) == 1 else "")
+        if len(tokens) == 1 and kind != "BOOL":
+            raise ProtocolError(
+                f"--sumo-option '{item}': {key} takes a value ({kind.lower()}); write it "
+                f"after the option in one string, e.g. --sumo-option '{key} VALUE'"
             )
         args += tokens
     return tuple(args)
 
 
 @lru_cache(maxsize=1)
-def sumo_option_names() -> frozenset[str]:
-    """Every option name the packaged SUMO knows (empty if it cannot be asked)."""
+def sumo_option_types() -> dict[str, str]:
+    """Every option the packaged SUMO knows, with its type as SUMO names it (``BOOL``,
+    ``FLOAT``, ``STR`` …; empty if it cannot be asked)."""
     import xml.etree.ElementTree as ET
 
     from twin_traffic.sim import sumo_binary
@@ -137,8 +144,8 @@ def sumo_option_names() -> frozenset[str]:
         ).stdout  # fmt: skip
         root = ET.fromstring(template)
     except (OSError, subprocess.SubprocessError, ET.ParseError, TwinTrafficError):
-        return frozenset()
-    return frozenset(option.tag for section in root for option in section)
+        return {}
+    return {option.tag: option.get("type", "") for section in root for option in section}
 
 
 def with_timings(
