@@ -265,3 +265,27 @@ def test_resume_refuses_another_scenario_or_algorithm(tmp_path: Path) -> None:
         train("single", replace(recipe, env={**recipe.env, "end": 100.0}), folder, resume=True,
               progress_bar=False)  # fmt: skip
     assert _files(folder) == before
+
+
+def test_a_run_stopped_before_its_first_checkpoint_resumes_from_the_start(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import twin_traffic.train as training
+
+    folder = tmp_path / "run"
+    imitate = training.imitate
+
+    def ctrl_c(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt  # the user stops the run while it clones its teacher
+
+    monkeypatch.setattr(training, "imitate", ctrl_c)
+    with pytest.raises(KeyboardInterrupt):
+        train("single", small_recipe(), folder, progress_bar=False)
+    scores = (folder / "baselines.json").read_bytes()
+    assert not (folder / "checkpoints").exists() and not (folder / "evaluations.csv").exists()
+    with pytest.raises(TwinTrafficError, match="already holds a run; pass --resume"):
+        train("single", small_recipe(), folder, progress_bar=False)
+    monkeypatch.setattr(training, "imitate", imitate)
+    result = train("single", small_recipe(), folder, resume=True, progress_bar=False)
+    assert (folder / "baselines.json").read_bytes() == scores  # not scored again
+    assert result.best_model.is_file() and int(result.evaluations[-1]["timesteps"]) >= 512

@@ -540,7 +540,7 @@ def check_run_folder(folder: Path, resume: bool) -> None:
     if folder.exists() and not folder.is_dir():
         raise TwinTrafficError(f"{folder}: not a folder; choose another --out")
     if resume:
-        if _latest_checkpoint(folder / "checkpoints") is None:
+        if _latest_checkpoint(folder / "checkpoints") is None and not started_only(folder):
             raise TwinTrafficError(
                 f"{folder}: no checkpoint to resume from; train without --resume"
             )
@@ -549,6 +549,15 @@ def check_run_folder(folder: Path, resume: bool) -> None:
             f"{folder}: already holds a run; pass --resume to continue it, or choose another "
             "--out (or leave --out out for a new run folder)"
         )
+
+
+def started_only(folder: Path) -> bool:
+    """True for the folder of a run stopped before its first checkpoint and its first
+    evaluation (while it scored the classical controllers or cloned its teacher): it has
+    learnt nothing to keep, so ``--resume`` starts it again, its scores kept."""
+    from twin_traffic.agent import AGENT_FILE
+
+    return (folder / AGENT_FILE).is_file() and not (folder / "evaluations.csv").exists()
 
 
 def check_same_run(folder: Path, algo: str, env: Mapping[str, Any]) -> None:

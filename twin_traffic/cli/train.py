@@ -181,11 +181,12 @@ def train(
             progress_bar=err.is_terminal, on_evaluation=report, scenario_options=options,
         )  # fmt: skip
     except KeyboardInterrupt:
-        err.print(
-            f"interrupted; run the same command with --resume to continue from the last "
-            f"checkpoint in {out_dir / 'checkpoints'}",
-            highlight=False,
+        where = (
+            f"continue from the last checkpoint in {out_dir / 'checkpoints'}"
+            if any((out_dir / "checkpoints").glob("*.zip"))
+            else "start it again (the classical controllers' scores are kept)"
         )
+        err.print(f"interrupted; run the same command with --resume to {where}", highlight=False)
         raise typer.Exit(130) from None
     if result.selection:
         chosen_row = chosen_finalist(result.selection)
