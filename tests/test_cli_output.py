@@ -214,6 +214,10 @@ def test_train_compares_with_the_best_classical_controller_and_its_teacher(
     assert json.loads((tmp_path / "out" / "agent.json").read_text())["teacher"] == "greedy"
     # The untrained and the trained policy, scored at 0 and 128 steps, met seed 103 too.
     assert "chosen among 2 finalists on validation and confirmation seeds" in result.stderr
+    # Without a terminal each phase around PPO ends with a line: what it did and how long.
+    for line in ("scoring classical controllers: ", "imitating the teacher: ",
+                 "confirming finalists: 2 simulations ("):  # fmt: skip
+        assert line in result.stderr, result.stderr
     assert len((tmp_path / "out" / "selection.csv").read_text().splitlines()) == 3
     last = result.stderr.strip().splitlines()[-1]
     assert last.startswith("the agent is worse than actuated, the best classical controller")

@@ -110,6 +110,7 @@ def demonstrate(
     explore: float = 0.1,
     seed: int = 0,
     driver: Driver | None = None,
+    progress: Callable[[int], None] | None = None,
 ) -> Demonstrations:
     """Record the teacher of ``vec`` (made with ``teacher=``) for ``steps`` slot-steps.
 
@@ -118,7 +119,7 @@ def demonstrate(
     learner reaches, Ross et al. 2011); with probability ``explore`` a slot takes a
     random valid action instead. Returns are discounted with ``gamma`` and restart at
     each episode end; the last steps of the recording are cut by its end like a time
-    limit.
+    limit. ``progress`` hears the slot-steps recorded so far.
 
     Raises:
         TwinTrafficError: ``vec`` has no teacher, or the arguments are out of range.
@@ -133,7 +134,9 @@ def demonstrate(
     rewards: list[np.ndarray] = []
     dones: list[np.ndarray] = []
     observation = np.asarray(vec.reset())
-    for _ in range(rounds):
+    for step in range(rounds):
+        if progress is not None:
+            progress(min(step * vec.num_envs, steps))
         teacher = vec.teacher_actions()
         taken = teacher.copy() if driver is None else np.asarray(driver(observation, masks))
         for slot in np.flatnonzero(rng.random(vec.num_envs) < explore):
@@ -144,6 +147,8 @@ def demonstrate(
         observation = np.asarray(next_observation)
         rewards.append(np.asarray(reward, dtype=np.float32))
         dones.append(np.asarray(done, dtype=np.float32))
+    if progress is not None:
+        progress(steps)
     returns = np.zeros((rounds, vec.num_envs), dtype=np.float32)
     following = np.zeros(vec.num_envs)
     for t in range(rounds - 1, -1, -1):

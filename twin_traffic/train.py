@@ -335,6 +335,21 @@ class TrainResult:
     """The finalists' scores when the recipe confirms its choice (``selection.csv``)."""
 
 
+PhaseProgress = Callable[[str, int, int], None]
+"""Called with ``(phase, done, total)`` as the phases around PPO advance: ``scoring``
+(simulations of the classical controllers on the validation seeds), ``imitating``
+(slot-steps recorded over every round of cloning) and ``confirming`` (simulations of the
+finalists on the confirmation seeds)."""
+
+Counter = Callable[[int, int], None]  # (done, total) of one phase
+
+
+def _counter(on_phase: PhaseProgress | None, phase: str) -> Counter | None:
+    if on_phase is None:
+        return None
+    return lambda done, total: on_phase(phase, done, total)
+
+
 def env_config(scenario: str, recipe: Recipe, **scenario_options: Any) -> EnvConfig:
     """The training environment of a recipe on a scenario; ``scenario_options`` are the
     :class:`EnvConfig` fields of the command line (routes, begin, end, the protocol)."""
@@ -359,10 +374,13 @@ def train(
     on_evaluation: Callable[[int, float], None] | None = None,
     time_limit: float | None = None,
     scenario_options: Mapping[str, Any] | None = None,
+    on_phase: PhaseProgress | None = None,
 ) -> TrainResult:
     """Train an agent on ``scenario`` into ``folder`` (see the module docstring).
 
     ``time_limit`` (seconds of wall time) ends training early, with a last evaluation.
+    ``on_phase`` follows the phases before and after PPO (see :data:`PhaseProgress`);
+    ``progress_bar`` shows PPO's own.
     ``scenario_options`` are :class:`EnvConfig` fields that describe the scenario and its
     protocol (``routes``, ``begin``, ``end``, ``protocol``, ``time_to_teleport``,
     ``sumo_options``, and the preset's ``decision_interval`` and ``yellow``); they
@@ -390,7 +408,7 @@ def train(
     check_policies(recipe.policies, recipe.algo, "recipe")
     independent = recipe.policies == "independent"
     baselines = baselines_of(folder, config, recipe.eval_seeds, recipe.simulations,
-                             recipe.baselines)  # fmt: skip
+                             recipe.baselines, _counter(on_phase, "scoring"))  # fmt: skip
     cloning = bool(recipe.teacher) and not (resume and latest is not None)
     teacher = resolve_teacher(recipe.teacher, baselines) if cloning else None
     vec = SignalVecEnv(config, recipe.simulations, seed, identify=independent, teacher=teacher)
@@ -430,7 +448,8 @@ def train(
             )
         demonstrations = None
         if teacher is not None:
-            demonstrations = imitate(model, vec, teacher, recipe, folder, seed)
+            demonstrations = imitate(model, vec, teacher, recipe, folder, seed,
+                                     _counter(on_phase, "imitating"))  # fmt: skip
         evaluator = HeldOutEvaluation(folder, config, recipe, on_evaluation)
         checkpoint = CheckpointCallback(
             save_freq=max(recipe.checkpoint_every // env.num_envs, 1),
@@ -461,7 +480,7 @@ def train(
             evaluator.evaluate(model, int(model.num_timesteps))
     finally:
         env.close()
-    selection = confirm_finalists(folder, config, recipe)
+    selection = confirm_finalists(folder, config, recipe, _counter(on_phase, "confirming"))
     evaluations = read_evaluations(folder)
     plot_learning_curve(folder, evaluations, baselines, selection)
     return TrainResult(folder, folder / "best.zip", evaluations, baselines, teacher, selection)
@@ -493,7 +512,13 @@ def resolve_teacher(teacher: str, baselines: Mapping[str, Sequence[float]]) -> s
 
 
 def imitate(
-    model: Any, vec: SignalVecEnv, teacher: str, recipe: Recipe, folder: Path, seed: int
+    model: Any,
+    vec: SignalVecEnv,
+    teacher: str,
+    recipe: Recipe,
+    folder: Path,
+    seed: int,
+    progress: Counter | None = None,
 ) -> Any:
     """Clone ``teacher`` (the env's) into ``model`` before RL; write ``imitation.json``.
 
@@ -501,7 +526,8 @@ def imitate(
     policy drive while the teacher labels its states (DAgger), and the policy is fitted
     again to everything recorded. The last tenth of the last round is held out of the
     fit: the share of its states in which the policy chooses as the teacher did is the
-    cloning's agreement (in the file). Returns every recording, joined.
+    cloning's agreement (in the file). Returns every recording, joined. ``progress``
+    hears the slot-steps recorded over all rounds.
     """
     from twin_traffic.imitation import agreement, clone, demonstrate, joined, policy_driver, split
 
@@ -510,10 +536,16 @@ def imitate(
     recorded: list[Any] = []
     rounds: list[dict[str, float | None]] = []
     share = 0.0
+    total = recipe.imitation_rounds * recipe.imitation_steps
     for round_ in range(recipe.imitation_rounds):
         driver = policy_driver(model) if round_ > 0 else None
+        before = round_ * recipe.imitation_steps
+        recorded_so_far = (
+            None if progress is None
+            else lambda done, before=before: progress(before + done, total)
+        )  # fmt: skip
         recording = demonstrate(vec, recipe.imitation_steps, gamma, seed=seed + round_,
-                                driver=driver)  # fmt: skip
+                                driver=driver, progress=recorded_so_far)  # fmt: skip
         fit, held_out = split(recording, 0.1)
         # Before the fit, how often the policy agreed where it drove itself.
         own = agreement(model, recording) if round_ > 0 else None
@@ -706,7 +738,9 @@ def read_finalists(folder: Path) -> list[dict[str, Any]]:
     return sorted(found, key=lambda f: f["timesteps"])
 
 
-def confirm_finalists(folder: Path, config: EnvConfig, recipe: Recipe) -> list[dict[str, Any]]:
+def confirm_finalists(
+    folder: Path, config: EnvConfig, recipe: Recipe, progress: Counter | None = None
+) -> list[dict[str, Any]]:
     """Score every finalist on the confirmation seeds and make the one with the least mean
     delay over the validation and confirmation seeds ``best.zip``; the scores, in
     ``selection.csv``, are returned (empty when the recipe confirms nothing).
@@ -717,10 +751,13 @@ def confirm_finalists(folder: Path, config: EnvConfig, recipe: Recipe) -> list[d
     finalists = read_finalists(folder)
     if not recipe.confirm_seeds or not finalists:
         return []
+    # Every finalist's runs in one batch: the workers never wait for a finalist's last run.
+    paths = [finalist_path(folder, finalist["timesteps"]) for finalist in finalists]
+    confirmations = evaluate_policies(
+        paths, config, recipe.confirm_seeds, recipe.simulations, progress
+    )
     rows = []
-    for finalist in finalists:
-        path = finalist_path(folder, finalist["timesteps"])
-        confirmation = evaluate_policy(path, config, recipe.confirm_seeds, recipe.simulations)
+    for finalist, confirmation in zip(finalists, confirmations, strict=True):
         delays = [*finalist["seeds"], *confirmation]
         rows.append({
             "timesteps": finalist["timesteps"], "validation": finalist["validation"],
@@ -747,12 +784,39 @@ def evaluate_policy(
     model: Path, config: EnvConfig, seeds: Sequence[int], workers: int = 1
 ) -> list[float]:
     """Mean delay of a saved policy on each seed, through the evaluation runner."""
+    return evaluate_policies([model], config, seeds, workers)[0]
+
+
+def evaluate_policies(
+    models: Sequence[Path],
+    config: EnvConfig,
+    seeds: Sequence[int],
+    workers: int = 1,
+    progress: Counter | None = None,
+) -> list[list[float]]:
+    """Mean delay of each saved policy on each seed, all runs in one batch; ``progress``
+    hears the runs done."""
     specs = [
         RunSpec(config.scenario, controller="policy", params={"model": str(model)}, seed=s,
                 emissions=False, **scenario_fields(config))
+        for model in models
         for s in seeds
     ]  # fmt: skip
-    return [_delay(outcome) for outcome in sorted(run_specs(specs, workers), key=lambda o: o.index)]
+    outcomes = _outcomes(specs, workers, progress)
+    delays = [_delay(outcome) for outcome in outcomes]
+    return [delays[i : i + len(seeds)] for i in range(0, len(delays), len(seeds))]
+
+
+def _outcomes(specs: list[RunSpec], workers: int, progress: Counter | None) -> list[Any]:
+    """Every spec's outcome, in spec order; ``progress`` hears each one that ends."""
+    outcomes = []
+    if progress is not None:
+        progress(0, len(specs))
+    for done, outcome in enumerate(run_specs(specs, workers), start=1):
+        outcomes.append(outcome)
+        if progress is not None:
+            progress(done, len(specs))
+    return sorted(outcomes, key=lambda o: o.index)
 
 
 def scenario_fields(config: EnvConfig) -> dict[str, Any]:
@@ -779,6 +843,7 @@ def baselines_of(
     seeds: Sequence[int],
     workers: int,
     controllers: Sequence[str] = CLASSICAL,
+    progress: Counter | None = None,
 ) -> dict[str, list[float]]:
     """Delay of every classical controller on the validation seeds, kept in
     ``baselines.json``.
@@ -802,7 +867,7 @@ def baselines_of(
             stored = None
         if isinstance(stored, dict) and stored.get("runs") == runs:
             return dict(stored["delay"])
-    outcomes = sorted(run_specs(specs, workers), key=lambda o: o.index)
+    outcomes = _outcomes(specs, workers, progress)
     delays: dict[str, list[float]] = {}
     failed: dict[str, str] = {}
     for name in controllers:

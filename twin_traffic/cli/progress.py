@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from rich.markup import escape
 
@@ -98,3 +98,64 @@ def run_with_status(specs: list[RunSpec], workers: int, description: str = "runs
                 word = "done" if outcome.ok else "failed"
                 err.print(f"{word} {escape(outcome.spec.label)} ({elapsed:.1f} s)", highlight=False)
     return sorted(outcomes, key=lambda o: o.index)
+
+
+class PhaseDisplay:
+    """The progress of a long command's phases, one at a time: a bar with its count and
+    ETA on a terminal, and a line as each phase ends elsewhere (logs, pipes).
+
+    Call it with ``(phase, done, total)``; ``labels`` maps a phase to what it shows and
+    its unit (``{"scoring": ("scoring classical controllers", "simulations")}``). A bar
+    stops when its phase is done, so another live display (PPO's) may follow it.
+    """
+
+    def __init__(self, labels: dict[str, tuple[str, str]]) -> None:
+        self.labels = labels
+        self.phase: str | None = None
+        self.started = 0.0
+        self._progress: Any = None
+        self._task: Any = None
+
+    def __call__(self, phase: str, done: int, total: int) -> None:
+        if phase != self.phase:
+            self._begin(phase, total)
+        if self._progress is not None:
+            self._progress.update(self._task, completed=done, total=total)
+        if done >= total and self.phase is not None:
+            self._end(total)
+
+    def _begin(self, phase: str, total: int) -> None:
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+
+        self.close()
+        self.phase, self.started = phase, time.perf_counter()
+        label, unit = self.labels.get(phase, (phase, "steps"))
+        if err.is_terminal:
+            self._progress = Progress(
+                TextColumn(escape(label)), BarColumn(bar_width=20), MofNCompleteColumn(),
+                TextColumn(escape(unit)), TimeElapsedColumn(), TextColumn("ETA"),
+                TimeRemainingColumn(), console=err,
+            )  # fmt: skip
+            self._task = self._progress.add_task(label, total=total)
+            self._progress.start()
+
+    def _end(self, total: int) -> None:
+        label, unit = self.labels.get(self.phase or "", (self.phase or "", "steps"))
+        if self._progress is None:
+            elapsed = time.perf_counter() - self.started
+            err.print(f"{escape(label)}: {total:,} {unit} ({elapsed:.1f} s)", highlight=False)
+        self.close()
+        self.phase = None
+
+    def close(self) -> None:
+        """Stop the bar shown, if any (safe to call at any time)."""
+        if self._progress is not None:
+            self._progress.stop()
+            self._progress = None

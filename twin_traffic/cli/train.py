@@ -22,7 +22,7 @@ from twin_traffic.cli.common import (
     route_paths,
     seeds_option,
 )
-from twin_traffic.cli.progress import run_with_status
+from twin_traffic.cli.progress import PhaseDisplay, run_with_status
 from twin_traffic.errors import TwinTrafficError
 
 
@@ -175,10 +175,16 @@ def train(
             f"{chosen.imitation_steps:,} steps) before PPO",
             highlight=False,
         )
+    phases = PhaseDisplay({
+        "scoring": ("scoring classical controllers", "simulations"),
+        "imitating": ("imitating the teacher", "steps"),
+        "confirming": ("confirming finalists", "simulations"),
+    })  # fmt: skip
     try:
         result = run_training(
             source, chosen, out_dir, seed=seed, resume=resume,
             progress_bar=err.is_terminal, on_evaluation=report, scenario_options=options,
+            on_phase=phases,
         )  # fmt: skip
     except KeyboardInterrupt:
         where = (
@@ -188,6 +194,8 @@ def train(
         )
         err.print(f"interrupted; run the same command with --resume to {where}", highlight=False)
         raise typer.Exit(130) from None
+    finally:
+        phases.close()
     if result.selection:
         chosen_row = chosen_finalist(result.selection)
         err.print(
