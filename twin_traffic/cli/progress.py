@@ -125,25 +125,12 @@ class PhaseDisplay:
             self._end(total)
 
     def _begin(self, phase: str, total: int) -> None:
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeElapsedColumn,
-            TimeRemainingColumn,
-        )
-
         self.close()
         self.phase, self.started = phase, time.perf_counter()
         label, unit = self.labels.get(phase, (phase, "steps"))
         if err.is_terminal:
-            self._progress = Progress(
-                TextColumn(escape(label)), BarColumn(bar_width=20), MofNCompleteColumn(),
-                TextColumn(escape(unit)), TimeElapsedColumn(), TextColumn("ETA"),
-                TimeRemainingColumn(), console=err,
-            )  # fmt: skip
-            self._task = self._progress.add_task(label, total=total)
+            self._progress = counting_progress()
+            self._task = self._progress.add_task(escape(label), total=total, what=unit)
             self._progress.start()
 
     def _end(self, total: int) -> None:
@@ -159,3 +146,23 @@ class PhaseDisplay:
         if self._progress is not None:
             self._progress.stop()
             self._progress = None
+
+
+def counting_progress() -> Any:
+    """A display of counted work on the error console: its description, a bar, done/total,
+    what is counted (the task's ``what`` field), the time taken and the time left. It shows
+    nothing where the console is no terminal."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    return Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+        TextColumn("{task.fields[what]}"), TimeElapsedColumn(), TextColumn("ETA"),
+        TimeRemainingColumn(), console=err, disable=not err.is_terminal,
+    )  # fmt: skip

@@ -215,26 +215,9 @@ def tune(
 def _tune_with_progress(
     job: Callable[[TuneProgress, ConfirmProgress], TuneResult], name: str, study: Path
 ) -> TuneResult:
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
+    from twin_traffic.cli.progress import counting_progress
 
-    progress = Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[what]}"),
-        TimeElapsedColumn(),
-        TextColumn("ETA"),
-        TimeRemainingColumn(),
-        console=err,
-        disable=not err.is_terminal,
-    )
+    progress = counting_progress()
     task = progress.add_task(f"tuning {escape(name)}", total=None, what="plans")
     confirming = progress.add_task("confirming finalists", total=None, what="simulations",
                                    visible=False)  # fmt: skip
