@@ -237,3 +237,27 @@ def test_outputs_that_could_not_be_written_are_refused_before_anything_runs(
     assert sorted(p.name for p in held.iterdir()) == ["arterial", "index.json"]
     assert (held / "index.json").read_text() == "{}"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a_file", "held"]  # no study file
+
+
+def test_check_refuses_a_scenario_without_demand(tmp_path: Path) -> None:
+    net = builtin_scenarios()["single"].parent / "single.net.xml"
+    config = tmp_path / "empty.sumocfg"
+    config.write_text(
+        f'<configuration><input><net-file value="{net}"/></input>'
+        '<time><end value="600"/></time></configuration>'
+    )
+    result = cli("scenario", "check", str(config))
+    assert result.returncode == 1 and "no demand: no route files" in result.stderr
+    # Demand may also be declared in an additional file.
+    flows = tmp_path / "flows.add.xml"
+    route = builtin_scenarios()["single"].parent / "single.rou.xml"
+    edges = next(line for line in route.read_text().splitlines() if "edges=" in line)
+    edge = edges.split('edges="')[1].split()[0].rstrip('"')
+    flows.write_text(
+        f'<additional><flow id="f" from="{edge}" begin="0" end="600" number="10"/></additional>'
+    )
+    config.write_text(config.read_text().replace(
+        "</input>", f'<additional-files value="{flows}"/></input>'
+    ))  # fmt: skip
+    result = cli("scenario", "check", str(config))
+    assert result.returncode == 0, result.stderr

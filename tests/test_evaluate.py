@@ -113,3 +113,13 @@ def test_a_standstill_is_a_gridlock_in_the_metrics(tmp_path: Path) -> None:
     assert run_warnings(result.metrics, result.gridlock_at)[0].startswith(
         "gridlock: every vehicle stood still from t="
     )
+
+
+def test_a_window_without_demand_says_so(tmp_path: Path) -> None:
+    # Every vehicle departs after the window: nothing to measure, and the run says why.
+    config = write_scenario(tmp_path, [("late", 500)], [(30, "G"), (30, "r")], end=600)
+    result = run_episode(RunSpec(str(config), end=120))
+    assert result.metrics["vehicles"] == 0
+    assert run_warnings(result.metrics, result.gridlock_at)[0].startswith(
+        "no vehicle was due in the window"
+    )

@@ -192,6 +192,11 @@ def run_warnings(metrics: Mapping[str, float], gridlock_at: float | None = None)
     heavy teleporting, vehicles that never entered. Empty for a healthy run."""
     vehicles = metrics.get("vehicles", math.nan)
     warnings = []
+    if vehicles == 0:
+        warnings.append(
+            "no vehicle was due in the window: the scenario has no demand there (check its "
+            "route files and the --begin/--end window)"
+        )
     if gridlock_at is not None:
         warnings.append(f"gridlock: every vehicle stood still from t={gridlock_at:,.0f} s")
     teleports = _share(metrics, "teleports")

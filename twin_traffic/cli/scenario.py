@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -98,6 +99,11 @@ def scenario_check(
                 f"{loaded.net_file}: signal '{light.id}' has no green phase in programme "
                 f"'{light.program_id}'; give it at least one phase with a G or g"
             )
+    if not loaded.route_files and not _declares_demand(loaded.additional_files):
+        raise TwinTrafficError(
+            f"{loaded.source_label}: no demand: no route files, and no vehicles, trips or "
+            "flows in its additional files; add a <route-files value=...> entry"
+        )
     args = run_protocol.sumo_args()
     extra = f"; SUMO options {' '.join(args)}" if args else ""
     out.print(
@@ -106,6 +112,22 @@ def scenario_check(
         f"{extra}",
         highlight=False,
     )
+
+
+_DEMAND_TAGS = ("vehicle", "trip", "flow", "person", "personFlow", "container",
+                "containerFlow")  # fmt: skip
+
+
+def _declares_demand(files: Sequence[Path]) -> bool:
+    """Whether any of ``files`` (additional files, where demand may also be) holds any."""
+    import xml.etree.ElementTree as ET
+
+    for path in files:
+        for _, element in ET.iterparse(path):
+            if element.tag in _DEMAND_TAGS:
+                return True
+            element.clear()
+    return False
 
 
 def _load(
