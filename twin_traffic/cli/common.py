@@ -69,6 +69,11 @@ HOLDOUT_SEEDS = "200-204"
 """The default held-out seeds of every final comparison (train, tune)."""
 
 
+def plural(count: int, noun: str) -> str:
+    """``1 signal``, ``8 signals``."""
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+
+
 def check_output_folder(path: Path, option: str = "--out") -> None:
     """Refuse, before anything runs, a results folder the command could not write at its
     end, or one that already holds something: two commands' results never mix."""

@@ -17,6 +17,7 @@ from twin_traffic.cli.common import (
     ScenarioArg,
     SumoOption,
     TeleportOption,
+    plural,
     protocol_from,
 )
 from twin_traffic.errors import TwinTrafficError
@@ -63,7 +64,7 @@ def scenario_info(
     ):
         for path in paths:
             out.print(f"  {label:<10} {path}", highlight=False)
-    table = Table(title=f"{len(network.traffic_lights)} signals", title_justify="left")
+    table = Table(title=plural(len(network.traffic_lights), "signal"), title_justify="left")
     for column in ("signal", "phases", "greens", "links", "approach lanes", "green states"):
         table.add_column(column)
     for light in network.traffic_lights.values():
@@ -107,7 +108,7 @@ def scenario_check(
     args = run_protocol.sumo_args()
     extra = f"; SUMO options {' '.join(args)}" if args else ""
     out.print(
-        f"[green]ok[/green] {loaded.name}: {len(network.traffic_lights)} signals, "
+        f"[green]ok[/green] {loaded.name}: {plural(len(network.traffic_lights), 'signal')}, "
         f"{len(loaded.route_files)} route file(s), window {loaded.begin:g}–{loaded.end:g} s"
         f"{extra}",
         highlight=False,

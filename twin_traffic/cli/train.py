@@ -90,8 +90,9 @@ def train(
     """Train a shared signal policy, keep the best on validation seeds, then compare it with
     fixed-time and the best classical controller on held-out seeds never used in training.
 
-    With the recipe's ``teacher`` (the default recipe: max-pressure) the policy first
-    imitates that controller's decisions, then PPO improves on them."""
+    With the recipe's teacher (the default recipe: the deciding classical controller with
+    the least delay on the validation seeds) the policy first imitates that controller's
+    decisions, then PPO improves on them."""
     from twin_traffic.scenario import load_scenario
     from twin_traffic.train import (
         best_classical,

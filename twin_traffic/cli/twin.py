@@ -10,7 +10,7 @@ import typer
 from rich.table import Table
 
 from twin_traffic.cli.app import err, out, scenario_app
-from twin_traffic.cli.common import OutputFormat, check_output_file
+from twin_traffic.cli.common import OutputFormat, check_output_file, plural
 
 
 class StartChoice(str, Enum):
@@ -61,7 +61,7 @@ def scenario_from_osm(
     )  # fmt: skip
     scenario = built.scenario
     out.print(
-        f"[green]ok[/green] {built.config}: {len(scenario.traffic_lights)} signals "
+        f"[green]ok[/green] {built.config}: {plural(len(scenario.traffic_lights), 'signal')} "
         f"({', '.join(scenario.traffic_lights)}), {built.vehicles} vehicles, window "
         f"{scenario.begin:g}–{scenario.end:g} s",
         highlight=False,
