@@ -7,6 +7,7 @@ stderr and exit code 1.
 
 from __future__ import annotations
 
+import os
 import re
 import sys
 from typing import Annotated
@@ -32,8 +33,19 @@ app = typer.Typer(
 scenario_app = typer.Typer(help="List, inspect, check and build scenarios.", no_args_is_help=True)
 app.add_typer(scenario_app, name="scenario")
 
-out = Console(soft_wrap=True)
-err = Console(stderr=True, soft_wrap=True)
+# A pipe or a log has no width: rich would assume 80 columns and break a table's headers
+# mid-word; such output gets room for a comparison of several controllers instead.
+_PIPE_WIDTH = 200
+
+
+def _console(stderr: bool) -> Console:
+    stream = sys.stderr if stderr else sys.stdout
+    sized = stream.isatty() or "COLUMNS" in os.environ
+    return Console(stderr=stderr, soft_wrap=True, width=None if sized else _PIPE_WIDTH)
+
+
+out = _console(stderr=False)
+err = _console(stderr=True)
 
 # Seed options take their seeds after one flag (``--seeds 0 1 2``, ``--seeds 0-4``,
 # ``--seeds 0,1``); click takes one value per flag, so the command line is rewritten to
