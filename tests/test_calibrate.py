@@ -186,6 +186,10 @@ def test_cli_calibrates_the_town_to_the_example_counts(town: Path, tmp_path: Pat
     assert result.returncode == 0, result.stderr
     summary = json.loads(result.stdout)
     assert summary["accepted"] and summary["share_geh_below_5"] >= 0.85
+    # Each step is announced as it begins: the simulating ones take the time.
+    steps = [line for line in result.stderr.splitlines() if line.startswith("calibrating (")]
+    assert "candidate routes (cover)" in steps[0] and "checking the calibrated" in steps[-1]
+    assert sum("simulated: " in line for line in steps) == 5  # rounds 0-4 of the default
     assert len(summary["fits"]) == len(read_counts(EXAMPLES / "town-counts.csv"))
     assert len(summary["worst_locations"]) == 5 and summary["uncovered"] == []
     assert (work / "calibration.png").exists() and (work / "calibration-intervals.png").exists()

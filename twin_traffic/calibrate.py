@@ -21,7 +21,7 @@ import shutil
 import tempfile
 import xml.etree.ElementTree as ET
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import reduce
 from pathlib import Path
@@ -155,6 +155,7 @@ def calibrate(
     sampler: str = "lp",
     rounds: int = FEEDBACK_ROUNDS,
     extra_args: Sequence[str] = (),
+    on_step: Callable[[str], None] | None = None,
 ) -> Calibration:
     """Fit a scenario's demand to counts and write the calibrated scenario to ``out``.
 
@@ -185,6 +186,8 @@ def calibrate(
         rounds: with ``lp``, how many times to fit again with the lanes and intervals in
             which a simulation of the demand saw each route's vehicles pass the loops.
         extra_args: further SUMO options of the checking run.
+        on_step: hears each step as it begins, in a few words (the steps that simulate
+            take the time).
 
     Raises:
         ScenarioError: for unknown locations, counts outside the scenario's window, counts
@@ -212,11 +215,13 @@ def calibrate(
     targets, unused = _targets(counts, detectors, scenario.net_file, source)
     _check_kept_demand(unused, detectors, scenario, source)
 
+    say = on_step or (lambda _: None)
     base = config.name.removesuffix(".sumocfg")
     staging = Path(tempfile.mkdtemp(prefix=f".{target_dir.name}.", dir=target_dir.parent))
     try:
         with tempfile.TemporaryDirectory(prefix="twin-traffic-calibrate-") as scratch:
             folder = Path(scratch)
+            say(f"candidate routes ({start})")
             candidates = _candidate_routes(scenario, folder, seed, start, targets)
             pool = sum(1 for _, e in ET.iterparse(candidates) if e.tag == "route")
             uncovered = _uncovered(targets, candidates)
@@ -225,6 +230,7 @@ def calibrate(
             targets = targets.without(uncovered)
             route_file = staging / f"{base}.calibrated.rou.xml"
             fit = None
+            say(f"choosing vehicles among {pool:,} candidate routes ({sampler})")
             if sampler == "lp":
                 fit = _fit_lp(
                     counts, list(_loops(detectors).values()), candidates, scenario, source
@@ -238,10 +244,17 @@ def calibrate(
         calibrated = load_scenario(new_config)
         if fit is not None and rounds > 0:
             loops = list(_loops(detectors).values())
+
+            def measured(round_: int, share: float) -> None:
+                say(f"round {round_}/{rounds} simulated: {share:.1%} of counts with GEH < 5"
+                    + ("; fitting again" if round_ < rounds else ""))  # fmt: skip
+
+            say(f"refining: {rounds + 1} simulations of the demand, each fitted again")
             vehicles = refine(
                 fit, calibrated, loops, route_file, seed, _attributes(vehicle_type), rounds,
-                extra_args,
+                extra_args, on_round=measured,
             )  # fmt: skip
+        say("checking the calibrated scenario (one simulation)")
         fits = _fits(calibrated, counts, list(detectors.values()), seed, extra_args)
         report = _write_report(fits, staging / "calibration.csv")
         figure = plot_fit(fits, staging / "calibration.png") if plot else None

@@ -25,7 +25,7 @@ import math
 import tempfile
 import xml.etree.ElementTree as ET
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -421,10 +421,11 @@ def refine(
     attributes: Mapping[str, str],
     rounds: int,
     extra_args: Sequence[str] = (),
+    on_round: Callable[[int, float], None] | None = None,
 ) -> int:
     """Fit again ``rounds`` times with the shares a simulation of the last demand
     measured, and keep the demand whose simulation fit the most counts (GEH < 5); its
-    vehicles.
+    vehicles. ``on_round`` hears each simulated round and its share of counts that fit.
 
     ``scenario`` runs the demand in ``path``. Each round uses the last simulation's shares
     only: lane use and delays depend on the demand, so older rounds describe another
@@ -441,6 +442,8 @@ def refine(
             scale = 3600.0 / (fit.problem.intervals[k][1] - fit.problem.intervals[k][0])
             fitting += geh(counted.get((location, k), 0.0) * scale, count * scale) < GEH_OK
         share = fitting / len(fit.problem.rows)
+        if on_round is not None:
+            on_round(round_, share)
         if best is None or share > best[0]:
             best = (share, path.read_bytes())
         if round_ == rounds:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import time
 from enum import Enum
 from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from twin_traffic.cli.app import err, out, scenario_app
@@ -175,10 +177,16 @@ def scenario_calibrate(
     from twin_traffic.calibrate import calibrate
     from twin_traffic.counts import GEH_OK
 
+    started = time.perf_counter()
+
+    def step(what: str) -> None:
+        err.print(f"calibrating ({time.perf_counter() - started:5.1f} s): {escape(what)}",
+                  highlight=False)  # fmt: skip
+
     result = calibrate(
         scenario_dir, counts, out=out_dir, interval=interval, seed=seed,
         detectors_file=detectors, start=start.value, vehicle_type=vehicle_type,
-        sampler=sampler.value, rounds=rounds,
+        sampler=sampler.value, rounds=rounds, on_step=step,
     )  # fmt: skip
     if output_format is OutputFormat.json:
         out.print_json(json.dumps(result.summary()))
