@@ -314,6 +314,12 @@ def test_tune_command_reports_training_and_held_out_seeds(tmp_path: Path) -> Non
     )
     assert confirm_clash.returncode == 1
     assert "seeds 101 are both tuning and held-out seeds" in confirm_clash.stderr
+    cycles = subprocess.run(
+        [*command, "--min-cycle", "200", "--out", str(tmp_path / "other.add.xml")],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert cycles.returncode == 1
+    assert cycles.stderr.startswith("error: --min-cycle 200, --max-cycle 150: the shortest")
 
 
 def test_tune_refuses_a_tiny_budget_and_an_unknown_optimizer() -> None:

@@ -97,8 +97,9 @@ def check_output_file(path: Path, option: str = "--out") -> None:
 
 
 def _check_writable(path: Path, option: str) -> None:
-    """The nearest existing folder above ``path`` must be a folder this user can write."""
-    ancestor = path.absolute().parent
+    """The nearest existing folder at or above ``path`` must be a folder this user can
+    write (``path`` itself when it is a folder already)."""
+    ancestor = path.absolute() if path.is_dir() else path.absolute().parent
     while not ancestor.exists():
         ancestor = ancestor.parent
     if not ancestor.is_dir():

@@ -135,6 +135,11 @@ def tune(
     else:
         confirm = seeds_after(train, len(train), avoid=held_out)
     flows = None if served_flows == "none" else served_flows or SERVED_FLOWS
+    if not 0 < min_cycle <= max_cycle:
+        raise TwinTrafficError(
+            f"--min-cycle {min_cycle:g}, --max-cycle {max_cycle:g}: the shortest cycle must be "
+            "positive and no longer than the longest"
+        )
     run_protocol = protocol_from(protocol, time_to_teleport, sumo_option)
     overlap = sorted(set(train + confirm) & set(held_out))
     if overlap:
