@@ -178,7 +178,8 @@ def run_with_progress(specs: list[RunSpec], workers: int) -> list[Outcome]:
             outcomes.append(outcome)
             if not err.is_terminal:
                 elapsed = time.perf_counter() - started
-                err.print(f"{status} {escape(outcome.spec.label)} ({elapsed:.1f} s)")
+                err.print(f"{status} {escape(outcome.spec.label)} ({len(outcomes)}/"
+                          f"{len(specs)} after {elapsed:.1f} s)")  # fmt: skip
     return sorted(outcomes, key=lambda o: o.index)
 
 

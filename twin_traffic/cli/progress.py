@@ -96,7 +96,8 @@ def run_with_status(specs: list[RunSpec], workers: int, description: str = "runs
             if not err.is_terminal:
                 elapsed = time.perf_counter() - started
                 word = "done" if outcome.ok else "failed"
-                err.print(f"{word} {escape(outcome.spec.label)} ({elapsed:.1f} s)", highlight=False)
+                err.print(f"{word} {escape(outcome.spec.label)} ({len(outcomes)}/{len(specs)} "
+                          f"after {elapsed:.1f} s)", highlight=False)  # fmt: skip
     return sorted(outcomes, key=lambda o: o.index)
 
 

@@ -144,7 +144,7 @@ class _Display:
         if not err.is_terminal:
             elapsed = time.perf_counter() - self.started
             print(
-                f"{record['status']} {run.key} ({self.done}/{self.total}, {elapsed:.1f} s)",
+                f"{record['status']} {run.key} ({self.done}/{self.total} after {elapsed:.1f} s)",
                 file=sys.stderr,
                 flush=True,
             )
