@@ -173,3 +173,15 @@ def test_folders_named_with_an_equals_sign_are_read_as_they_are(tmp_path: Path) 
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert "max-pressure[min_green=8]" in json.loads(done.stdout)["scenarios"]["single"]
+
+
+def test_the_table_leaves_out_metrics_no_run_measured(sweep_root: Path) -> None:
+    from rich.console import Console
+
+    from twin_traffic.compare import scenario_table
+
+    (scenario,) = compare_sweep(sweep_root).scenarios
+    console = Console(width=200, record=True)
+    console.print(scenario_table(scenario, "fixed", 0.05))
+    text = console.export_text()
+    assert "delay" in text and "co2_kg" not in text and "fuel_kg" not in text

@@ -308,6 +308,8 @@ def scenario_table(scenario: ScenarioComparison, baseline: str, alpha: float) ->
     for name in others:
         add_value_column(table, controller_header(name, baseline))
     for metric, unit in METRICS.items():
+        if all(math.isnan(scenario.summaries[name][metric].mean) for name in scenario.controllers):
+            continue  # not measured in these runs (emissions switched off), as evaluate shows
         row = [metric, unit]
         row += [
             flag_cell(metric, scenario.summaries[name][metric]) for name in scenario.controllers
