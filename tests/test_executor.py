@@ -184,6 +184,8 @@ def test_a_pool_serves_batch_after_batch_with_the_same_workers(tmp_path: Path) -
             next(pool.run(specs))
         busy.close()
     assert _children() == []
+    with pytest.raises(TwinTrafficError, match="closed; make a new one"):
+        next(pool.run(specs))
     with pytest.raises(TwinTrafficError, match="at least one worker"):
         WorkerPool(0)
 

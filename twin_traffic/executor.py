@@ -109,6 +109,7 @@ class WorkerPool:
         self.todo: deque[int] = deque()
         self.deaths: dict[int, int] = {}
         self._running = False
+        self._closed = False
         # The workers' temporary files live here, so a worker killed mid-run (a crash, an
         # early stop) leaves nothing behind once the pool closes.
         self.scratch = tempfile.TemporaryDirectory(
@@ -131,6 +132,8 @@ class WorkerPool:
         """
         if self._running:
             raise TwinTrafficError("a worker pool runs one batch at a time")
+        if self._closed:
+            raise TwinTrafficError("this worker pool is closed; make a new one")
         self.specs, self.progress = specs, progress
         self.todo, self.deaths = deque(range(len(specs))), {}
         self._running = True
@@ -222,6 +225,7 @@ class WorkerPool:
     def close(self) -> None:
         """Stop every worker: at once when runs are still held, politely otherwise. Safe
         to call twice."""
+        self._closed = True
         busy = any(w.index is not None for w in self.workers)
         for worker in self.workers:
             if busy:
