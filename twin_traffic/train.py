@@ -564,7 +564,8 @@ def imitate(
 
 
 def check_run_folder(folder: Path, resume: bool) -> None:
-    """A new run needs an empty (or new) folder; ``resume`` one with a checkpoint.
+    """A new run needs an empty (or new) folder; ``resume`` one with a checkpoint, or one
+    stopped before its first (see :func:`started_only`).
 
     Results of two runs never mix: without ``resume`` a folder that holds anything is
     refused, so its evaluations, best model and baselines stay as they are.
