@@ -299,3 +299,25 @@ def test_a_verbose_scenario_prints_nothing_at_each_episode(
     env.close()
     printed = capfd.readouterr().out
     assert "Loading" not in printed and "Simulation version" not in printed
+
+
+def test_bad_actions_settings_and_seeds_are_refused_clearly() -> None:
+    env = SignalEnv("single", end=60)
+    env.reset(seed=0)
+    for action in (1.7, [0, 1], None, -1, 4, np.array([1])):
+        with pytest.raises(TwinTrafficError, match=r"is not in the action space Discrete\(4\)"):
+            env.step(action)
+    env.step(np.int64(2))  # a NumPy integer is an action like an int
+    with pytest.raises(TwinTrafficError, match="SUMO's seed is a whole number from 0 to"):
+        env.reset(seed=2**31)
+    env.close()
+    with pytest.raises(TwinTrafficError, match="decision_interval must be > 0 seconds"):
+        SignalEnv("single", end=60, decision_interval=0)
+    with pytest.raises(TwinTrafficError, match="yellow must be non-negative"):
+        SignalEnv("single", end=60, yellow=-1)
+    grid = SignalEnv("grid3x3", end=60)
+    grid.reset(seed=0)
+    grid.step([0] * 9)
+    with pytest.raises(TwinTrafficError, match="is not in the action space MultiDiscrete"):
+        grid.step(np.full(9, 0.9))
+    grid.close()

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from conftest import write_scenario
 
-from twin_traffic.errors import ControllerError, SimulationError
+from twin_traffic.errors import ControllerError, SimulationError, TwinTrafficError
 from twin_traffic.evaluate import RunSpec, run_episode
 from twin_traffic.metrics import METRICS, run_warnings
 from twin_traffic.scenario import builtin_scenarios, load_scenario
@@ -123,3 +123,10 @@ def test_a_window_without_demand_says_so(tmp_path: Path) -> None:
     assert run_warnings(result.metrics, result.gridlock_at)[0].startswith(
         "no vehicle was due in the window"
     )
+
+
+def test_a_run_refuses_settings_that_would_never_end_or_a_seed_sumo_cannot_take() -> None:
+    with pytest.raises(TwinTrafficError, match="sample_interval must be > 0 seconds"):
+        run_episode(RunSpec("single", sample_interval=-1, end=30))
+    with pytest.raises(TwinTrafficError, match="SUMO's seed is a whole number from 0 to"):
+        run_episode(RunSpec("single", seed=-1, end=30))

@@ -46,9 +46,7 @@ from twin_traffic.features import DEFAULT_OBSERVATION, DEFAULT_REWARD, Observer,
 from twin_traffic.network import Network, load_network
 from twin_traffic.scenario import Scenario, builtin_scenarios, load_scenario
 from twin_traffic.signals import PhaseEngine, SignalTiming
-from twin_traffic.sim import Backend, SimConfig, Simulation
-
-_MAX_SEED = 2**31 - 1
+from twin_traffic.sim import MAX_SEED, Backend, SimConfig, Simulation
 
 
 @dataclass(frozen=True)
@@ -142,7 +140,14 @@ class SignalTwin:
                 f"{', '.join(self.network.signal_ids)}"
             )
         self.signal_ids = tuple(signals)
-        timing = config.timing  # validates the timings
+        try:
+            timing = config.timing  # validates the timings
+        except ValueError as error:
+            raise TwinTrafficError(str(error)) from None
+        if not config.decision_interval > 0:
+            raise TwinTrafficError(
+                f"decision_interval must be > 0 seconds, got {config.decision_interval!r}"
+            )
         if config.cycle not in ("acyclic", "cyclic"):
             raise TwinTrafficError(f"cycle must be 'acyclic' or 'cyclic', got {config.cycle!r}")
         from twin_traffic.imitation import make_teacher
@@ -373,13 +378,18 @@ class SignalEnv(gym.Env[np.ndarray, Any]):
     ) -> tuple[np.ndarray, dict[str, Any]]:
         """Start a new episode; ``seed`` is SUMO's seed (drawn when not given)."""
         super().reset(seed=seed)
-        sumo_seed = seed if seed is not None else int(self.np_random.integers(_MAX_SEED))
+        sumo_seed = seed if seed is not None else int(self.np_random.integers(MAX_SEED))
         scale = _draw_scale(self.config.demand_scale, self.np_random)
         observations = self.twin.start(sumo_seed, scale)
         return np.concatenate(observations), {**self.twin.info(), "seed": sumo_seed}
 
     def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         """Serve the requested green(s) for one decision interval."""
+        whole = np.issubdtype(np.asarray(action).dtype, np.integer)
+        if not (whole and self.action_space.contains(action)):
+            raise TwinTrafficError(
+                f"action {action!r} is not in the action space {self.action_space}"
+            )
         greens = [int(action)] if np.ndim(action) == 0 else [int(a) for a in action]
         observations, rewards, truncated = self.twin.step(greens)
         return (
@@ -482,7 +492,7 @@ class SignalParallelEnv(ParallelEnv[str, np.ndarray, int]):
         """Start a new episode; ``seed`` is SUMO's seed (drawn when not given)."""
         if seed is not None:
             self._rng = np.random.default_rng(seed)
-        sumo_seed = seed if seed is not None else int(self._rng.integers(_MAX_SEED))
+        sumo_seed = seed if seed is not None else int(self._rng.integers(MAX_SEED))
         scale = _draw_scale(self.config.demand_scale, self._rng)
         observations = self.twin.start(sumo_seed, scale)
         self.agents = list(self.possible_agents)

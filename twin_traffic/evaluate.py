@@ -21,6 +21,7 @@ import pandas as pd
 from twin_traffic.control import SignalBank
 from twin_traffic.controllers import Controller, make_controller
 from twin_traffic.controllers.base import DecidingController, is_deciding
+from twin_traffic.errors import TwinTrafficError
 from twin_traffic.metrics import read_teleports, read_tripinfo, summarize_run
 from twin_traffic.network import Network, load_network
 from twin_traffic.scenario import Scenario, load_scenario
@@ -144,6 +145,8 @@ def run_episode(
         TwinTrafficError: for a bad scenario, an unknown controller or a SUMO failure.
     """
     started = time.perf_counter()
+    if not spec.sample_interval > 0:
+        raise TwinTrafficError(f"sample_interval must be > 0 seconds, got {spec.sample_interval!r}")
     if scenario is None:
         scenario = load_scenario(spec.scenario, routes=spec.routes, begin=spec.begin, end=spec.end)
     network = load_network(scenario)

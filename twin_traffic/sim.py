@@ -142,6 +142,10 @@ def sumo_binary(gui: bool = False, sumo_home: Path | None = None) -> Path:
     return binary
 
 
+MAX_SEED = 2**31 - 1
+"""The largest seed SUMO takes (a signed 32-bit integer)."""
+
+
 class Simulation:
     """One running SUMO simulation of a scenario.
 
@@ -159,7 +163,15 @@ class Simulation:
     ) -> None:
         self.scenario = scenario
         self.additional_files = tuple(additional_files)
-        self.seed = seed
+        if (
+            isinstance(seed, bool)
+            or not isinstance(seed, (int, np.integer))
+            or not (0 <= seed <= MAX_SEED)
+        ):
+            raise SimulationError(
+                f"seed {seed!r}: SUMO's seed is a whole number from 0 to {MAX_SEED}"
+            )
+        self.seed = int(seed)
         self.outputs = outputs
         self.config = config or SimConfig()
         self._traci = self.config.effective_backend == "traci"
