@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from twin_traffic.evaluate import RunSpec
+from twin_traffic.evaluate import RunSpec, run_episode
 from twin_traffic.scenario import builtin_scenarios
 from twin_traffic.sweep import SweepError, load_sweep
 
@@ -170,3 +170,19 @@ def test_sumo_options_that_would_break_every_run_are_refused_by_check(
     assert (
         cli("scenario", "check", "single", "--sumo-option", "--ignore-route-errors").returncode == 0
     )
+
+
+def test_the_python_api_applies_a_preset_and_refuses_an_unknown_one() -> None:
+    from twin_traffic.envs import SignalEnv
+    from twin_traffic.protocol import ProtocolError
+
+    assert RunSpec("single", protocol="resco").sumo_args() == ("--time-to-teleport", "-1")
+    assert RunSpec("single", protocol="resco", time_to_teleport=30).sumo_args() == (
+        "--time-to-teleport", "30",
+    )  # fmt: skip
+    with pytest.raises(ProtocolError, match="protocol 'foo': unknown protocol"):
+        run_episode(RunSpec("single", protocol="foo", end=30))
+    with pytest.raises(ProtocolError, match="--time-to-teleport -5: give seconds >= 0"):
+        run_episode(RunSpec("single", time_to_teleport=-5, end=30))
+    with pytest.raises(ProtocolError, match="protocol 'foo': unknown protocol"):
+        SignalEnv("single", end=30, protocol="foo")

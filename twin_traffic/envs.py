@@ -74,7 +74,9 @@ class EnvConfig:
         begin: start time override, s.
         end: end time override, s.
         routes: route files, with a ``.net.xml`` scenario.
-        protocol: the benchmark preset followed (``resco``), recorded only.
+        protocol: the benchmark preset followed (``resco``): its time-to-teleport applies
+            unless ``time_to_teleport`` is given; its decision interval and yellow are
+            this config's own fields (the CLI sets them from the preset).
         time_to_teleport: SUMO's ``--time-to-teleport``, s (-1: never; ``None``: the
             scenario's own).
         sumo_options: further SUMO options for every episode (see
@@ -104,11 +106,11 @@ class EnvConfig:
 
     @property
     def protocol_args(self) -> tuple[str, ...]:
-        """The SUMO options of the protocol."""
-        from twin_traffic.protocol import RunProtocol
+        """The SUMO options of the protocol (see
+        :func:`~twin_traffic.evaluate.protocol_sumo_args`)."""
+        from twin_traffic.evaluate import protocol_sumo_args
 
-        run = RunProtocol(self.protocol, self.time_to_teleport, self.sumo_options)
-        return tuple(run.sumo_args())
+        return protocol_sumo_args(self.protocol, self.time_to_teleport, self.sumo_options)
 
     @property
     def timing(self) -> SignalTiming:
@@ -144,6 +146,7 @@ class SignalTwin:
             timing = config.timing  # validates the timings
         except ValueError as error:
             raise TwinTrafficError(str(error)) from None
+        self.protocol_args = config.protocol_args  # checks the preset's name
         if not config.decision_interval > 0:
             raise TwinTrafficError(
                 f"decision_interval must be > 0 seconds, got {config.decision_interval!r}"
@@ -181,7 +184,7 @@ class SignalTwin:
     def start(self, seed: int, scale: float) -> list[np.ndarray]:
         """(Re)start SUMO with ``seed`` and demand ``scale``; the first observations."""
         self.close_sim()
-        extra = self.config.protocol_args
+        extra = self.protocol_args
         extra += ("--scale", f"{scale:g}") if scale != 1.0 else ()
         config = SimConfig(backend=self.config.backend, gui=self.config.gui, extra_args=extra,
                            stderr=Path(self._scratch.name) / "sumo.stderr")  # fmt: skip

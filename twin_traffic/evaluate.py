@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import tempfile
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,6 +40,17 @@ DEFAULT_GRIDLOCK_SECONDS = 300.0
 _EPS = 1e-6
 
 
+def protocol_sumo_args(
+    preset: str | None, time_to_teleport: float | None, sumo_options: Sequence[str]
+) -> tuple[str, ...]:
+    """The SUMO options of a preset (checked), an explicit time-to-teleport that overrides
+    its own, and further options (already split into SUMO's tokens)."""
+    from twin_traffic.protocol import RunProtocol, make_protocol
+
+    checked = make_protocol(preset, time_to_teleport, source="protocol")
+    return tuple(RunProtocol(preset, checked.time_to_teleport, tuple(sumo_options)).sumo_args())
+
+
 @dataclass(frozen=True)
 class RunSpec:
     """Everything that determines a run's metrics.
@@ -59,7 +70,10 @@ class RunSpec:
         sample_interval: seconds between samples of the queues (and gridlock checks).
         emissions: also measure CO2 and fuel (SUMO's emissions device, which makes SUMO
             itself 30-50% slower; off, they are NaN).
-        protocol: the benchmark preset the run follows (``resco``), if any.
+        protocol: the benchmark preset the run follows (``resco``), if any: its
+            time-to-teleport applies unless ``time_to_teleport`` is given. Its controller
+            timings (decision interval, yellow) are controller parameters: the CLI and
+            sweeps put them in ``params``.
         time_to_teleport: SUMO's ``--time-to-teleport``, s (-1: never; ``None``: the
             scenario's own).
         sumo_options: further SUMO options (see :mod:`twin_traffic.protocol`).
@@ -98,11 +112,9 @@ class RunSpec:
         return cls(**values)
 
     def sumo_args(self) -> tuple[str, ...]:
-        """The SUMO options of the run's protocol."""
-        from twin_traffic.protocol import RunProtocol
-
-        protocol = RunProtocol(self.protocol, self.time_to_teleport, self.sumo_options)
-        return tuple(protocol.sumo_args())
+        """The SUMO options of the run's protocol (an unknown preset or a bad
+        time-to-teleport raises ProtocolError)."""
+        return protocol_sumo_args(self.protocol, self.time_to_teleport, self.sumo_options)
 
     @property
     def label(self) -> str:
