@@ -315,6 +315,21 @@ def test_bad_actions_settings_and_seeds_are_refused_clearly() -> None:
         SignalEnv("single", end=60, decision_interval=0)
     with pytest.raises(TwinTrafficError, match="yellow must be non-negative"):
         SignalEnv("single", end=60, yellow=-1)
+    for settings, message in (
+        ({"backend": "foo"}, "backend must be 'libsumo' or 'traci'"),
+        ({"signals": ["C", "C"]}, "each signal once"),
+        ({"demand_scale": (2.0, 1.0)}, r"demand_scale \(2.0, 1.0\): give a factor > 0"),
+        ({"demand_scale": -1.0}, "give a factor > 0"),
+    ):
+        with pytest.raises(TwinTrafficError, match=message):
+            SignalParallelEnv("single", end=60, **settings)
+    parallel = SignalParallelEnv("single", end=10, decision_interval=5)
+    parallel.reset(seed=0)
+    while parallel.agents:
+        parallel.step(dict.fromkeys(parallel.agents, 0))
+    with pytest.raises(TwinTrafficError, match="no live agents: call reset"):
+        parallel.step({"C": 0})
+    parallel.close()
     grid = SignalEnv("grid3x3", end=60)
     grid.reset(seed=0)
     grid.step([0] * 9)

@@ -147,6 +147,7 @@ class SignalTwin:
         except ValueError as error:
             raise TwinTrafficError(str(error)) from None
         self.protocol_args = config.protocol_args  # checks the preset's name
+        _check_settings(config)
         if not config.decision_interval > 0:
             raise TwinTrafficError(
                 f"decision_interval must be > 0 seconds, got {config.decision_interval!r}"
@@ -327,6 +328,24 @@ def _scenario_fields(scenario: ScenarioSource) -> dict[str, Any]:
     if scenario.config_file is None:
         fields_["routes"] = tuple(str(p) for p in scenario.route_files)
     return fields_
+
+
+def _check_settings(config: EnvConfig) -> None:
+    """Refuse, at construction, the settings SUMO or the engines would only fail on later
+    (or never end with)."""
+    if config.backend not in ("libsumo", "traci"):
+        raise TwinTrafficError(f"backend must be 'libsumo' or 'traci', got {config.backend!r}")
+    if config.signals and len(set(config.signals)) != len(config.signals):
+        raise TwinTrafficError(f"signals {list(config.signals)}: each signal once")
+    scale = config.demand_scale
+    low, high = scale if isinstance(scale, tuple) and len(scale) == 2 else (scale, scale)
+    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (low, high)) or (
+        not 0 < low <= high
+    ):
+        raise TwinTrafficError(
+            f"demand_scale {scale!r}: give a factor > 0, or a (low, high) range with "
+            "0 < low <= high"
+        )
 
 
 def _draw_scale(scale: float | tuple[float, float], rng: np.random.Generator) -> float:
@@ -514,7 +533,8 @@ class SignalParallelEnv(ParallelEnv[str, np.ndarray, int]):
         missing = [agent for agent in self.agents if agent not in actions]
         if missing or not self.agents:
             raise TwinTrafficError(
-                "call reset() before step()" if not self.agents
+                "no live agents: call reset() to start an episode (also after one ends)"
+                if not self.agents
                 else f"no action for agent '{missing[0]}'; every live agent acts at each step"
             )  # fmt: skip
         greens = []
