@@ -261,3 +261,11 @@ def test_check_refuses_a_scenario_without_demand(tmp_path: Path) -> None:
     ))  # fmt: skip
     result = cli("scenario", "check", str(config))
     assert result.returncode == 0, result.stderr
+
+
+def test_counts_make_the_folder_they_are_written_to(tmp_path: Path) -> None:
+    target = tmp_path / "new" / "folder" / "counts.csv"
+    result = cli("scenario", "counts", "single", "--out", str(target), "--interval", "900")
+    assert result.returncode == 0, result.stderr
+    assert target.read_text().splitlines()[0] == "location,begin,end,count"
+    assert sorted(p.name for p in target.parent.iterdir()) == ["counts.csv"]  # no staging
