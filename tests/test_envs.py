@@ -336,3 +336,14 @@ def test_bad_actions_settings_and_seeds_are_refused_clearly() -> None:
     with pytest.raises(TwinTrafficError, match="is not in the action space MultiDiscrete"):
         grid.step(np.full(9, 0.9))
     grid.close()
+
+
+def test_a_lone_name_in_a_config_is_one_name() -> None:
+    from twin_traffic.envs import EnvConfig
+    from twin_traffic.evaluate import RunSpec
+
+    config = EnvConfig(scenario="grid3x3", signals="A0", observation="density", end=30)
+    assert config.signals == ("A0",) and config.observation == ("density",)
+    assert SignalEnv(config=config).action_space.n == 2
+    assert EnvConfig(demand_scale=[0.8, 1.2]).demand_scale == (0.8, 1.2)  # type: ignore[arg-type]
+    assert RunSpec("my.net.xml", routes="my.rou.xml").routes == ("my.rou.xml",)  # type: ignore[arg-type]

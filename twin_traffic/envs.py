@@ -104,6 +104,18 @@ class EnvConfig:
     time_to_teleport: float | None = None
     sumo_options: tuple[str, ...] = ()
 
+    def __post_init__(self) -> None:
+        # A lone name where names are expected (``signals="A0"``) is that one name, not
+        # its characters; lists (from TOML, JSON) are taken as tuples.
+        for key in ("signals", "observation", "routes", "sumo_options"):
+            value = getattr(self, key)
+            if isinstance(value, str):
+                object.__setattr__(self, key, (value,))
+            elif value is not None and not isinstance(value, tuple):
+                object.__setattr__(self, key, tuple(value))
+        if isinstance(self.demand_scale, list):
+            object.__setattr__(self, "demand_scale", tuple(self.demand_scale))
+
     @property
     def protocol_args(self) -> tuple[str, ...]:
         """The SUMO options of the protocol (see
@@ -303,13 +315,6 @@ def _config(
         values.update(_scenario_fields(scenario))
     if render_mode == "human":
         values["gui"] = True
-    for key in ("signals", "observation", "routes", "sumo_options"):
-        if isinstance(values.get(key), str):
-            values[key] = (values[key],)
-        elif values.get(key) is not None:
-            values[key] = tuple(values[key])
-    if isinstance(values.get("demand_scale"), list):
-        values["demand_scale"] = tuple(values["demand_scale"])
     base = config or EnvConfig()
     return replace(base, **values)
 

@@ -95,6 +95,11 @@ class RunSpec:
     time_to_teleport: float | None = None
     sumo_options: tuple[str, ...] = ()
 
+    def __post_init__(self) -> None:
+        # A lone route file is that file, not its characters.
+        if isinstance(self.routes, str):
+            object.__setattr__(self, "routes", (self.routes,))
+
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict of the spec."""
         data = asdict(self)
