@@ -119,8 +119,8 @@ class EnvConfig:
     @property
     def protocol_args(self) -> tuple[str, ...]:
         """The SUMO options of the protocol (see
-        :func:`~twin_traffic.evaluate.protocol_sumo_args`)."""
-        from twin_traffic.evaluate import protocol_sumo_args
+        :func:`~twin_traffic.protocol.protocol_sumo_args`)."""
+        from twin_traffic.protocol import protocol_sumo_args
 
         return protocol_sumo_args(self.protocol, self.time_to_teleport, self.sumo_options)
 
@@ -160,10 +160,6 @@ class SignalTwin:
             raise TwinTrafficError(str(error)) from None
         self.protocol_args = config.protocol_args  # checks the preset's name
         _check_settings(config)
-        if not config.decision_interval > 0:
-            raise TwinTrafficError(
-                f"decision_interval must be > 0 seconds, got {config.decision_interval!r}"
-            )
         if config.cycle not in ("acyclic", "cyclic"):
             raise TwinTrafficError(f"cycle must be 'acyclic' or 'cyclic', got {config.cycle!r}")
         from twin_traffic.imitation import make_teacher
@@ -338,6 +334,10 @@ def _scenario_fields(scenario: ScenarioSource) -> dict[str, Any]:
 def _check_settings(config: EnvConfig) -> None:
     """Refuse, at construction, the settings SUMO or the engines would only fail on later
     (or never end with)."""
+    if not config.decision_interval > 0:
+        raise TwinTrafficError(
+            f"decision_interval must be > 0 seconds, got {config.decision_interval!r}"
+        )
     if config.backend not in ("libsumo", "traci"):
         raise TwinTrafficError(f"backend must be 'libsumo' or 'traci', got {config.backend!r}")
     if config.signals and len(set(config.signals)) != len(config.signals):

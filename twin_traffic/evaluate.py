@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import tempfile
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,17 +38,6 @@ ProgressCallback = Callable[[float, float], None]
 
 DEFAULT_GRIDLOCK_SECONDS = 300.0
 _EPS = 1e-6
-
-
-def protocol_sumo_args(
-    preset: str | None, time_to_teleport: float | None, sumo_options: Sequence[str]
-) -> tuple[str, ...]:
-    """The SUMO options of a preset (checked), an explicit time-to-teleport that overrides
-    its own, and further options (already split into SUMO's tokens)."""
-    from twin_traffic.protocol import RunProtocol, make_protocol
-
-    checked = make_protocol(preset, time_to_teleport, source="protocol")
-    return tuple(RunProtocol(preset, checked.time_to_teleport, tuple(sumo_options)).sumo_args())
 
 
 @dataclass(frozen=True)
@@ -119,6 +108,8 @@ class RunSpec:
     def sumo_args(self) -> tuple[str, ...]:
         """The SUMO options of the run's protocol (an unknown preset or a bad
         time-to-teleport raises ProtocolError)."""
+        from twin_traffic.protocol import protocol_sumo_args
+
         return protocol_sumo_args(self.protocol, self.time_to_teleport, self.sumo_options)
 
     @property

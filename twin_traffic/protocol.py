@@ -92,6 +92,15 @@ def make_protocol(
     return RunProtocol(name, time_to_teleport, parse_sumo_options(sumo_options))
 
 
+def protocol_sumo_args(
+    preset: str | None, time_to_teleport: float | None, sumo_options: Sequence[str]
+) -> tuple[str, ...]:
+    """The SUMO options of a run: a preset (checked), an explicit time-to-teleport that
+    overrides its own, and further options (already split into SUMO's tokens)."""
+    checked = make_protocol(preset, time_to_teleport, source="protocol")
+    return tuple(RunProtocol(preset, checked.time_to_teleport, tuple(sumo_options)).sumo_args())
+
+
 def parse_sumo_options(items: Sequence[str]) -> tuple[str, ...]:
     """Split and check ``--sumo-option`` values against SUMO's own option names."""
     args: list[str] = []

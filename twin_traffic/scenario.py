@@ -254,6 +254,24 @@ def _check_route_edges(route_file: Path, edges: frozenset[str], net_file: Path) 
             elem.clear()
 
 
+_DEMAND_TAGS = frozenset(
+    {"vehicle", "trip", "flow", "person", "personFlow", "container", "containerFlow"}
+)
+
+
+def has_demand(scenario: Scenario) -> bool:
+    """Whether the scenario declares any traffic: route files, or vehicles, trips or flows
+    in its additional files (where SUMO takes them too)."""
+    if scenario.route_files:
+        return True
+    for path in scenario.additional_files:
+        for _, elem in _iterparse(path, "additional file"):
+            if elem.tag in _DEMAND_TAGS:
+                return True
+            elem.clear()
+    return False
+
+
 def _iterparse(
     path: Path, kind: str, events: tuple[Literal["start", "end"], ...] = ("end",)
 ) -> Iterator[tuple[str, ET.Element]]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -92,6 +91,8 @@ def scenario_check(
 ) -> None:
     """Validate a scenario, and the protocol options if given, without simulating it (exit
     code 1 and the reason if it fails)."""
+    from twin_traffic.scenario import has_demand
+
     run_protocol = protocol_from(protocol, time_to_teleport, sumo_option)
     loaded, network = _load(scenario, routes, begin, end)
     for light in network.traffic_lights.values():
@@ -100,7 +101,7 @@ def scenario_check(
                 f"{loaded.net_file}: signal '{light.id}' has no green phase in programme "
                 f"'{light.program_id}'; give it at least one phase with a G or g"
             )
-    if not loaded.route_files and not _declares_demand(loaded.additional_files):
+    if not has_demand(loaded):
         raise TwinTrafficError(
             f"{loaded.source_label}: no demand: no route files, and no vehicles, trips or "
             "flows in its additional files; add a <route-files value=...> entry"
@@ -113,22 +114,6 @@ def scenario_check(
         f"{extra}",
         highlight=False,
     )
-
-
-_DEMAND_TAGS = ("vehicle", "trip", "flow", "person", "personFlow", "container",
-                "containerFlow")  # fmt: skip
-
-
-def _declares_demand(files: Sequence[Path]) -> bool:
-    """Whether any of ``files`` (additional files, where demand may also be) holds any."""
-    import xml.etree.ElementTree as ET
-
-    for path in files:
-        for _, element in ET.iterparse(path):
-            if element.tag in _DEMAND_TAGS:
-                return True
-            element.clear()
-    return False
 
 
 def _load(
