@@ -82,6 +82,25 @@ def test_same_seed_same_episode_and_seed_reaches_sumo() -> None:
     assert len(first[1]) == 40  # 200 s in 5 s decisions, ending by truncation
 
 
+def test_an_ended_episode_refuses_steps_and_close_removes_the_scratch_folder() -> None:
+    env = SignalEnv(scenario="single", observation=("sensor",), end=20)
+    env.reset(seed=0)
+    folder = env.twin._scratch_folder()
+    assert (folder / "detectors.add.xml").is_file()
+    truncated = False
+    while not truncated:
+        *_, truncated, _ = env.step(0)
+    with pytest.raises(TwinTrafficError, match="episode has ended"):
+        env.step(0)
+    env.close()
+    assert not folder.exists()
+    env.close()  # twice is harmless
+    # A closed env starts again afresh, detectors included.
+    env.reset(seed=0)
+    assert env.step(0)[0] in env.observation_space
+    env.close()
+
+
 def test_one_signal_discrete_others_keep_their_programmes() -> None:
     env = SignalEnv(scenario="arterial", signals=["A2"], end=60)
     assert isinstance(env.action_space, gym.spaces.Discrete)

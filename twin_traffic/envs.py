@@ -178,11 +178,8 @@ class SignalTwin:
         )
         self.bank = SignalBank(self.network, self.signal_ids, timing)
         self.layouts = self.observer.layouts
-        self._scratch = tempfile.TemporaryDirectory(prefix="twin-traffic-env-")
+        self._scratch: tempfile.TemporaryDirectory[str] | None = None
         self._additional: list[Path] = []
-        if self.observer.needs_detectors:
-            path = Path(self._scratch.name) / "detectors.add.xml"
-            self._additional.append(self.observer.detector_file(path, self.network.lane_lengths))
         self.sim: Simulation | None = None
         self._last: Snapshot | None = None
 
@@ -193,10 +190,11 @@ class SignalTwin:
     def start(self, seed: int, scale: float) -> list[np.ndarray]:
         """(Re)start SUMO with ``seed`` and demand ``scale``; the first observations."""
         self.close_sim()
+        scratch = self._scratch_folder()
         extra = self.protocol_args
         extra += ("--scale", f"{scale:g}") if scale != 1.0 else ()
         config = SimConfig(backend=self.config.backend, gui=self.config.gui, extra_args=extra,
-                           stderr=Path(self._scratch.name) / "sumo.stderr")  # fmt: skip
+                           stderr=scratch / "sumo.stderr")  # fmt: skip
         self.sim = Simulation(self.scenario, seed, None, config, self._additional).start()
         if self.bank.step_length != self.sim.step_length:  # the engines count in steps
             self.bank = SignalBank(self.network, self.signal_ids, self.config.timing,
@@ -225,6 +223,8 @@ class SignalTwin:
         sim = self.sim
         if sim is None or self._last is None:
             raise TwinTrafficError("call reset() before step()")
+        if not sim.running:
+            raise TwinTrafficError("the episode has ended (truncated); call reset() for another")
         if self.config.cycle == "cyclic":
             greens = [
                 green if green == engine.current_green else _next_stage(engine)
@@ -251,6 +251,19 @@ class SignalTwin:
     def _observations(self, snapshot: Snapshot) -> list[np.ndarray]:
         return self.observer.observe_all(snapshot, self.bank.engines)
 
+    def _scratch_folder(self) -> Path:
+        """The folder of this twin's detector file and SUMO's messages, made on first use
+        (again after :meth:`close`)."""
+        if self._scratch is None:
+            self._scratch = tempfile.TemporaryDirectory(prefix="twin-traffic-env-")
+            folder = Path(self._scratch.name)
+            self._additional = []
+            if self.observer.needs_detectors:
+                path = self.observer.detector_file(folder / "detectors.add.xml",
+                                                   self.network.lane_lengths)  # fmt: skip
+                self._additional.append(path)
+        return Path(self._scratch.name)
+
     def close_sim(self) -> None:
         """Stop the running simulation, if any."""
         if self.sim is not None:
@@ -258,9 +271,12 @@ class SignalTwin:
             self.sim = None
 
     def close(self) -> None:
-        """Stop SUMO and remove scratch files."""
+        """Stop SUMO and remove the scratch folder; a later :meth:`start` makes a new one.
+        Safe to call twice."""
         self.close_sim()
-        self._scratch.cleanup()
+        if self._scratch is not None:
+            self._scratch.cleanup()
+            self._scratch = None
 
 
 def _next_stage(engine: PhaseEngine) -> int:
@@ -431,8 +447,8 @@ class SignalEnv(gym.Env[np.ndarray, Any]):
         """Nothing to do: in ``human`` mode sumo-gui draws every step itself."""
 
     def close(self) -> None:
-        """Stop SUMO."""
-        self.twin.close_sim()
+        """Stop SUMO and remove the env's scratch files (a later ``reset`` starts afresh)."""
+        self.twin.close()
 
 
 class SignalParallelEnv(ParallelEnv[str, np.ndarray, int]):
@@ -589,8 +605,8 @@ class SignalParallelEnv(ParallelEnv[str, np.ndarray, int]):
         """Nothing to do: in ``human`` mode sumo-gui draws every step itself."""
 
     def close(self) -> None:
-        """Stop SUMO."""
-        self.twin.close_sim()
+        """Stop SUMO and remove the env's scratch files (a later ``reset`` starts afresh)."""
+        self.twin.close()
 
 
 def register_builtin_envs() -> None:

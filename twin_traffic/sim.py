@@ -214,7 +214,20 @@ class Simulation:
         return Path(self._scratch.name)
 
     def start(self) -> Simulation:
-        """Start SUMO; raises :class:`SimulationError` if it does not come up."""
+        """Start SUMO; raises :class:`SimulationError` if it does not come up (and
+        leaves no scratch folder behind)."""
+        try:
+            return self._start()
+        except BaseException:
+            self._remove_scratch()
+            raise
+
+    def _remove_scratch(self) -> None:
+        if self._scratch is not None:
+            self._scratch.cleanup()
+            self._scratch = None
+
+    def _start(self) -> Simulation:
         global _libsumo_owner
         if self.outputs is not None:
             self.outputs.directory.mkdir(parents=True, exist_ok=True)
@@ -273,9 +286,7 @@ class Simulation:
             if _libsumo_owner is self:
                 _libsumo_owner = None
             self.api = None
-            if self._scratch is not None:
-                self._scratch.cleanup()
-                self._scratch = None
+            self._remove_scratch()
 
     def __enter__(self) -> Simulation:
         return self.start()
