@@ -274,6 +274,24 @@ def test_a_changed_sweep_file_reruns_only_what_changed(tmp_path: Path) -> None:
     assert [s["params"]["max_green"] for s in specs] == [40, 40]
 
 
+def test_a_folder_holding_other_results_is_refused_and_left_as_it_was(tmp_path: Path) -> None:
+    sweep_file = write_sweep(tmp_path, scenarios='["single"]', end=60)
+    root = tmp_path / "runs"
+    run_sweep(load_sweep(sweep_file), str(root), workers=2)  # a str is a folder too
+    before = {p: p.read_bytes() for p in root.rglob("*") if p.is_file()}
+    other = tmp_path / "other.toml"
+    other.write_text(sweep_file.read_text().replace('name = "small"', 'name = "other"'))
+    with pytest.raises(SweepError, match="the results of the sweep 'small', not 'other'"):
+        run_sweep(load_sweep(other), root)
+    assert {p: p.read_bytes() for p in root.rglob("*") if p.is_file()} == before
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    (notes / "notes.txt").write_text("mine")
+    with pytest.raises(SweepError, match="not this sweep's results"):
+        run_sweep(load_sweep(sweep_file), notes)
+    assert [p.name for p in notes.iterdir()] == ["notes.txt"]
+
+
 def test_address_needs_the_ray_engine(tmp_path: Path, reference: tuple[Path, Path]) -> None:
     with pytest.raises(SweepError, match="add --engine ray"):
         run_sweep(load_sweep(reference[0]), tmp_path, address="auto")

@@ -207,6 +207,7 @@ def compare_sweep(
     Raises:
         TwinTrafficError: not a sweep folder, no finished run, or an unknown baseline.
     """
+    root = Path(root)
     try:
         index = read_index(root)
     except ValueError:

@@ -500,6 +500,8 @@ def run_sweep(
     if address is not None and engine != "ray":
         raise SweepError("--address names a Ray cluster; add --engine ray")
     started = time.perf_counter()
+    out = Path(out)
+    _check_results_folder(out, sweep)
     out.mkdir(parents=True, exist_ok=True)
     with _exclusive(out):
         remove_staging(out)
@@ -546,6 +548,24 @@ def run_sweep(
                     record.update(status="ok", timings=read_metrics(out / run.folder)["timings"])
             _write_index(out, sweep, records)
     return SweepResult(out, list(records.values()), skipped, time.perf_counter() - started)
+
+
+def _check_results_folder(out: Path, sweep: Sweep) -> None:
+    """Refuse a results folder that holds anything but this sweep's own results (which
+    a new run of the sweep resumes): another sweep's, an evaluation's, other files."""
+    if out.exists() and not out.is_dir():
+        raise SweepError(f"{out} is a file; give a folder for the results")
+    if not out.exists() or not [p for p in out.iterdir() if p.name != LOCK_FILE]:
+        return
+    index = read_index(out)
+    fix = "give a new or empty folder (or this sweep's own, to resume it)"
+    if index is None or "sweep_file" not in index or not (out / SWEEP_COPY).is_file():
+        raise SweepError(f"{out} already holds files that are not this sweep's results; {fix}")
+    if index.get("sweep") != sweep.name:
+        raise SweepError(
+            f"{out} holds the results of the sweep '{index.get('sweep')}', not "
+            f"'{sweep.name}'; {fix}"
+        )
 
 
 def _train_agents(
