@@ -327,9 +327,16 @@ def test_bad_actions_settings_and_seeds_are_refused_clearly() -> None:
         with pytest.raises(TwinTrafficError, match=r"is not in the action space Discrete\(4\)"):
             env.step(action)
     env.step(np.int64(2))  # a NumPy integer is an action like an int
-    with pytest.raises(TwinTrafficError, match="SUMO's seed is a whole number from 0 to"):
-        env.reset(seed=2**31)
+    # Gymnasium's seeds go past SUMO's (stable-baselines3 draws them up to 2**32).
+    assert env.reset(seed=2**31 + 5)[1]["seed"] == 5
+    for seed in (-1, 1.5, True):
+        with pytest.raises(TwinTrafficError, match="seed must be a whole number >= 0"):
+            env.reset(seed=seed)  # type: ignore[arg-type]
     env.close()
+    uneven = SignalEnv("single", end=60, decision_interval=2.5)
+    with pytest.raises(TwinTrafficError, match="not a whole number of the scenario's 1 s steps"):
+        uneven.reset(seed=0)
+    uneven.close()
     with pytest.raises(TwinTrafficError, match="decision_interval must be > 0 seconds"):
         SignalEnv("single", end=60, decision_interval=0)
     with pytest.raises(TwinTrafficError, match="yellow must be non-negative"):
@@ -339,6 +346,11 @@ def test_bad_actions_settings_and_seeds_are_refused_clearly() -> None:
         ({"signals": ["C", "C"]}, "each signal once"),
         ({"demand_scale": (2.0, 1.0)}, r"demand_scale \(2.0, 1.0\): give a factor > 0"),
         ({"demand_scale": -1.0}, "give a factor > 0"),
+        ({"sensor_range": 0}, "sensor_range must be > 0 metres"),
+        ({"decision_interval": "5"}, "decision_interval must be a number of seconds"),
+        ({"observation": ()}, "name at least one feature"),
+        ({"observation": ("queue", "queue")}, "each feature once"),
+        ({"sumo_options": ("--tripinfo-output", "x.xml")}, "--tripinfo-output cannot be passed"),
     ):
         with pytest.raises(TwinTrafficError, match=message):
             SignalParallelEnv("single", end=60, **settings)
@@ -357,6 +369,24 @@ def test_bad_actions_settings_and_seeds_are_refused_clearly() -> None:
     grid.close()
 
 
+def test_stable_baselines3_makes_vector_envs_from_the_registered_ids() -> None:
+    from stable_baselines3.common.env_util import make_vec_env
+
+    # It asks for rgb_array frames first and falls back on a TypeError; it seeds each
+    # env with a draw up to 2**32.
+    vector = make_vec_env("twin_traffic/single-v0", n_envs=1, env_kwargs={"end": 30})
+    assert vector.reset().shape == (1, *vector.observation_space.shape)
+    vector.close()
+
+
+def test_the_vector_env_raises_its_workers_errors() -> None:
+    from twin_traffic.envs import EnvConfig
+    from twin_traffic.vec_env import SignalVecEnv
+
+    with pytest.raises(TwinTrafficError, match="unknown observation 'nope'"):
+        SignalVecEnv(EnvConfig("single", observation=("nope",), end=30), simulations=2)
+
+
 def test_a_lone_name_in_a_config_is_one_name() -> None:
     from twin_traffic.envs import EnvConfig
     from twin_traffic.evaluate import RunSpec
@@ -366,3 +396,12 @@ def test_a_lone_name_in_a_config_is_one_name() -> None:
     assert SignalEnv(config=config).action_space.n == 2
     assert EnvConfig(demand_scale=[0.8, 1.2]).demand_scale == (0.8, 1.2)  # type: ignore[arg-type]
     assert RunSpec("my.net.xml", routes="my.rou.xml").routes == ("my.rou.xml",)  # type: ignore[arg-type]
+    # SUMO options as two items or one string, a path as its text.
+    spec = RunSpec(Path("a.sumocfg"), sumo_options=("--max-depart-delay 600", "--no-warnings"))  # type: ignore[arg-type]
+    assert spec.scenario == "a.sumocfg"
+    assert spec.sumo_options == ("--max-depart-delay", "600", "--no-warnings")
+    assert RunSpec("single", sumo_options="--no-warnings").sumo_options == ("--no-warnings",)  # type: ignore[arg-type]
+    with pytest.raises(TwinTrafficError, match="--seed cannot be passed"):
+        RunSpec("single", sumo_options=("--seed", "1"))
+    with pytest.raises(TwinTrafficError, match="backend must be 'libsumo' or 'traci'"):
+        RunSpec("single", backend="foo")  # type: ignore[arg-type]

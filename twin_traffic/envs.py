@@ -44,6 +44,7 @@ from twin_traffic.control import SignalBank
 from twin_traffic.errors import TwinTrafficError
 from twin_traffic.features import DEFAULT_OBSERVATION, DEFAULT_REWARD, Observer, Snapshot
 from twin_traffic.network import Network, load_network
+from twin_traffic.protocol import sumo_option_tokens
 from twin_traffic.scenario import Scenario, builtin_scenarios, load_scenario
 from twin_traffic.signals import PhaseEngine, SignalTiming
 from twin_traffic.sim import MAX_SEED, Backend, SimConfig, Simulation
@@ -115,6 +116,7 @@ class EnvConfig:
                 object.__setattr__(self, key, tuple(value))
         if isinstance(self.demand_scale, list):
             object.__setattr__(self, "demand_scale", tuple(self.demand_scale))
+        object.__setattr__(self, "sumo_options", sumo_option_tokens(self.sumo_options))
 
     @property
     def protocol_args(self) -> tuple[str, ...]:
@@ -196,6 +198,14 @@ class SignalTwin:
         config = SimConfig(backend=self.config.backend, gui=self.config.gui, extra_args=extra,
                            stderr=scratch / "sumo.stderr")  # fmt: skip
         self.sim = Simulation(self.scenario, seed, None, config, self._additional).start()
+        steps = self.config.decision_interval / self.sim.step_length
+        if abs(steps - round(steps)) > 1e-6:  # SUMO would run whole steps past it
+            step = self.sim.step_length
+            self.close_sim()
+            raise TwinTrafficError(
+                f"decision_interval {self.config.decision_interval:g} s is not a whole number "
+                f"of the scenario's {step:g} s steps; give a multiple of {step:g} s"
+            )
         if self.bank.step_length != self.sim.step_length:  # the engines count in steps
             self.bank = SignalBank(self.network, self.signal_ids, self.config.timing,
                                    self.sim.step_length)  # fmt: skip
@@ -296,6 +306,19 @@ RENDER_MODES = ("human",)
 """``human`` watches the episodes in sumo-gui (through TraCI; it needs a display)."""
 
 
+class UnsupportedRenderMode(TwinTrafficError, TypeError):
+    """A render mode the envs do not have. A ``TypeError`` too, as stable-baselines3's
+    ``make_vec_env`` expects of an env that cannot render ``rgb_array`` frames."""
+
+
+def sumo_seed(seed: int) -> int:
+    """SUMO's seed for an episode's seed: Gymnasium takes any whole number >= 0
+    (stable-baselines3 draws them up to 2**32), SUMO one from 0 to 2**31 - 1."""
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise TwinTrafficError(f"seed must be a whole number >= 0, got {seed!r}")
+    return int(seed) % (MAX_SEED + 1)
+
+
 def _config(
     owner: str,
     scenario: ScenarioSource | EnvConfig | None,
@@ -316,7 +339,7 @@ def _config(
             f"{', '.join(['config', 'render_mode', *known])}"
         )
     if render_mode is not None and render_mode not in RENDER_MODES:
-        raise TwinTrafficError(
+        raise UnsupportedRenderMode(
             f"{owner}: render_mode={render_mode!r} is not supported; choose one of: "
             f"{', '.join(RENDER_MODES)} (or None)"
         )
@@ -350,10 +373,21 @@ def _scenario_fields(scenario: ScenarioSource) -> dict[str, Any]:
 def _check_settings(config: EnvConfig) -> None:
     """Refuse, at construction, the settings SUMO or the engines would only fail on later
     (or never end with)."""
+    for name in ("decision_interval", "yellow", "all_red", "min_green", "max_green",
+                 "sensor_range"):  # fmt: skip
+        value = getattr(config, name)
+        if isinstance(value, bool) or not isinstance(value, (int, float, np.number)):
+            raise TwinTrafficError(f"{name} must be a number of seconds, got {value!r}")
     if not config.decision_interval > 0:
         raise TwinTrafficError(
             f"decision_interval must be > 0 seconds, got {config.decision_interval!r}"
         )
+    if not config.sensor_range > 0:
+        raise TwinTrafficError(f"sensor_range must be > 0 metres, got {config.sensor_range!r}")
+    if not config.observation:
+        raise TwinTrafficError("observation: name at least one feature")
+    if len(set(config.observation)) != len(config.observation):
+        raise TwinTrafficError(f"observation {list(config.observation)}: each feature once")
     if config.backend not in ("libsumo", "traci"):
         raise TwinTrafficError(f"backend must be 'libsumo' or 'traci', got {config.backend!r}")
     if config.signals and len(set(config.signals)) != len(config.signals):
@@ -419,12 +453,15 @@ class SignalEnv(gym.Env[np.ndarray, Any]):
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[np.ndarray, dict[str, Any]]:
-        """Start a new episode; ``seed`` is SUMO's seed (drawn when not given)."""
+        """Start a new episode; ``seed`` is SUMO's seed (modulo 2**31; drawn when not
+        given)."""
+        episode_seed = sumo_seed(seed) if seed is not None else None
         super().reset(seed=seed)
-        sumo_seed = seed if seed is not None else int(self.np_random.integers(MAX_SEED))
+        if episode_seed is None:
+            episode_seed = int(self.np_random.integers(MAX_SEED))
         scale = _draw_scale(self.config.demand_scale, self.np_random)
-        observations = self.twin.start(sumo_seed, scale)
-        return np.concatenate(observations), {**self.twin.info(), "seed": sumo_seed}
+        observations = self.twin.start(episode_seed, scale)
+        return np.concatenate(observations), {**self.twin.info(), "seed": episode_seed}
 
     def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         """Serve the requested green(s) for one decision interval."""
@@ -532,12 +569,15 @@ class SignalParallelEnv(ParallelEnv[str, np.ndarray, int]):
     def reset(
         self, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[dict[str, np.ndarray], dict[str, dict[str, Any]]]:
-        """Start a new episode; ``seed`` is SUMO's seed (drawn when not given)."""
+        """Start a new episode; ``seed`` is SUMO's seed (modulo 2**31; drawn when not
+        given)."""
+        episode_seed = sumo_seed(seed) if seed is not None else None
         if seed is not None:
             self._rng = np.random.default_rng(seed)
-        sumo_seed = seed if seed is not None else int(self._rng.integers(MAX_SEED))
+        if episode_seed is None:
+            episode_seed = int(self._rng.integers(MAX_SEED))
         scale = _draw_scale(self.config.demand_scale, self._rng)
-        observations = self.twin.start(sumo_seed, scale)
+        observations = self.twin.start(episode_seed, scale)
         self.agents = list(self.possible_agents)
         return self._pack(observations), self._infos()
 

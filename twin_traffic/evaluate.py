@@ -8,6 +8,7 @@ seed. Everything SUMO writes goes to a scratch folder that is read back into a
 from __future__ import annotations
 
 import math
+import os
 import tempfile
 import time
 from collections.abc import Callable, Mapping
@@ -24,6 +25,7 @@ from twin_traffic.controllers.base import DecidingController, is_deciding
 from twin_traffic.errors import TwinTrafficError
 from twin_traffic.metrics import read_teleports, read_tripinfo, summarize_run
 from twin_traffic.network import Network, load_network
+from twin_traffic.protocol import sumo_option_tokens
 from twin_traffic.scenario import Scenario, load_scenario
 from twin_traffic.sim import (
     LAST_STEP_VEHICLE_HALTING_NUMBER,
@@ -85,9 +87,16 @@ class RunSpec:
     sumo_options: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
-        # A lone route file is that file, not its characters.
-        if isinstance(self.routes, str):
-            object.__setattr__(self, "routes", (self.routes,))
+        # Paths as the strings a spec's JSON holds; a lone route file or SUMO option is
+        # that one, not its characters.
+        object.__setattr__(self, "scenario", _path_text(self.scenario))
+        for key in ("routes", "sumo_options"):
+            value = getattr(self, key)
+            items = (value,) if isinstance(value, (str, os.PathLike)) else tuple(value)
+            object.__setattr__(self, key, tuple(_path_text(item) for item in items))
+        if self.backend not in ("libsumo", "traci"):
+            raise TwinTrafficError(f"backend must be 'libsumo' or 'traci', got {self.backend!r}")
+        object.__setattr__(self, "sumo_options", sumo_option_tokens(self.sumo_options))
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict of the spec."""
@@ -119,6 +128,11 @@ class RunSpec:
         params = ",".join(f"{k}={v}" for k, v in sorted(self.params.items()))
         controller = f"{self.controller}[{params}]" if params else self.controller
         return f"{scenario}/{controller}/seed{self.seed}"
+
+
+def _path_text(value: Any) -> Any:
+    """A path as its string; anything else as it is."""
+    return os.fspath(value) if isinstance(value, os.PathLike) else value
 
 
 @dataclass

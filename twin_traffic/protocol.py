@@ -138,6 +138,39 @@ def parse_sumo_options(items: Sequence[str]) -> tuple[str, ...]:
     return tuple(args)
 
 
+def sumo_option_tokens(options: Sequence[str]) -> tuple[str, ...]:
+    """SUMO options given to the Python API (``EnvConfig``, ``RunSpec``), checked as
+    ``--sumo-option`` values are, as SUMO's tokens. Each option comes before its value,
+    as two items (``("--scale", "2")``) or as one string (``("--scale 2",)``)."""
+    tokens = [
+        token
+        for item in options
+        for token in (shlex.split(item) if str(item).lstrip().startswith("-") else [item])
+    ]
+    known = sumo_option_types()
+    groups: list[str] = []
+    i = 0
+    while i < len(tokens):
+        key = tokens[i]
+        if not key.startswith("-"):
+            raise ProtocolError(
+                f"sumo_options {list(options)}: '{key}' is not an option; give each option "
+                "before its value, e.g. ('--max-depart-delay', '600')"
+            )
+        following = tokens[i + 1] if i + 1 < len(tokens) else None
+        kind = known.get(key.lstrip("-"))
+        if kind is None:  # unknown to SUMO (refused below) or SUMO cannot be asked
+            takes_value = following is not None and not following.startswith("-")
+        elif kind == "BOOL":
+            takes_value = following is not None and following.lower() in ("true", "false")
+        else:
+            takes_value = following is not None
+        group = tokens[i : i + 2] if takes_value else tokens[i : i + 1]
+        groups.append(shlex.join(group))
+        i += len(group)
+    return parse_sumo_options(groups)
+
+
 @lru_cache(maxsize=1)
 def sumo_option_types() -> dict[str, str]:
     """Every option the packaged SUMO knows, with its type as SUMO names it (``BOOL``,

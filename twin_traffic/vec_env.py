@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import multiprocessing
+import pickle
 from collections.abc import Sequence
 from multiprocessing.connection import Connection
 from typing import Any
@@ -49,9 +50,17 @@ def _worker(
     identify: bool,
     teacher: str | None,
 ) -> None:
-    """Runs one padded parallel env; answers commands from the VecEnv."""
+    """Runs one padded parallel env; answers commands from the VecEnv. An error (a bad
+    config, SUMO failing) is sent back for the VecEnv to raise."""
     become_worker()
-    env = SignalParallelEnv(config=config, padded=True, teacher=teacher)
+    try:
+        env = SignalParallelEnv(config=config, padded=True, teacher=teacher)
+    except Exception as error:
+        with contextlib.suppress(BrokenPipeError):
+            remote.send(_sendable(error))
+        remote.close()
+        return
+    remote.send("ready")
     agents = env.possible_agents
     space, action_space = env.observation_space(agents[0]), env.action_space(agents[0])
     width, actions = int(space.shape[0]), int(action_space.n)
@@ -69,51 +78,65 @@ def _worker(
         episode += 1
         return observations
 
+    def answer(command: str, data: Any) -> Any:
+        nonlocal episode
+        if command == "reset":
+            episode = 0
+            return stack(restart())
+        if command == "step":
+            observations, rewards, _, truncations, infos = env.step(
+                dict(zip(agents, data, strict=True))
+            )
+            truncated = truncations[agents[0]]
+            final = stack(observations)
+            result = {
+                "observations": final,
+                "rewards": np.array([rewards[a] for a in agents], dtype=np.float32),
+                "truncated": truncated,
+                "info": {k: v for k, v in infos[agents[0]].items() if k != "action_mask"},
+            }
+            if truncated:
+                result["final_observations"] = final
+                result["observations"] = stack(restart())
+            return result
+        if command == "teacher":
+            chosen = env.teacher_actions()
+            return np.array([chosen[a] for a in agents], dtype=np.int64)
+        if command == "masks":
+            empty = [np.zeros(0, dtype=np.float32)] * len(agents)
+            return shape_signals(empty, greens, width, actions)[1]
+        if command == "spaces":
+            shaped = identified_space(space, len(agents)) if identify else space
+            return (shaped, action_space, list(agents))
+        raise TwinTrafficError(f"unknown command {command!r}")
+
     try:
         while True:
             try:
                 command, data = remote.recv()
             except (EOFError, OSError):  # the parent went away without closing us
                 break
-            if command == "reset":
-                episode = 0
-                remote.send(stack(restart()))
-            elif command == "step":
-                observations, rewards, _, truncations, infos = env.step(
-                    dict(zip(agents, data, strict=True))
-                )
-                truncated = truncations[agents[0]]
-                final = stack(observations)
-                result = {
-                    "observations": final,
-                    "rewards": np.array([rewards[a] for a in agents], dtype=np.float32),
-                    "truncated": truncated,
-                    "info": {k: v for k, v in infos[agents[0]].items() if k != "action_mask"},
-                }
-                if truncated:
-                    result["final_observations"] = final
-                    result["observations"] = stack(restart())
-                remote.send(result)
-            elif command == "teacher":
-                try:
-                    chosen = env.teacher_actions()
-                except TwinTrafficError as error:
-                    remote.send(error)
-                    continue
-                remote.send(np.array([chosen[a] for a in agents], dtype=np.int64))
-            elif command == "masks":
-                empty = [np.zeros(0, dtype=np.float32)] * len(agents)
-                remote.send(shape_signals(empty, greens, width, actions)[1])
-            elif command == "spaces":
-                shaped = identified_space(space, len(agents)) if identify else space
-                remote.send((shaped, action_space, list(agents)))
-            elif command == "close":
+            if command == "close":
                 break
+            try:
+                reply = answer(command, data)
+            except Exception as error:
+                reply = _sendable(error)
+            remote.send(reply)
     except BrokenPipeError:  # the parent went away while we answered
         pass
     finally:
         env.close()
         remote.close()
+
+
+def _sendable(error: Exception) -> Exception:
+    """``error`` if it survives pickling, else a TwinTrafficError with its message."""
+    try:
+        pickle.loads(pickle.dumps(error))
+    except Exception:
+        return TwinTrafficError(f"{type(error).__name__}: {error}")
+    return error
 
 
 def _answer(remote: Connection) -> Any:
@@ -122,6 +145,16 @@ def _answer(remote: Connection) -> Any:
     if isinstance(reply, BaseException):
         raise reply
     return reply
+
+
+def _answers(remotes: Sequence[Connection]) -> list[Any]:
+    """Every worker's reply, all read before the first error among them is raised (so
+    no reply is left waiting in a pipe)."""
+    replies = [remote.recv() for remote in remotes]
+    for reply in replies:
+        if isinstance(reply, BaseException):
+            raise reply
+    return replies
 
 
 class SignalVecEnv(VecEnv):
@@ -163,15 +196,16 @@ class SignalVecEnv(VecEnv):
             self._processes.append(process)
         self.closed = False
         try:
+            _answers(self._remotes)  # each env is made (or its config refused)
             self._remotes[0].send(("spaces", None))
-            observation_space, action_space, self.signal_ids = self._remotes[0].recv()
+            observation_space, action_space, self.signal_ids = _answer(self._remotes[0])
             self.signals = len(self.signal_ids)
             super().__init__(simulations * self.signals, observation_space, action_space)
             self._actions: np.ndarray | None = None
             # A signal's valid greens never change: ask once.
             for remote in self._remotes:
                 remote.send(("masks", None))
-            self._masks = np.concatenate([remote.recv() for remote in self._remotes])
+            self._masks = np.concatenate(_answers(self._remotes))
         except BaseException:  # e.g. Ctrl-C while the simulations start: stop them too
             self.close()
             raise
@@ -180,7 +214,7 @@ class SignalVecEnv(VecEnv):
         """Restart every simulation from the start of its seed sequence."""
         for remote in self._remotes:
             remote.send(("reset", None))
-        return np.concatenate([remote.recv() for remote in self._remotes])
+        return np.concatenate(_answers(self._remotes))
 
     def step_async(self, actions: np.ndarray) -> None:
         """Send each simulation the actions of its signals."""
@@ -191,8 +225,7 @@ class SignalVecEnv(VecEnv):
     def step_wait(self) -> VecEnvStepReturn:
         """Collect every slot's observation, reward, done and info."""
         observations, rewards, dones, infos = [], [], [], []
-        for remote in self._remotes:
-            result = remote.recv()
+        for result in _answers(self._remotes):
             observations.append(result["observations"])
             rewards.append(result["rewards"])
             dones.append(np.full(self.signals, result["truncated"]))
@@ -213,7 +246,7 @@ class SignalVecEnv(VecEnv):
         """The teacher's green for every slot now (the env was made with ``teacher``)."""
         for remote in self._remotes:
             remote.send(("teacher", None))
-        return np.concatenate([_answer(remote) for remote in self._remotes])
+        return np.concatenate(_answers(self._remotes))
 
     def close(self) -> None:
         """Stop the simulations."""
