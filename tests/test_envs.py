@@ -151,6 +151,16 @@ def test_second_libsumo_env_in_one_process_fails_clearly() -> None:
     second.close()
 
 
+def test_an_env_no_one_can_reach_gives_way_to_a_new_one() -> None:
+    # A notebook cell run twice: the first env can no longer be closed by its user.
+    env = gym.make("twin_traffic/single-v0", end=60)
+    env.reset(seed=0)
+    env = gym.make("twin_traffic/single-v0", end=60)
+    observation, _ = env.reset(seed=0)
+    assert observation in env.observation_space
+    env.close()
+
+
 def test_bad_names_are_clear_errors() -> None:
     with pytest.raises(TwinTrafficError, match="unknown observation 'lidar'"):
         SignalEnv(scenario="single", observation=("lidar",))

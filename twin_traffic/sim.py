@@ -9,10 +9,12 @@ arrays, never per vehicle.
 from __future__ import annotations
 
 import contextlib
+import gc
 import io
 import struct
 import subprocess
 import tempfile
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import chain
@@ -32,8 +34,29 @@ Backend = Literal["libsumo", "traci"]
 BACKENDS: tuple[Backend, ...] = ("libsumo", "traci")
 
 # libsumo restarts silently (and drops the running simulation) when started twice in one
-# process, so the process-wide owner is tracked here to fail loudly instead.
-_libsumo_owner: Simulation | None = None
+# process, so the process-wide owner is tracked here to fail loudly instead. Weakly: an
+# owner nobody can reach any more (an env dropped in a notebook) cannot be closed, and its
+# simulation gives way to a new one.
+_libsumo_owner: weakref.ref[Simulation] | None = None
+
+
+def _running_libsumo_owner() -> Simulation | None:
+    """The simulation running in this process's libsumo, if one still can be closed;
+    libsumo is closed here if its owner is gone."""
+    global _libsumo_owner
+    if _libsumo_owner is None:
+        return None
+    if _libsumo_owner() is not None:
+        gc.collect()  # an owner only a reference cycle keeps is gone too
+    owner = _libsumo_owner()
+    if owner is None:
+        import libsumo
+
+        with contextlib.suppress(Exception):  # its outputs' folder may be gone already
+            libsumo.close()
+        _libsumo_owner = None
+    return owner
+
 
 # TraCI variable ids (stable protocol constants, see traci.constants).
 LAST_STEP_VEHICLE_NUMBER = 0x10
@@ -233,7 +256,7 @@ class Simulation:
             self.outputs.directory.mkdir(parents=True, exist_ok=True)
         command = self.command()
         if not self._traci:
-            if _libsumo_owner is not None:
+            if _running_libsumo_owner() is not None:
                 raise SimulationError(
                     "libsumo runs one simulation per process and one is already running here; "
                     "close it first, run the other in its own process, or use backend='traci'"
@@ -244,7 +267,7 @@ class Simulation:
                 libsumo.start(command)
             except Exception as error:
                 raise SimulationError(self._failure("SUMO did not start", error)) from None
-            _libsumo_owner = self
+            _libsumo_owner = weakref.ref(self)
             self.api = libsumo
         else:
             if self.config.gui:
@@ -283,7 +306,7 @@ class Simulation:
             if not self._traci:
                 raise SimulationError(self._failure("SUMO failed while closing", error)) from None
         finally:
-            if _libsumo_owner is self:
+            if _libsumo_owner is not None and _libsumo_owner() is self:
                 _libsumo_owner = None
             self.api = None
             self._remove_scratch()
