@@ -360,6 +360,8 @@ def test_bad_actions_settings_and_seeds_are_refused_clearly() -> None:
         ({"decision_interval": "5"}, "decision_interval must be a number of seconds"),
         ({"observation": ()}, "name at least one feature"),
         ({"observation": ("queue", "queue")}, "each feature once"),
+        ({"observation": {"queue", "density"}}, "not a set"),
+        ({"signals": ()}, "name at least one signal, or None"),
         ({"sumo_options": ("--tripinfo-output", "x.xml")}, "--tripinfo-output cannot be passed"),
     ):
         with pytest.raises(TwinTrafficError, match=message):
@@ -370,6 +372,11 @@ def test_bad_actions_settings_and_seeds_are_refused_clearly() -> None:
         parallel.step(dict.fromkeys(parallel.agents, 0))
     with pytest.raises(TwinTrafficError, match="no live agents: call reset"):
         parallel.step({"C": 0})
+    parallel.reset(seed=0)
+    with pytest.raises(TwinTrafficError, match="action True is not in its action space"):
+        parallel.step({"C": True})
+    with pytest.raises(TwinTrafficError, match="no live agent 'X'; the agents are: C"):
+        parallel.step({"C": 0, "X": 1})
     parallel.close()
     grid = SignalEnv("grid3x3", end=60)
     grid.reset(seed=0)
@@ -415,3 +422,20 @@ def test_a_lone_name_in_a_config_is_one_name() -> None:
         RunSpec("single", sumo_options=("--seed", "1"))
     with pytest.raises(TwinTrafficError, match="backend must be 'libsumo' or 'traci'"):
         RunSpec("single", backend="foo")  # type: ignore[arg-type]
+    with pytest.raises(TwinTrafficError, match="end must be a number of seconds, got '60'"):
+        RunSpec("single", end="60")  # type: ignore[arg-type]
+    assert RunSpec("single", seed=np.int64(3)).seed == 3  # type: ignore[arg-type]
+    policy = RunSpec("single", controller="policy", params={"model": Path("m.zip")})
+    assert policy.params == {"model": "m.zip"}  # as its spec.json holds it
+
+
+def test_a_loaded_scenario_must_be_the_specs() -> None:
+    from twin_traffic.evaluate import RunSpec, run_episode
+    from twin_traffic.scenario import load_scenario
+
+    with pytest.raises(TwinTrafficError, match="is not the spec's"):
+        run_episode(RunSpec("single", end=300), scenario=load_scenario("single", end=120))
+    with pytest.raises(TwinTrafficError, match="is not the spec's"):
+        run_episode(RunSpec("single", end=60), scenario=load_scenario("arterial", end=60))
+    result = run_episode(RunSpec("single", end=60), scenario=load_scenario("single", end=60))
+    assert result.metrics["vehicles"] > 0

@@ -110,6 +110,8 @@ class EnvConfig:
         # its characters; lists (from TOML, JSON) are taken as tuples.
         for key in ("signals", "observation", "routes", "sumo_options"):
             value = getattr(self, key)
+            if isinstance(value, (set, frozenset)):  # no order, where order is meaning
+                raise TwinTrafficError(f"{key}: give a list or tuple, in order, not a set")
             if isinstance(value, str):
                 object.__setattr__(self, key, (value,))
             elif value is not None and not isinstance(value, tuple):
@@ -390,6 +392,8 @@ def _check_settings(config: EnvConfig) -> None:
         raise TwinTrafficError(f"observation {list(config.observation)}: each feature once")
     if config.backend not in ("libsumo", "traci"):
         raise TwinTrafficError(f"backend must be 'libsumo' or 'traci', got {config.backend!r}")
+    if config.signals is not None and not config.signals:
+        raise TwinTrafficError("signals: name at least one signal, or None for all of them")
     if config.signals and len(set(config.signals)) != len(config.signals):
         raise TwinTrafficError(f"signals {list(config.signals)}: each signal once")
     scale = config.demand_scale
@@ -598,11 +602,19 @@ class SignalParallelEnv(ParallelEnv[str, np.ndarray, int]):
                 if not self.agents
                 else f"no action for agent '{missing[0]}'; every live agent acts at each step"
             )  # fmt: skip
+        unknown = [agent for agent in actions if agent not in self.agents]
+        if unknown:
+            raise TwinTrafficError(
+                f"no live agent '{unknown[0]}'; the agents are: {', '.join(self.agents)}"
+            )
         greens = []
         for index, (agent, space, size, valid) in enumerate(self._action_table):
             action = actions[agent]
-            # A plain int is checked here; anything else as the space itself checks it.
-            if not (0 <= action < size if type(action) is int else space.contains(action)):
+            # A plain int is checked here; anything else as the space itself checks it
+            # (a bool, which Discrete takes for an int, is no green).
+            if isinstance(action, (bool, np.bool_)) or not (
+                0 <= action < size if type(action) is int else space.contains(action)
+            ):
                 raise TwinTrafficError(
                     f"agent '{agent}': action {action!r} is not in its action space {space}"
                 )

@@ -13,6 +13,7 @@ import tempfile
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
+from numbers import Integral, Real
 from pathlib import Path
 from typing import Any
 
@@ -90,10 +91,18 @@ class RunSpec:
         # Paths as the strings a spec's JSON holds; a lone route file or SUMO option is
         # that one, not its characters.
         object.__setattr__(self, "scenario", _path_text(self.scenario))
+        object.__setattr__(self, "params", {k: _path_text(v) for k, v in self.params.items()})
         for key in ("routes", "sumo_options"):
             value = getattr(self, key)
             items = (value,) if isinstance(value, (str, os.PathLike)) else tuple(value)
             object.__setattr__(self, key, tuple(_path_text(item) for item in items))
+        for name in ("begin", "end", "time_to_teleport", "gridlock_seconds", "sample_interval"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, Real)):
+                raise TwinTrafficError(f"{name} must be a number of seconds, got {value!r}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, Integral):
+            raise TwinTrafficError(f"seed must be a whole number, got {self.seed!r}")
+        object.__setattr__(self, "seed", int(self.seed))
         if self.backend not in ("libsumo", "traci"):
             raise TwinTrafficError(f"backend must be 'libsumo' or 'traci', got {self.backend!r}")
         object.__setattr__(self, "sumo_options", sumo_option_tokens(self.sumo_options))
@@ -128,6 +137,25 @@ class RunSpec:
         params = ",".join(f"{k}={v}" for k, v in sorted(self.params.items()))
         controller = f"{self.controller}[{params}]" if params else self.controller
         return f"{scenario}/{controller}/seed{self.seed}"
+
+
+def _check_loaded(spec: RunSpec, scenario: Scenario) -> None:
+    """Refuse a loaded scenario that is not the spec's (its metrics would be filed under
+    the spec's name)."""
+    source = scenario.config_file or scenario.net_file
+    same = (scenario.builtin and spec.scenario == scenario.name) or (
+        Path(spec.scenario).resolve() == source.resolve()
+    )
+    window = all(
+        given is None or given == loaded
+        for given, loaded in ((spec.begin, scenario.begin), (spec.end, scenario.end))
+    )
+    if not same or not window:
+        raise TwinTrafficError(
+            f"run_episode: the scenario given ({scenario.source_label}, "
+            f"{scenario.begin:g}-{scenario.end:g} s) is not the spec's ({spec.scenario}, "
+            f"begin {spec.begin}, end {spec.end}); load the spec's or leave scenario out"
+        )
 
 
 def _path_text(value: Any) -> Any:
@@ -171,6 +199,8 @@ def run_episode(
         raise TwinTrafficError(f"sample_interval must be > 0 seconds, got {spec.sample_interval!r}")
     if scenario is None:
         scenario = load_scenario(spec.scenario, routes=spec.routes, begin=spec.begin, end=spec.end)
+    else:
+        _check_loaded(spec, scenario)
     network = load_network(scenario)
     controller = make_controller(spec.controller, spec.params)
     timings = {"prepare": time.perf_counter() - started}

@@ -10,6 +10,7 @@ declaration.
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -66,6 +67,8 @@ class Param:
             if isinstance(value, str) and value.lower() in ("true", "false"):
                 return value.lower() == "true"
             raise ControllerError(f"{where} is not true or false")
+        if self.kind == "path" and isinstance(value, os.PathLike):
+            value = os.fspath(value)
         if self.kind in ("str", "path"):
             if isinstance(value, bool) or not isinstance(value, (str, int, float)):
                 raise ControllerError(f"{where} must be a {_KIND_NAMES[self.kind]}")
