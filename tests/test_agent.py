@@ -14,6 +14,7 @@ from twin_traffic.agent import (
     ALGORITHM_NAMES,
     algorithm_class,
     identified_space,
+    load_model,
     read_agent,
     shape_signals,
     write_agent,
@@ -60,13 +61,24 @@ def test_identified_space_matches_the_shaped_rows() -> None:
     assert space.shape == (5,) and all(space.contains(row) for row in rows)
 
 
+ENV = {
+    "observation": ["queue"],
+    "decision_interval": 5.0,
+    "min_green": 5.0,
+    "max_green": 60.0,
+    "yellow": 3.0,
+    "all_red": 0.0,
+    "sensor_range": 50.0,
+}
+
+
 def test_agent_json_round_trip_carries_its_version(tmp_path: Path) -> None:
-    write_agent(tmp_path, {"algo": "ppo", "env": {"end": 100}})
+    write_agent(tmp_path, {"algo": "ppo", "env": {**ENV, "end": 100}})
     stored = json.loads((tmp_path / AGENT_FILE).read_text())
     assert stored["version"] == AGENT_VERSION
     assert read_agent(tmp_path) == stored
     # Files written before the version field existed read as version 1.
-    (tmp_path / AGENT_FILE).write_text(json.dumps({"algo": "dqn", "env": {}}))
+    (tmp_path / AGENT_FILE).write_text(json.dumps({"algo": "dqn", "env": ENV}))
     assert read_agent(tmp_path)["version"] == 1
 
 
@@ -80,6 +92,7 @@ def test_agent_json_round_trip_carries_its_version(tmp_path: Path) -> None:
         ('{"version": 1, "env": {}}', "no 'algo' entry"),
         ('{"algo": "ppo"}', "no 'env' entry"),
         ('{"algo": "sac", "env": {}}', "unknown algorithm 'sac'"),
+        ('{"algo": "ppo", "env": {}}', "its 'env' entry lacks 'observation'"),
     ],
 )
 def test_a_bad_agent_json_is_named_with_the_fix(
@@ -89,6 +102,26 @@ def test_a_bad_agent_json_is_named_with_the_fix(
         (tmp_path / AGENT_FILE).write_text(content)
     with pytest.raises(ControllerError, match=message):
         read_agent(tmp_path)
+
+
+def test_a_model_twin_traffic_did_not_train_is_refused_clearly(tmp_path: Path) -> None:
+    from stable_baselines3 import A2C, PPO
+
+    from twin_traffic.envs import SignalEnv
+
+    # Trained (here: made) with stable-baselines3 on the Gymnasium env directly.
+    env = SignalEnv("single", end=30)
+    PPO("MlpPolicy", env, n_steps=8, device="cpu").save(tmp_path / "ppo.zip")
+    env.close()
+    write_agent(tmp_path, {"algo": "ppo", "env": ENV})
+    with pytest.raises(ControllerError, match=r"cannot be loaded as 'ppo'.*twin-traffic train"):
+        load_model(tmp_path / "ppo.zip")
+    grid = SignalEnv("grid3x3", end=30)
+    A2C("MlpPolicy", grid, n_steps=8, device="cpu").save(tmp_path / "a2c.zip")
+    grid.close()
+    write_agent(tmp_path, {"algo": "a2c", "env": ENV})
+    with pytest.raises(ControllerError, match=r"its actions are MultiDiscrete"):
+        load_model(tmp_path / "a2c.zip")
 
 
 def test_the_algorithm_table_is_the_one_train_uses() -> None:

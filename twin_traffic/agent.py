@@ -47,6 +47,9 @@ ALGORITHM_NAMES: tuple[str, ...] = tuple(_ALGORITHMS)
 """The algorithms an agent can be trained with."""
 
 _REQUIRED = ("algo", "env")
+# What the policy controller rebuilds the training env's observations and timings from.
+_ENV_KEYS = ("observation", "decision_interval", "min_green", "max_green", "yellow",
+             "all_red", "sensor_range")  # fmt: skip
 
 
 def algorithm_class(name: str) -> type[BaseAlgorithm]:
@@ -105,6 +108,13 @@ def read_agent(folder: Path) -> dict[str, Any]:
             f"{path}: unknown algorithm {description['algo']!r}; "
             f"it must be one of {', '.join(ALGORITHM_NAMES)}"
         )
+    env = description["env"]
+    missing = [key for key in _ENV_KEYS if not isinstance(env, dict) or key not in env]
+    if missing:
+        raise ControllerError(
+            f"{path}: its 'env' entry lacks '{missing[0]}' (it needs "
+            f"{', '.join(_ENV_KEYS)}); train the agent again"
+        )
     return description
 
 
@@ -114,9 +124,23 @@ def load_model(path: Path) -> tuple[Any, dict[str, Any]]:
         raise ControllerError(f"{path}: no trained model there; train one with twin-traffic train")
     description = read_agent(path.parent)
     import torch
+    from gymnasium import spaces
 
     torch.set_num_threads(1)  # one process per simulation already fills the cores
-    return algorithm_class(description["algo"]).load(str(path), device="cpu"), description
+    algo = description["algo"]
+    try:
+        model = algorithm_class(algo).load(str(path), device="cpu")
+    except Exception as error:  # another algorithm's or library's file
+        raise ControllerError(
+            f"{path}: cannot be loaded as '{algo}' ({_ALGORITHMS[algo]}): {error}; the policy "
+            "controller runs models that `twin-traffic train` wrote"
+        ) from None
+    if not isinstance(model.action_space, spaces.Discrete):
+        raise ControllerError(
+            f"{path}: its actions are {model.action_space}; the policy controller runs a "
+            "policy that chooses one signal's green (Discrete), as `twin-traffic train` trains"
+        )
+    return model, description
 
 
 def shape_signals(
