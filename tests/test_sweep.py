@@ -292,6 +292,23 @@ def test_a_folder_holding_other_results_is_refused_and_left_as_it_was(tmp_path: 
     assert [p.name for p in notes.iterdir()] == ["notes.txt"]
 
 
+def test_a_sweep_whose_workers_cannot_start_leaves_no_folder(tmp_path: Path) -> None:
+    sweep_file = write_sweep(tmp_path, scenarios='["single"]', end=30)
+    script = tmp_path / "unguarded.py"  # no `if __name__ == "__main__":` guard
+    script.write_text(
+        "from pathlib import Path\n"
+        "from twin_traffic.sweep import load_sweep, run_sweep\n"
+        f"run_sweep(load_sweep(Path({str(sweep_file)!r})), Path({str(tmp_path / 'runs')!r}),"
+        " workers=1)\n",
+        encoding="utf-8",
+    )
+    done = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert done.returncode != 0 and 'if __name__ == "__main__":' in done.stderr
+    assert not (tmp_path / "runs").exists()
+
+
 def test_address_needs_the_ray_engine(tmp_path: Path, reference: tuple[Path, Path]) -> None:
     with pytest.raises(SweepError, match="add --engine ray"):
         run_sweep(load_sweep(reference[0]), tmp_path, address="auto")

@@ -502,7 +502,28 @@ def run_sweep(
     started = time.perf_counter()
     out = Path(out)
     _check_results_folder(out, sweep)
+    created = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
+    try:
+        return _run_in(sweep, out, workers, engine, address, on_start, on_run, started)
+    except BaseException:
+        # A sweep that stopped before its first result (workers that cannot start, an
+        # interrupt) leaves no folder it made.
+        if created and not any(out.rglob("metrics.json")):
+            shutil.rmtree(out, ignore_errors=True)
+        raise
+
+
+def _run_in(
+    sweep: Sweep,
+    out: Path,
+    workers: int,
+    engine: Engine,
+    address: str | None,
+    on_start: StartCallback | None,
+    on_run: RunCallback | None,
+    started: float,
+) -> SweepResult:
     with _exclusive(out):
         remove_staging(out)
         write_file_atomic(out / SWEEP_COPY, sweep.path.read_bytes())
