@@ -104,24 +104,30 @@ def test_a_bad_agent_json_is_named_with_the_fix(
         read_agent(tmp_path)
 
 
-def test_a_model_twin_traffic_did_not_train_is_refused_clearly(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("algo", "scenario", "message"),
+    [
+        ("ppo", "single", r"cannot be loaded as 'ppo'.*twin-traffic train"),
+        ("a2c", "grid3x3", r"its actions are MultiDiscrete"),
+    ],
+)
+def test_a_model_twin_traffic_did_not_train_is_refused_clearly(
+    tmp_path: Path, algo: str, scenario: str, message: str
+) -> None:
     from stable_baselines3 import A2C, PPO
 
     from twin_traffic.envs import SignalEnv
 
-    # Trained (here: made) with stable-baselines3 on the Gymnasium env directly.
-    env = SignalEnv("single", end=30)
-    PPO("MlpPolicy", env, n_steps=8, device="cpu").save(tmp_path / "ppo.zip")
+    # Trained (here: made) with stable-baselines3 on the Gymnasium env directly: a plain
+    # PPO, or an A2C choosing every signal's green at once.
+    env = SignalEnv(scenario, end=30)
+    {"ppo": PPO, "a2c": A2C}[algo]("MlpPolicy", env, n_steps=8, device="cpu").save(
+        tmp_path / "model.zip"
+    )
     env.close()
-    write_agent(tmp_path, {"algo": "ppo", "env": ENV})
-    with pytest.raises(ControllerError, match=r"cannot be loaded as 'ppo'.*twin-traffic train"):
-        load_model(tmp_path / "ppo.zip")
-    grid = SignalEnv("grid3x3", end=30)
-    A2C("MlpPolicy", grid, n_steps=8, device="cpu").save(tmp_path / "a2c.zip")
-    grid.close()
-    write_agent(tmp_path, {"algo": "a2c", "env": ENV})
-    with pytest.raises(ControllerError, match=r"its actions are MultiDiscrete"):
-        load_model(tmp_path / "a2c.zip")
+    write_agent(tmp_path, {"algo": algo, "env": ENV})
+    with pytest.raises(ControllerError, match=message):
+        load_model(tmp_path / "model.zip")
 
 
 def test_the_algorithm_table_is_the_one_train_uses() -> None:
