@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -135,6 +136,31 @@ def test_compare_cli_prints_json_and_writes_the_plots(sweep_root: Path, tmp_path
     for name in ("delay", "queues", "travel_time"):
         png = (tmp_path / "plots" / f"{name}.png").read_bytes()
         assert png.startswith(b"\x89PNG\r\n\x1a\n") and len(png) > 10_000
+
+
+def test_compare_prints_its_tables_where_it_cannot_write_its_plots(
+    sweep_root: Path, tmp_path: Path
+) -> None:
+    root = tmp_path / "results"
+    shutil.copytree(sweep_root, root)
+    (root / "plots").write_text("not a folder")  # as a folder that refuses writing would
+
+    def compare(*options: str) -> subprocess.CompletedProcess[str]:
+        command = [sys.executable, "-m", "twin_traffic.cli", "compare", str(root), *options]
+        return subprocess.run(command, capture_output=True, text=True, timeout=120)
+
+    result = compare()
+    assert result.returncode == 0 and "actuated" in result.stdout
+    assert "plots not written" in result.stderr and "give --plots FOLDER" in result.stderr
+    # Paths given explicitly are checked before anything is printed or written.
+    for options, message in (
+        (("--html", str(tmp_path)), "a folder; --html takes a file name"),
+        (("--plots", str(root / "plots")), "not a folder; choose another --plots"),
+        (("--html", str(root / "plots" / "r.html")), "is a file, not a folder"),
+    ):
+        refused = compare(*options)
+        assert refused.returncode == 1 and refused.stdout == ""
+        assert message in refused.stderr and "Traceback" not in refused.stderr
 
 
 def test_compare_errors_name_the_folder_and_the_fix(sweep_root: Path, tmp_path: Path) -> None:

@@ -143,10 +143,21 @@ def main() -> None:
     except _click_errors.ClickException as error:
         err.print(f"[red]error:[/red] {escape(error.format_message())}", highlight=False)
         sys.exit(1)
-    except typer.Abort:
+    except (typer.Abort, KeyboardInterrupt):
         err.print("[red]interrupted[/red]", highlight=False)
         sys.exit(130)
     except TwinTrafficError as error:
         err.print(f"[red]error:[/red] {escape(str(error))}", highlight=False)
         sys.exit(1)
+    except OSError as error:  # a path the system refused (permissions, a file for a folder)
+        err.print(f"[red]error:[/red] {escape(_os_error_line(error))}", highlight=False)
+        sys.exit(1)
     sys.exit(code if isinstance(code, int) else 0)
+
+
+def _os_error_line(error: OSError) -> str:
+    """One line for a refused path: the path, the system's reason, and what to check."""
+    reason = error.strerror or str(error)
+    if error.filename is None:
+        return f"{reason}; check the paths given and their permissions"
+    return f"{error.filename}: {reason}; check that path and its permissions"

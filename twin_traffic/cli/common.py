@@ -86,6 +86,14 @@ def check_output_folder(path: Path, option: str = "--out") -> None:
     _check_writable(path, option)
 
 
+def check_plot_folder(path: Path, option: str = "--plots") -> None:
+    """Refuse, before anything is written, a folder for files of fixed names (plots) that
+    is a file or cannot be written."""
+    if path.exists() and not path.is_dir():
+        raise TwinTrafficError(f"{path}: not a folder; choose another {option}")
+    _check_writable(path, option)
+
+
 def check_output_file(path: Path, option: str = "--out") -> None:
     """Refuse, before anything runs, a file path the command could not write at its end."""
     if path.is_dir():

@@ -11,7 +11,7 @@ import typer
 from rich.markup import escape
 
 from twin_traffic.cli.app import app, err, out
-from twin_traffic.cli.common import OutputFormat
+from twin_traffic.cli.common import OutputFormat, check_output_file, check_plot_folder
 
 
 @app.command()
@@ -49,12 +49,10 @@ def compare(
     from twin_traffic.store import json_safe, write_file_atomic
 
     comparison = compare_sweep(runs, baseline=baseline, alpha=alpha)
-    images = render_plots(comparison)
-    written = write_plots(images, plots if plots is not None else runs / "plots")
     if html is not None:
-        from twin_traffic.html_report import render_html
-
-        write_file_atomic(html, render_html(comparison, images))
+        check_output_file(html, "--html")
+    if plots is not None:
+        check_plot_folder(plots)
     if output_format is OutputFormat.json:
         sys.stdout.write(json.dumps(json_safe(comparison.to_json()), indent=2) + "\n")
     else:
@@ -74,6 +72,22 @@ def compare(
             f"{len(comparison.pending)} run(s) not finished; run the sweep again to complete them",
             highlight=False,
         )
-    err.print(f"plots: {', '.join(escape(str(p)) for p in written)}", highlight=False)
+    images = render_plots(comparison)
+    try:
+        written = write_plots(images, plots if plots is not None else runs / "plots")
+    except OSError as error:
+        if plots is not None:
+            raise
+        # The results folder may be read-only (shared, archived): the tables stand alone.
+        err.print(
+            f"[yellow]warning:[/yellow] plots not written ({escape(str(error.strerror))} in "
+            f"{escape(str(runs))}); give --plots FOLDER",
+            highlight=False,
+        )
+    else:
+        err.print(f"plots: {', '.join(escape(str(p)) for p in written)}", highlight=False)
     if html is not None:
+        from twin_traffic.html_report import render_html
+
+        write_file_atomic(html, render_html(comparison, images))
         err.print(f"report: {escape(str(html))}", highlight=False)
