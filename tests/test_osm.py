@@ -107,17 +107,27 @@ def test_signals_off_the_roads_are_refused(tmp_path: Path) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == ["area.osm"]
 
 
-def test_a_non_empty_out_is_refused_unless_forced(tmp_path: Path) -> None:
+def test_a_non_empty_out_is_refused_unless_forced(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     out = tmp_path / "town"
     out.mkdir()
     (out / "notes.txt").write_text("mine")
     with pytest.raises(ScenarioError, match="--out is not empty; choose a new folder or pass"):
         build_from_osm(TOWN, out, end=120)
+    # --force replaces a scenario folder only: these notes are not one.
+    with pytest.raises(ScenarioError, match=r"this one holds no \.sumocfg"):
+        build_from_osm(TOWN, out, end=120, force=True)
     assert sorted(p.name for p in out.iterdir()) == ["notes.txt"]
+    (out / "town.sumocfg").write_text("<configuration/>")  # an older build
     built = build_from_osm(TOWN, out, end=120, force=True)
     assert built.config == out / "town.sumocfg" and load_scenario(built.config).end == 120
     assert not (out / "notes.txt").exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["town"]  # no staging left
+    monkeypatch.chdir(out)
+    with pytest.raises(ScenarioError, match="--out holds the current folder"):
+        build_from_osm(TOWN, Path("."), end=120, force=True)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["town"]
 
 
 def test_cli_from_osm(tmp_path: Path) -> None:

@@ -143,7 +143,8 @@ def build_from_osm(
         period: mean seconds between two vehicle departures (2.5 s is 1440 veh/h).
         fringe_factor: how much likelier a trip starts and ends at the network's edge than
             inside it; through traffic dominates an extract of a town centre.
-        force: replace ``out_dir`` when it exists and is not empty.
+        force: replace ``out_dir`` when it exists and is not empty; only a scenario
+            folder (one holding a ``.sumocfg``) that does not hold the current folder.
 
     Raises:
         ScenarioError: for an extract without roads or signals, that SUMO cannot convert,
@@ -159,10 +160,19 @@ def build_from_osm(
     target = Path(out_dir)
     if target.exists() and not target.is_dir():
         raise ScenarioError(f"{target}: --out is a file, not a folder; choose a folder")
-    if target.is_dir() and any(target.iterdir()) and not force:
-        raise ScenarioError(
-            f"{target}: --out is not empty; choose a new folder or pass --force to replace it"
-        )
+    if target.is_dir() and any(target.iterdir()):
+        if not force:
+            raise ScenarioError(
+                f"{target}: --out is not empty; choose a new folder or pass --force to replace it"
+            )
+        cwd = Path.cwd().resolve()
+        if target.resolve() == cwd or target.resolve() in cwd.parents:
+            raise ScenarioError(f"{target}: --out holds the current folder; choose another")
+        if not any(target.glob("*.sumocfg")):
+            raise ScenarioError(
+                f"{target}: --force replaces a scenario folder, and this one holds no "
+                ".sumocfg; choose a new folder"
+            )
     with _staging(target) as folder:
         vehicles = _build(osm_path, folder, base, seed, end, period, fringe_factor)
     config = target / f"{base}.sumocfg"
@@ -182,9 +192,13 @@ def _staging(target: Path) -> Iterator[Path]:
         staging.chmod(0o777 & ~current_umask())
         if target.exists():
             old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
-            os.replace(target, old / target.name)
-            os.replace(staging, target)
-            shutil.rmtree(old, ignore_errors=True)
+            try:
+                os.replace(target, old / target.name)
+                os.replace(staging, target)
+            finally:
+                if (old / target.name).exists() and not target.exists():
+                    os.replace(old / target.name, target)  # put the original back
+                shutil.rmtree(old, ignore_errors=True)
         else:
             os.replace(staging, target)
     finally:

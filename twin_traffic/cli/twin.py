@@ -46,7 +46,7 @@ def scenario_from_osm(
         float, typer.Option(help="How much likelier trips start/end at the network's edge.")
     ] = 10.0,
     force: Annotated[
-        bool, typer.Option(help="Replace --out when it exists and is not empty.")
+        bool, typer.Option(help="Replace --out when it is a scenario folder (holds a .sumocfg).")
     ] = False,
 ) -> None:
     """Build a ready-to-run scenario from an OpenStreetMap extract.
