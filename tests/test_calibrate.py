@@ -4,6 +4,7 @@ simulating the result."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -193,6 +194,10 @@ def test_cli_calibrates_the_town_to_the_example_counts(town: Path, tmp_path: Pat
     assert len(summary["fits"]) == len(read_counts(EXAMPLES / "town-counts.csv"))
     assert len(summary["worst_locations"]) == 5 and summary["uncovered"] == []
     assert (work / "calibration.png").exists() and (work / "calibration-intervals.png").exists()
+    # A folder others may read, as mkdir would make it (not a temporary folder's 0700).
+    umask = os.umask(0)
+    os.umask(umask)
+    assert work.stat().st_mode & 0o777 == 0o777 & ~umask
     assert len(read_counts(EXAMPLES / "town-counts.csv")) + 1 == len(
         (work / "calibration.csv").read_text().splitlines()
     )

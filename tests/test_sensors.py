@@ -79,6 +79,13 @@ def test_counts_csv_round_trip_and_rebinning(tmp_path: Path) -> None:
         rebin(counts, 200, path)
 
 
+def test_counts_as_spreadsheets_write_them_are_read(tmp_path: Path) -> None:
+    path = tmp_path / "counts.csv"
+    # Excel's "CSV UTF-8" (a byte-order mark) and a header with spaces after the commas.
+    path.write_bytes("\ufefflocation, begin, end, count\r\nA, 0, 900, 3\r\n".encode())
+    assert read_counts(path) == [Count("A", 0, 900, 3)]
+
+
 @pytest.mark.parametrize(
     ("text", "message"),
     [
@@ -87,6 +94,11 @@ def test_counts_csv_round_trip_and_rebinning(tmp_path: Path) -> None:
         ("location,begin,end,count\nA,900,0,3\n", "line 2: interval [900, 0) is empty"),
         ("location,begin,end,count\nA,0,x,3\n", "line 2: begin, end and count must be numbers"),
         ("location,begin,end,count\nA,0,9,3\nA,0,9,4\n", "'A' is counted twice in [0, 9)"),
+        (
+            "location,begin,end,count\nA,900,1800,3\nA,0,1000,4\n",
+            "'A' is counted twice in [0, 1000) and [900, 1800), which overlap",
+        ),
+        ("location,begin,end,count\nA,nan,900,3\n", "line 2: interval [nan, 900) is empty"),
         ("location,begin,end,count\n", "no counts; add rows of location,begin,end,count"),
     ],
 )

@@ -29,6 +29,7 @@ from typing import Any
 
 from twin_traffic.counts import GEH_OK, Count, geh, missing_counts, read_counts, rebin
 from twin_traffic.errors import ScenarioError
+from twin_traffic.files import current_umask
 from twin_traffic.route_fit import RouteFit, fit_and_write, refine, start_fit
 from twin_traffic.scenario import Scenario, load_scenario
 from twin_traffic.sensors import SENSORS_FILE, Detector, detector_source, measure
@@ -218,6 +219,7 @@ def calibrate(
     say = on_step or (lambda _: None)
     base = config.name.removesuffix(".sumocfg")
     staging = Path(tempfile.mkdtemp(prefix=f".{target_dir.name}.", dir=target_dir.parent))
+    staging.chmod(0o777 & ~current_umask())  # a folder as mkdir makes it, not mkdtemp's 0700
     try:
         with tempfile.TemporaryDirectory(prefix="twin-traffic-calibrate-") as scratch:
             folder = Path(scratch)

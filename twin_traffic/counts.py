@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import math
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable
@@ -65,7 +66,8 @@ def read_counts(path: str | Path) -> list[Count]:
     if source.suffix.lower() == ".xml":
         return _checked(source, _detector_xml(source))
     try:
-        with source.open(newline="") as handle:
+        # utf-8-sig: spreadsheets' "CSV UTF-8" starts with a byte-order mark.
+        with source.open(newline="", encoding="utf-8-sig") as handle:
             reader = csv.DictReader(handle)
             header = [name.strip() for name in reader.fieldnames or []]
             missing = [c for c in COLUMNS if c not in header]
@@ -83,15 +85,20 @@ def read_counts(path: str | Path) -> list[Count]:
 def _checked(source: Path, counts: list[Count]) -> list[Count]:
     if not counts:
         raise ScenarioError(f"{source}: no counts; add rows of {','.join(COLUMNS)}")
-    seen: set[tuple[str, float, float]] = set()
+    by_location: dict[str, list[Count]] = {}
     for item in counts:
-        key = (item.location, item.begin, item.end)
-        if key in seen:
-            raise ScenarioError(
-                f"{source}: location '{item.location}' is counted twice in "
-                f"[{item.begin:g}, {item.end:g}); keep one row per location and interval"
-            )
-        seen.add(key)
+        by_location.setdefault(item.location, []).append(item)
+    for location, items in by_location.items():
+        items = sorted(items, key=lambda item: (item.begin, item.end))
+        for before, after in itertools.pairwise(items):
+            if after.begin < before.end:  # a stretch of time counted twice
+                same = (before.begin, before.end) == (after.begin, after.end)
+                raise ScenarioError(
+                    f"{source}: location '{location}' is counted twice in "
+                    f"[{before.begin:g}, {before.end:g})"
+                    + ("" if same else f" and [{after.begin:g}, {after.end:g}), which overlap")
+                    + "; keep one row per location and interval"
+                )
     return counts
 
 
@@ -177,6 +184,7 @@ def rebin(counts: Iterable[Count], interval: float, source: Path) -> list[Count]
 
 
 def _row(source: Path, line: int, row: dict[str, str]) -> Count:
+    row = {(key or "").strip(): value for key, value in row.items()}  # "location, begin"
     location = (row.get("location") or "").strip()
     if not location:
         raise ScenarioError(f"{source}, line {line}: empty location; name a detector or edge")
@@ -186,7 +194,7 @@ def _row(source: Path, line: int, row: dict[str, str]) -> Count:
         raise ScenarioError(
             f"{source}, line {line}: begin, end and count must be numbers (seconds and vehicles)"
         ) from None
-    if begin < 0 or end <= begin:
+    if not (math.isfinite(begin) and math.isfinite(end)) or begin < 0 or end <= begin:
         raise ScenarioError(
             f"{source}, line {line}: interval [{begin:g}, {end:g}) is empty or negative; "
             "end must come after begin (seconds from the start of the simulation)"
