@@ -8,6 +8,7 @@ import os
 import shutil
 import subprocess
 import sys
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
@@ -222,3 +223,35 @@ def test_cli_calibrates_the_town_to_the_example_counts(town: Path, tmp_path: Pat
     assert bad.returncode == 1 and bad.stdout == ""
     assert bad.stderr.startswith("error: ") and "unknown location(s) 'nowhere'" in bad.stderr
     assert len(bad.stderr.strip().splitlines()) == 1
+
+
+def test_candidate_routes_that_turn_around_at_a_dead_end_are_left_out(tmp_path: Path) -> None:
+    from twin_traffic.calibrate import _drop_turnarounds
+
+    # A -- B -- C, with a side street B -- D: C is a dead end, B a junction.
+    net = netconvert(
+        tmp_path,
+        '<nodes><node id="A" x="0" y="0"/><node id="B" x="100" y="0"/>'
+        '<node id="C" x="200" y="0"/><node id="D" x="100" y="100"/></nodes>',
+        "<edges>"
+        + "".join(
+            f'<edge id="{a}{b}" from="{a}" to="{b}" numLanes="1"/>'
+            f'<edge id="{b}{a}" from="{b}" to="{a}" numLanes="1"/>'
+            for a, b in (("A", "B"), ("B", "C"), ("B", "D"))
+        )
+        + "</edges>",
+    )
+    routes = tmp_path / "candidates.rou.xml"
+    kept = ["AB BD", "AB BA", "CB BA"]  # a U-turn where B has other ways on stays
+    dropped = ["AB BC CB BA", "BC CB BD"]  # into the dead end at C and back
+    routes.write_text(
+        "<routes>"
+        + "".join(
+            f'<vehicle id="v{i}" depart="0"><route edges="{edges}"/></vehicle>'
+            for i, edges in enumerate(kept + dropped)
+        )
+        + "</routes>"
+    )
+    _drop_turnarounds(routes, net)
+    left = [r.get("edges") for r in ET.parse(routes).getroot().iter("route")]
+    assert left == kept
