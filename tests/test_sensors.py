@@ -77,6 +77,9 @@ def test_counts_csv_round_trip_and_rebinning(tmp_path: Path) -> None:
     assert rebin(counts, 900, path) == [Count("E", 0, 900, 2), Count("e1_a", 0, 900, 15)]
     with pytest.raises(ScenarioError, match="straddles two 200 s intervals"):
         rebin(counts, 200, path)
+    # From a scenario's begin, as `scenario counts` counts from it.
+    late = [Count("e1_a", 700, 1000, 4), Count("e1_a", 1000, 1600, 6)]
+    assert rebin(late, 900, path, start=700) == [Count("e1_a", 700, 1600, 10)]
 
 
 def test_counts_as_spreadsheets_write_them_are_read(tmp_path: Path) -> None:

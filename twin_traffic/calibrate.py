@@ -204,7 +204,7 @@ def calibrate(
     source = Path(counts_file)
     counts = read_counts(source)
     if interval is not None:
-        counts = rebin(counts, interval, source)
+        counts = rebin(counts, interval, source, start=scenario.begin)
     _check_window(counts, scenario, source)
     if vehicle_type is not None:
         _check_vehicle_type(vehicle_type, scenario, config)

@@ -158,8 +158,11 @@ def write_counts(counts: Iterable[Count], path: str | Path) -> Path:
     return target
 
 
-def rebin(counts: Iterable[Count], interval: float, source: Path) -> list[Count]:
-    """Sum counts into consecutive intervals of ``interval`` seconds starting at 0.
+def rebin(
+    counts: Iterable[Count], interval: float, source: Path, start: float = 0.0
+) -> list[Count]:
+    """Sum counts into consecutive intervals of ``interval`` seconds from ``start`` (the
+    scenario's begin, where ``scenario counts`` starts its intervals too).
 
     Raises:
         ScenarioError: when a row straddles two intervals.
@@ -168,8 +171,8 @@ def rebin(counts: Iterable[Count], interval: float, source: Path) -> list[Count]
         raise ScenarioError(f"--interval {interval:g}: give a positive number of seconds")
     sums: dict[tuple[str, int], float] = {}
     for item in counts:
-        index = math.floor(item.begin / interval + 1e-9)
-        if item.end > (index + 1) * interval + 1e-6:
+        index = math.floor((item.begin - start) / interval + 1e-9)
+        if item.end > start + (index + 1) * interval + 1e-6:
             raise ScenarioError(
                 f"{source}: the row of '{item.location}' [{item.begin:g}, {item.end:g}) "
                 f"straddles two {interval:g} s intervals; choose an --interval that is a "
@@ -178,7 +181,7 @@ def rebin(counts: Iterable[Count], interval: float, source: Path) -> list[Count]
         key = (item.location, index)
         sums[key] = sums.get(key, 0.0) + item.count
     return [
-        Count(location, index * interval, (index + 1) * interval, total)
+        Count(location, start + index * interval, start + (index + 1) * interval, total)
         for (location, index), total in sorted(sums.items(), key=lambda kv: (kv[0][1], kv[0][0]))
     ]
 

@@ -132,7 +132,10 @@ def scenario_calibrate(
     ],
     out_dir: Annotated[Path, typer.Option("--out", help="New folder for the calibrated scenario.")],
     interval: Annotated[
-        float | None, typer.Option(help="Sum the counts into intervals of this many s first.")
+        float | None,
+        typer.Option(
+            help="Sum the counts into intervals of this many s (from the scenario's begin) first."
+        ),
     ] = None,
     seed: Annotated[int, typer.Option(help="Seed of the routes and the checking run.")] = 0,
     detectors: Annotated[
