@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -269,3 +271,17 @@ def test_counts_make_the_folder_they_are_written_to(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert target.read_text().splitlines()[0] == "location,begin,end,count"
     assert sorted(p.name for p in target.parent.iterdir()) == ["counts.csv"]  # no staging
+
+
+def test_counts_take_a_window_a_configuration_lacks(tmp_path: Path) -> None:
+    folder = tmp_path / "single"
+    shutil.copytree(builtin_scenarios()["single"].parent, folder)
+    config = folder / "single.sumocfg"
+    config.write_text(re.sub(r"<end value=\"[^\"]*\"\s*/>", "", config.read_text()))
+    refused = cli("scenario", "counts", str(config), "--out", str(tmp_path / "c.csv"))
+    assert refused.returncode == 1 and "pass --end SECONDS" in refused.stderr
+    result = cli("scenario", "counts", str(config), "--out", str(tmp_path / "c.csv"),
+                 "--end", "900", "--interval", "900")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "loops × 1 interval," in result.stdout
+    assert {row.split(",")[2] for row in (tmp_path / "c.csv").read_text().split()[1:]} == {"900"}

@@ -287,6 +287,8 @@ def record_counts(
     out: str | Path | None = None,
     detectors_file: str | Path | None = None,
     extra_args: Sequence[str] = (),
+    begin: float | None = None,
+    end: float | None = None,
 ) -> list[Count]:
     """The counts a city would have: vehicles per induction loop and interval.
 
@@ -300,10 +302,11 @@ def record_counts(
         out: optional CSV to write (format of :mod:`twin_traffic.counts`).
         detectors_file: an additional file with the loops to count at instead.
         extra_args: further SUMO options of the counting run.
+        begin, end: the window, s, where it is not the scenario's own (a name or path).
     """
     if interval <= 0:
         raise ScenarioError(f"--interval {interval:g}: give a positive number of seconds")
-    loaded = _as_scenario(scenario)
+    loaded = _as_scenario(scenario, begin, end)
     detectors = scenario_detectors(loaded, detectors_file)
     if not any(d.kind == "e1" for d in detectors):
         raise ScenarioError(f"{loaded.net_file}: the scenario has no induction loops to count")
@@ -321,13 +324,15 @@ def record_counts(
     return counts
 
 
-def _as_scenario(scenario: Scenario | str | Path) -> Scenario:
+def _as_scenario(
+    scenario: Scenario | str | Path, begin: float | None = None, end: float | None = None
+) -> Scenario:
     if isinstance(scenario, Scenario):
         return scenario
     text = str(scenario)
     if Path(text).is_dir():
-        return load_scenario(find_config(text))
-    return load_scenario(text)
+        return load_scenario(find_config(text), begin=begin, end=end)
+    return load_scenario(text, begin=begin, end=end)
 
 
 def _interval_starts(scenario: Scenario, interval: float) -> list[float]:

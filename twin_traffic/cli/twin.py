@@ -12,7 +12,13 @@ from rich.markup import escape
 from rich.table import Table
 
 from twin_traffic.cli.app import err, out, scenario_app
-from twin_traffic.cli.common import OutputFormat, check_output_file, plural
+from twin_traffic.cli.common import (
+    BeginOption,
+    EndOption,
+    OutputFormat,
+    check_output_file,
+    plural,
+)
 
 
 class StartChoice(str, Enum):
@@ -99,6 +105,8 @@ def scenario_counts(
         Path | None,
         typer.Option(help="Additional file with the loops to count at (default: the scenario's)."),
     ] = None,
+    begin: BeginOption = None,
+    end: EndOption = None,
 ) -> None:
     """Run a scenario and write what its induction loops count (location,begin,end,count).
 
@@ -110,13 +118,14 @@ def scenario_counts(
 
     check_output_file(out_file)
     counts = record_counts(
-        scenario, interval=interval, seed=seed, out=out_file, detectors_file=detectors
-    )
+        scenario, interval=interval, seed=seed, out=out_file, detectors_file=detectors,
+        begin=begin, end=end,
+    )  # fmt: skip
     locations = len({c.location for c in counts})
     total = sum(c.count for c in counts)
     out.print(
-        f"[green]ok[/green] {out_file}: {locations} loops × {len(counts) // locations} "
-        f"intervals, {total:,.0f} vehicles counted",
+        f"[green]ok[/green] {out_file}: {locations} loops × "
+        f"{plural(len(counts) // locations, 'interval')}, {total:,.0f} vehicles counted",
         highlight=False,
     )
 
