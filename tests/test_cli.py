@@ -285,3 +285,15 @@ def test_counts_take_a_window_a_configuration_lacks(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert "loops × 1 interval," in result.stdout
     assert {row.split(",")[2] for row in (tmp_path / "c.csv").read_text().split()[1:]} == {"900"}
+
+
+def test_check_refuses_a_detector_on_a_lane_the_network_lacks(tmp_path: Path) -> None:
+    folder = tmp_path / "single"
+    shutil.copytree(builtin_scenarios()["single"].parent, folder)
+    assert cli("scenario", "sensors", str(folder / "single.sumocfg")).returncode == 0
+    assert cli("scenario", "check", str(folder / "single.sumocfg")).returncode == 0
+    sensors = folder / "sensors.add.xml"
+    sensors.write_text(re.sub(r'lane="[^"]*"', 'lane="zz_0"', sensors.read_text(), count=1))
+    result = cli("scenario", "check", str(folder / "single.sumocfg"))
+    assert result.returncode == 1
+    assert "sensors.add.xml: detector" in result.stderr and "is on lane 'zz_0'" in result.stderr

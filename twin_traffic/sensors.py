@@ -211,6 +211,15 @@ def detector_source(
     return sensor_layout(scenario.net_file), "the standard sensor layout"
 
 
+def check_detector_lanes(scenario: Scenario) -> None:
+    """Refuse a scenario whose additional files put a detector on a lane its network
+    does not have (SUMO would refuse to load it, with a list of errors)."""
+    for path in scenario.additional_files:
+        detectors = read_detectors(path)
+        if detectors:
+            _check_lanes(detectors, scenario, path)
+
+
 def _check_lanes(detectors: Sequence[Detector], scenario: Scenario, source: Path) -> None:
     import sumolib
 

@@ -92,9 +92,11 @@ def scenario_check(
     """Validate a scenario, and the protocol options if given, without simulating it (exit
     code 1 and the reason if it fails)."""
     from twin_traffic.scenario import has_demand
+    from twin_traffic.sensors import check_detector_lanes
 
     run_protocol = protocol_from(protocol, time_to_teleport, sumo_option)
     loaded, network = _load(scenario, routes, begin, end)
+    check_detector_lanes(loaded)
     for light in network.traffic_lights.values():
         if not light.green_phases:
             raise TwinTrafficError(
