@@ -154,9 +154,15 @@ def test_a_folder_names_its_configurations(tmp_path: Path) -> None:
     (tmp_path / "b.sumocfg").write_text("<configuration/>")
     (tmp_path / "a.sumocfg").write_text("<configuration/>")
     with pytest.raises(
-        ScenarioError, match=r"a folder; give its .sumocfg \(a.sumocfg, b.sumocfg\)"
+        ScenarioError, match=r"a folder; give one of its .sumocfg files \(a.sumocfg, b.sumocfg\)"
     ):
         load_scenario(str(tmp_path))
+    # A folder with one configuration stands for it, as in the scenario commands.
+    single = builtin_scenarios()["single"].parent
+    (tmp_path / "one").mkdir()
+    for name in ("single.net.xml", "single.rou.xml", "single.sumocfg"):
+        shutil.copy(single / name, tmp_path / "one" / name)
+    assert load_scenario(str(tmp_path / "one")).config_file == tmp_path / "one" / "single.sumocfg"
     (tmp_path / "empty").mkdir()
     with pytest.raises(ScenarioError, match=r"a folder with no \.sumocfg in it"):
         load_scenario(str(tmp_path / "empty"))

@@ -142,9 +142,11 @@ class RunSpec:
 def _check_loaded(spec: RunSpec, scenario: Scenario) -> None:
     """Refuse a loaded scenario that is not the spec's (its metrics would be filed under
     the spec's name)."""
-    source = scenario.config_file or scenario.net_file
-    same = (scenario.builtin and spec.scenario == scenario.name) or (
-        Path(spec.scenario).resolve() == source.resolve()
+    source = (scenario.config_file or scenario.net_file).resolve()
+    given = Path(spec.scenario).resolve()  # a file, or a folder standing for its .sumocfg
+    same = (scenario.builtin and spec.scenario == scenario.name) or given in (
+        source,
+        source.parent,
     )
     window = all(
         given is None or given == loaded

@@ -114,12 +114,15 @@ def load_scenario(
                 f"{text}: --routes goes with a .net.xml; the built-in scenario has its own "
                 f"demand (give its network, {scenario.net_file}, with --routes for another)"
             )
-    elif Path(text).is_dir():
-        configs = sorted(path.name for path in Path(text).glob(f"*{SUMOCFG_SUFFIX}"))
-        raise ScenarioError(
-            f"{text}: a folder; give its .sumocfg ({', '.join(configs)})"
-            if configs else f"{text}: a folder with no .sumocfg in it; give a .sumocfg file"
-        )  # fmt: skip
+    elif Path(text).is_dir():  # a scenario folder stands for its one configuration
+        configs = sorted(Path(text).glob(f"*{SUMOCFG_SUFFIX}"))
+        if len(configs) != 1:
+            raise ScenarioError(
+                f"{text}: a folder; give one of its .sumocfg files "
+                f"({', '.join(path.name for path in configs)})"
+                if configs else f"{text}: a folder with no .sumocfg in it; give a .sumocfg file"
+            )  # fmt: skip
+        return load_scenario(configs[0], routes=routes, begin=begin, end=end)
     elif text.endswith(SUMOCFG_SUFFIX):
         if routes:
             raise ScenarioError(
