@@ -150,7 +150,7 @@ def write_counts(counts: Iterable[Count], path: str | Path) -> Path:
 
     target = Path(path)
     text = io.StringIO()
-    writer = csv.writer(text)
+    writer = csv.writer(text, lineterminator="\n")  # as the other text files, not \r\n
     writer.writerow(COLUMNS)
     for item in counts:
         writer.writerow([item.location, f"{item.begin:g}", f"{item.end:g}", f"{item.count:g}"])
