@@ -164,7 +164,9 @@ def test_compare_prints_its_tables_where_it_cannot_write_its_plots(
 
 
 def test_compare_errors_name_the_folder_and_the_fix(sweep_root: Path, tmp_path: Path) -> None:
-    with pytest.raises(TwinTrafficError, match="not a sweep results folder"):
+    with pytest.raises(
+        TwinTrafficError, match=r"not a results folder \(no index.json\); give the --out"
+    ):
         compare_sweep(tmp_path)
     with pytest.raises(TwinTrafficError, match=r"--baseline 'webster' is none of .*fixed"):
         compare_sweep(sweep_root, baseline="webster")

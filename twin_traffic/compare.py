@@ -216,8 +216,8 @@ def compare_sweep(
         ) from None
     if index is None:
         raise TwinTrafficError(
-            f"{root}: not a sweep results folder (no {INDEX_FILE}); run "
-            f"`twin-traffic sweep FILE.toml --out {root}` first"
+            f"{root}: not a results folder (no {INDEX_FILE}); give the --out of "
+            "`twin-traffic evaluate` or `twin-traffic sweep`"
         )
     controllers: list[str] = index["controllers"]
     chosen = baseline or index.get("baseline") or controllers[0]
