@@ -374,7 +374,9 @@ def _new_folder(out: Path, config: Path) -> Path:
             f"--out {out}: the calibrated scenario goes to a new folder, not into the "
             f"scenario's own ({config.parent}); name another folder"
         )
-    if target.exists() and (not target.is_dir() or any(target.iterdir())):
+    if target.exists() and not target.is_dir():
+        raise ScenarioError(f"--out {out}: a file; name a new folder")
+    if target.exists() and any(target.iterdir()):
         raise ScenarioError(f"--out {out}: already exists and is not empty; name a new folder")
     target.parent.mkdir(parents=True, exist_ok=True)
     return target
@@ -532,7 +534,7 @@ def plot_fit(fits: Sequence[Fit], path: Path) -> Path:
         ylim=(0, top),
         xlabel="observed flow (veh/h)",
         ylabel="simulated flow (veh/h)",
-        title=f"Calibration: {share:.0%} of {len(fits)} counts with GEH < 5",
+        title=f"Calibration: {share:.1%} of {len(fits)} counts with GEH < 5",
     )
     axes.set_aspect("equal")
     axes.legend(loc="upper left", fontsize="small")

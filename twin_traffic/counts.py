@@ -84,7 +84,11 @@ def read_counts(path: str | Path) -> list[Count]:
 
 def _checked(source: Path, counts: list[Count]) -> list[Count]:
     if not counts:
-        raise ScenarioError(f"{source}: no counts; add rows of {','.join(COLUMNS)}")
+        raise ScenarioError(
+            f"{source}: no counts; give SUMO's induction-loop output with its <interval> elements"
+            if source.suffix.lower() == ".xml"
+            else f"{source}: no counts; add rows of {','.join(COLUMNS)}"
+        )
     by_location: dict[str, list[Count]] = {}
     for item in counts:
         by_location.setdefault(item.location, []).append(item)
