@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import json
+import re
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
@@ -289,6 +290,8 @@ def test_tune_command_reports_training_and_held_out_seeds(tmp_path: Path) -> Non
     assert set(read_plan(out)) == {"J1", "J2", "J3"}
     # By default the finalists are confirmed on as many seeds again: here seed 1.
     assert "s/trip on seeds 0 1" in out.read_text()
+    provenance = re.search(r"\((\d+) simulations\)", out.read_text())
+    assert provenance is not None and int(provenance.group(1)) > 0
     lines = (tmp_path / "plan.study.jsonl").read_text().splitlines()
     assert {json.loads(line)["seed"] for line in lines[1:]} == {0, 1, 100, 101}
     assert json.loads(lines[0])["end"] == 200.0
@@ -298,7 +301,9 @@ def test_tune_command_reports_training_and_held_out_seeds(tmp_path: Path) -> Non
         [*command, "--out", str(out), "--resume"], capture_output=True, text=True
     )
     assert resumed.returncode == 0, resumed.stderr
-    assert "(0 simulations)" in resumed.stderr
+    assert "(0 simulations)" in resumed.stderr  # this run simulated nothing new
+    # The plan still says what it rests on: the study's simulations.
+    assert f"({provenance.group(1)} simulations)" in out.read_text()
     clash = subprocess.run(
         [*command[:-6], "--seeds", "0", "--holdout-seeds", "0", "--out", str(out)],
         capture_output=True,

@@ -122,6 +122,8 @@ class TuneResult:
         objective: the objective in words.
         space: the coordination groups and cycle bounds.
         held_out: the best plan's delay on the progress held-out seeds, if any were given.
+        study_simulations: episodes the search rests on, this call's and those a resumed
+            study had recorded.
     """
 
     programmes: list[Programme]
@@ -137,6 +139,7 @@ class TuneResult:
     objective: str = ""
     space: str = ""
     held_out: float | None = None
+    study_simulations: int = 0
 
 
 def population_size(budget: int) -> int:
@@ -529,6 +532,7 @@ def tune(
         webster=starts[1].mean,
         evaluations=len(evaluator.candidates),
         simulations=evaluator.simulations,
+        study_simulations=sum(len(by_seed) for by_seed in evaluator.results.values()),
         history=evaluator.history,
         optimizer=optimizer,
         objective=objective,
@@ -670,7 +674,8 @@ def write_tuned_plan(
     held = f", held-out {result.held_out:.2f}" if result.held_out is not None else ""
     comment = (
         f"twin-traffic tune {Path(scenario).name}: optimiser {result.optimizer}, budget "
-        f"{result.evaluations} plans ({result.simulations} simulations), objective "
+        f"{result.evaluations} plans "
+        f"({max(result.simulations, result.study_simulations)} simulations), objective "
         f"{result.objective}; groups {result.space}; cycles "
         f"{' '.join(f'{c:g}' for c in cycles)} s; result: mean delay {result.delay:.2f} "
         f"s/trip on seeds {' '.join(map(str, seeds))}{held} (own plan {result.baseline:.2f}, "
