@@ -151,7 +151,8 @@ def add_sensors(scenario_dir: str | Path) -> tuple[Path, list[Detector]]:
         the ``sensors.add.xml`` written and its detectors.
     """
     config = find_config(scenario_dir)
-    scenario = load_scenario(config)
+    # Placing sensors runs nothing: a configuration without an end time is fine here.
+    scenario = load_scenario(config, end=math.inf)
     detectors = sensor_layout(scenario.net_file)
     if not detectors:
         raise ScenarioError(f"{scenario.net_file}: no lane enters a signal; nothing to detect")
@@ -159,7 +160,7 @@ def add_sensors(scenario_dir: str | Path) -> tuple[Path, list[Detector]]:
     listed = config_files(config, "additional-files")
     if not any(Path(name).name == SENSORS_FILE for name in listed):
         set_config_files(config, "additional-files", [*listed, SENSORS_FILE])
-    load_scenario(config)  # the updated configuration still loads
+    load_scenario(config, end=math.inf)  # the updated configuration still loads
     return path, detectors
 
 
