@@ -406,7 +406,8 @@ train = { recipe = "small.toml", timesteps = 128, envs = 1, seed = 4 }
     sweep = load_sweep(sweep_file)
     result = run_sweep(sweep, tmp_path / "runs", workers=2)
     assert [r["status"] for r in result.records] == ["ok"] * 4
-    agent = tmp_path / "runs" / "agents" / "single" / "ppo"
+    [agent] = (tmp_path / "runs" / "agents" / "single").iterdir()
+    assert agent.name.startswith("ppo-")  # ppo-KEY, the digest of its training settings
     assert (agent / "best.zip").is_file() and (agent / "learning_curve.png").is_file()
     spec = json.loads((tmp_path / "runs" / "single" / "ppo" / "seed1" / "spec.json").read_text())
     assert spec["params"]["model"] == str((agent / "best.zip").resolve())
@@ -414,6 +415,38 @@ train = { recipe = "small.toml", timesteps = 128, envs = 1, seed = 4 }
     modified = (agent / "best.zip").stat().st_mtime_ns
     again = run_sweep(sweep, tmp_path / "runs", workers=2)
     assert again.skipped == 4 and (agent / "best.zip").stat().st_mtime_ns == modified
+    # Another training setting (here the recipe's) trains a new agent, and its runs run
+    # again; fixed time's stay.
+    recipe = tmp_path / "small.toml"
+    recipe.write_text(recipe.read_text().replace("imitation_epochs = 1", "imitation_epochs = 2"))
+    changed = run_sweep(load_sweep(sweep_file), tmp_path / "runs", workers=2)
+    assert changed.skipped == 2 and [r["status"] for r in changed.records] == ["ok"] * 4
+    retrained = {p.name for p in (tmp_path / "runs" / "agents" / "single").iterdir()} - {agent.name}
+    assert len(retrained) == 1
+    spec = json.loads((tmp_path / "runs" / "single" / "ppo" / "seed1" / "spec.json").read_text())
+    assert retrained.pop() in spec["params"]["model"]
+
+
+def test_a_sweep_interrupted_while_training_keeps_the_training(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import twin_traffic.train
+
+    def interrupted(scenario: object, recipe: object, folder: Path, **_: object) -> None:
+        (folder / "checkpoints").mkdir(parents=True)
+        (folder / "checkpoints" / "model_2048_steps.zip").write_bytes(b"trained so far")
+        raise KeyboardInterrupt  # Ctrl-C during the first training, before any run
+
+    monkeypatch.setattr(twin_traffic.train, "train", interrupted)
+    sweep_file = tmp_path / "learn.toml"
+    sweep_file.write_text(
+        'scenarios = ["single"]\nseeds = [0]\nend = 60\n\n[[controllers]]\nname = "fixed"\n'
+        '\n[[controllers]]\nname = "policy"\nlabel = "ppo"\ntrain = { timesteps = 2048 }\n'
+    )
+    with pytest.raises(KeyboardInterrupt):
+        run_sweep(load_sweep(sweep_file), tmp_path / "runs")
+    [checkpoint] = (tmp_path / "runs" / "agents").rglob("model_2048_steps.zip")
+    assert checkpoint.read_bytes() == b"trained so far"
 
 
 def test_only_a_policy_is_trained_by_a_sweep(tmp_path: Path) -> None:

@@ -29,6 +29,7 @@ where it stopped; failed runs are tried again.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import math
 import re
@@ -149,6 +150,27 @@ class Sweep:
     description: str = ""
     protocol: RunProtocol = field(default_factory=RunProtocol)
 
+    def training_key(self, scenario: ScenarioEntry, controller: ControllerEntry) -> str:
+        """A digest of all an agent's training depends on: its ``train`` table, the text
+        of its recipe file, the scenario, the window and the protocol. It names the
+        agent's folder, so a change to any of them trains a new agent, and the runs that
+        evaluate it run again."""
+        settings = dict(controller.train or {})
+        recipe = self.path.parent / settings["recipe"] if "recipe" in settings else None
+        described = {
+            "train": settings,
+            "recipe": recipe.read_text() if recipe is not None and recipe.is_file() else None,
+            "scenario": str(scenario.source),
+            "routes": [str(route) for route in scenario.routes],
+            "begin": self.begin,
+            "end": self.end,
+            "protocol": self.protocol.name,
+            "time_to_teleport": self.protocol.time_to_teleport,
+            "sumo_options": list(self.protocol.sumo_options),
+        }
+        text = json.dumps(described, sort_keys=True, default=str)
+        return hashlib.sha256(text.encode()).hexdigest()[:8]
+
     def runs(self, out: Path | None = None) -> list[SweepRun]:
         """Every run, scenario by scenario, controller by controller, seed by seed.
 
@@ -163,7 +185,13 @@ class Sweep:
                 RunSpec(
                     scenario=scenario.source,
                     controller=controller.name,
-                    params=_params(controller, scenario, out, self.protocol),
+                    params=_params(
+                        controller,
+                        scenario,
+                        out,
+                        self.protocol,
+                        self.training_key(scenario, controller),
+                    ),
                     seed=seed,
                     routes=scenario.routes,
                     begin=self.begin,
@@ -180,9 +208,11 @@ class Sweep:
         ]
 
 
-def agent_folder(out: Path, scenario: ScenarioEntry, controller: ControllerEntry) -> Path:
-    """Where a sweep trains the agent of ``controller`` on ``scenario``."""
-    return out.resolve() / AGENTS_DIR / folder_name(scenario.label) / folder_name(controller.label)
+def agent_folder(out: Path, scenario: ScenarioEntry, controller: ControllerEntry, key: str) -> Path:
+    """Where a sweep trains the agent of ``controller`` on ``scenario``: ``LABEL-KEY``, the
+    key a digest of its training settings (see :meth:`Sweep.training_key`)."""
+    name = f"{folder_name(controller.label)}-{key}"
+    return out.resolve() / AGENTS_DIR / folder_name(scenario.label) / name
 
 
 def _params(
@@ -190,6 +220,7 @@ def _params(
     scenario: ScenarioEntry,
     out: Path | None,
     protocol: RunProtocol | None = None,
+    training_key: str = "",
 ) -> dict[str, Any]:
     from twin_traffic.controllers.parameters import parameters_of
 
@@ -197,7 +228,7 @@ def _params(
     params = with_timings(controller.params, accepted, protocol or RunProtocol())
     if controller.train is None or out is None:
         return params
-    model = agent_folder(out, scenario, controller) / "best.zip"
+    model = agent_folder(out, scenario, controller, training_key) / "best.zip"
     return {**params, "model": str(model)}
 
 
@@ -507,9 +538,10 @@ def run_sweep(
     try:
         return _run_in(sweep, out, workers, engine, address, on_start, on_run, started)
     except BaseException:
-        # A sweep that stopped before its first result (workers that cannot start, an
-        # interrupt) leaves no folder it made.
-        if created and not any(out.rglob("metrics.json")):
+        # A sweep that stopped before anything of its own was stored (workers that cannot
+        # start, an interrupt) leaves no folder it made; a run's results or an agent's
+        # training checkpoints are kept for the resume.
+        if created and {p.name for p in out.iterdir()} <= {SWEEP_COPY, INDEX_FILE, LOCK_FILE}:
             shutil.rmtree(out, ignore_errors=True)
         raise
 
@@ -606,7 +638,9 @@ def _train_agents(
                 for r in todo
                 if (r.scenario, r.controller) == (scenario.label, controller.label)
             }
-            folder = agent_folder(out, scenario, controller)
+            folder = agent_folder(
+                out, scenario, controller, sweep.training_key(scenario, controller)
+            )
             if not keys or (folder / "final.zip").exists():
                 continue
             settings = controller.train
