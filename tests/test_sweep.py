@@ -283,6 +283,12 @@ def test_a_folder_holding_other_results_is_refused_and_left_as_it_was(tmp_path: 
     other.write_text(sweep_file.read_text().replace('name = "small"', 'name = "other"'))
     with pytest.raises(SweepError, match="the results of the sweep 'small', not 'other'"):
         run_sweep(load_sweep(other), root)
+    # Another file of the same name is another sweep too.
+    (tmp_path / "elsewhere").mkdir()
+    namesake = tmp_path / "elsewhere" / "small.toml"
+    namesake.write_text(sweep_file.read_text().replace("seeds = [0, 1]", "seeds = [0]"))
+    with pytest.raises(SweepError, match=r"the results of the sweep file .*small\.toml, not"):
+        run_sweep(load_sweep(namesake), root)
     assert {p: p.read_bytes() for p in root.rglob("*") if p.is_file()} == before
     notes = tmp_path / "notes"
     notes.mkdir()

@@ -619,6 +619,12 @@ def _check_results_folder(out: Path, sweep: Sweep) -> None:
             f"{out} holds the results of the sweep '{index.get('sweep')}', not "
             f"'{sweep.name}'; {fix}"
         )
+    written_by = index.get("sweep_path")
+    if written_by is not None and written_by != str(sweep.path.resolve()):
+        # Another file of the same name: its changes would read as edits of this one.
+        raise SweepError(
+            f"{out} holds the results of the sweep file {written_by}, not {sweep.path}; {fix}"
+        )
 
 
 def _train_agents(
@@ -743,6 +749,7 @@ def _write_index(out: Path, sweep: Sweep, records: Mapping[str, RunRecord]) -> N
         {
             "sweep": sweep.name,
             "sweep_file": SWEEP_COPY,
+            "sweep_path": str(sweep.path.resolve()),
             "baseline": sweep.baseline,
             "scenarios": [s.label for s in sweep.scenarios],
             "controllers": [c.label for c in sweep.controllers],
