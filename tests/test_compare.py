@@ -213,3 +213,24 @@ def test_the_table_leaves_out_metrics_no_run_measured(sweep_root: Path) -> None:
     console.print(scenario_table(scenario, "fixed", 0.05))
     text = console.export_text()
     assert "delay" in text and "co2_kg" not in text and "fuel_kg" not in text
+
+
+def test_a_change_is_taken_over_the_seeds_both_controllers_ran() -> None:
+    from rich.console import Console
+
+    from twin_traffic.compare import _compare, scenario_table
+
+    def runs(delays: dict[int, float]) -> dict[int, dict[str, float]]:
+        return {seed: {**dict.fromkeys(METRICS, 1.0), "delay": d} for seed, d in delays.items()}
+
+    # The baseline ran seeds 0-2; the other only seed 0 (its other runs pending or failed).
+    per_seed = {
+        "fixed": runs({0: 40.0, 1: 60.0, 2: 80.0}),
+        "actuated[min_green=3]": runs({0: 20.0}),
+    }
+    folders: dict[str, dict[int, Path]] = {name: {} for name in per_seed}
+    result = _compare("single", list(per_seed), per_seed, folders, "fixed", 0.05)
+    assert result.changes["actuated[min_green=3]"]["delay"] == pytest.approx(-50.0)  # not -66.7
+    console = Console(record=True, width=200)
+    console.print(scenario_table(result, "fixed", 0.05))
+    assert "actuated[min_green=3]" in console.export_text()  # its brackets are not markup

@@ -282,9 +282,13 @@ def _compare(
     for name in controllers:
         if name == baseline:
             continue
+        # Over the seeds both ran, as the paired test: where some runs are pending or
+        # failed, means over different seeds would compare different traffic.
+        common = sorted(set(base) & set(per_seed[name]))
         result.changes[name] = {
             metric: relative_change(
-                result.summaries[name][metric].mean, result.summaries[baseline][metric].mean
+                _mean([per_seed[name][s][metric] for s in common]),
+                _mean([base[s][metric] for s in common]),
             )
             for metric in METRICS
         }
@@ -297,6 +301,10 @@ def _compare(
             for metric in METRICS
         }
     return result
+
+
+def _mean(values: Sequence[float]) -> float:
+    return float(np.mean(values)) if values else math.nan
 
 
 def scenario_table(scenario: ScenarioComparison, baseline: str, alpha: float) -> Table:

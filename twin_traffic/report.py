@@ -6,6 +6,7 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
+from rich.markup import escape
 from rich.table import Table
 
 from twin_traffic.metrics import HIGHER_IS_BETTER, METRICS, RUN_COUNTS, Summary
@@ -25,13 +26,14 @@ def change_shown(metric: str) -> bool:
 
 def column_header(name: str) -> str:
     """A controller's column header, broken after its hyphens when long (``max-`` /
-    ``pressure``), so that several controllers fit 80 columns without a cut word."""
-    return name.replace("-", "-\n") if len(name) > 8 else name
+    ``pressure``), so that several controllers fit 80 columns without a cut word; rich
+    markup escaped (``actuated[min_green=3]`` would otherwise lose its brackets)."""
+    return escape(name.replace("-", "-\n") if len(name) > 8 else name)
 
 
 def controller_header(name: str, baseline: str) -> str:
     """The header of a change column: the controller's header, then ``vs BASELINE``."""
-    return f"{column_header(name)}\nvs {baseline}"
+    return f"{column_header(name)}\nvs {escape(baseline)}"
 
 
 def format_estimate(summary: Summary) -> str:
