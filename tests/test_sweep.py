@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from conftest import write_scenario
 
+from twin_traffic.compare import compare_sweep
 from twin_traffic.errors import TwinTrafficError
 from twin_traffic.store import RUN_FILES, read_index, read_metrics
 from twin_traffic.sweep import SweepError, SweepRun, load_sweep, run_sweep
@@ -313,6 +314,23 @@ def test_a_sweep_whose_workers_cannot_start_leaves_no_folder(tmp_path: Path) -> 
     )
     assert done.returncode != 0 and 'if __name__ == "__main__":' in done.stderr
     assert not (tmp_path / "runs").exists()
+
+
+def test_damaged_results_files_are_named_and_their_runs_run_again(tmp_path: Path) -> None:
+    sweep_file = write_sweep(tmp_path, scenarios='["single"]', end=60)
+    root = tmp_path / "runs"
+    run_sweep(load_sweep(sweep_file), root, workers=2)
+    metrics = root / "single" / "fixed" / "seed0" / "metrics.json"
+    metrics.write_text(metrics.read_text()[:40])  # cut short, as by a full disk
+    with pytest.raises(TwinTrafficError, match=r"metrics\.json: damaged, not valid JSON"):
+        compare_sweep(root)
+    (root / "index.json").write_text("{")
+    with pytest.raises(TwinTrafficError, match=r"index\.json: damaged.*run the sweep that wrote"):
+        compare_sweep(root)
+    # The sweep itself resumes: it runs the damaged run again and rewrites its index.
+    again = run_sweep(load_sweep(sweep_file), root, workers=2)
+    assert again.skipped == 5 and len(again.ok) == 6
+    assert compare_sweep(root).scenarios
 
 
 def test_address_needs_the_ray_engine(tmp_path: Path, reference: tuple[Path, Path]) -> None:

@@ -208,12 +208,7 @@ def compare_sweep(
         TwinTrafficError: not a sweep folder, no finished run, or an unknown baseline.
     """
     root = Path(root)
-    try:
-        index = read_index(root)
-    except ValueError:
-        raise TwinTrafficError(
-            f"{root / INDEX_FILE}: not valid JSON; run the sweep again to rewrite it"
-        ) from None
+    index = read_index(root)
     if index is None:
         raise TwinTrafficError(
             f"{root}: not a results folder (no {INDEX_FILE}); give the --out of "

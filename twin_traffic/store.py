@@ -23,6 +23,7 @@ from typing import Any
 
 import pandas as pd
 
+from twin_traffic.errors import TwinTrafficError
 from twin_traffic.evaluate import RunResult, RunSpec
 from twin_traffic.files import current_umask
 
@@ -171,15 +172,31 @@ def is_complete(folder: Path) -> bool:
     return all((folder / name).is_file() for name in RUN_FILES)
 
 
+_RUN_FIX = "delete that run's folder and run the sweep or evaluation again"
+
+
 def read_spec(folder: Path) -> dict[str, Any]:
     """The ``spec.json`` of a run folder, as written (see :meth:`RunSpec.to_dict`)."""
-    data: dict[str, Any] = json.loads((folder / SPEC_FILE).read_text())
-    return data
+    return _read_json(folder / SPEC_FILE, _RUN_FIX)
 
 
 def read_metrics(folder: Path) -> dict[str, Any]:
     """The ``metrics.json`` of a run folder."""
-    data: dict[str, Any] = json.loads((folder / METRICS_FILE).read_text())
+    return _read_json(folder / METRICS_FILE, _RUN_FIX)
+
+
+class DamagedFileError(TwinTrafficError):
+    """A results file that is not the JSON object the toolkit wrote (cut short by a
+    full disk, edited by hand)."""
+
+
+def _read_json(path: Path, fix: str) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise DamagedFileError(f"{path}: damaged, not valid JSON ({error}); {fix}") from None
+    if not isinstance(data, dict):
+        raise DamagedFileError(f"{path}: damaged, not a JSON object; {fix}")
     return data
 
 
@@ -204,8 +221,7 @@ def read_index(root: Path) -> dict[str, Any] | None:
     path = root / INDEX_FILE
     if not path.is_file():
         return None
-    data: dict[str, Any] = json.loads(path.read_text())
-    return data
+    return _read_json(path, "run the sweep that wrote it again to rewrite it")
 
 
 def _write_json(path: Path, data: Any) -> None:

@@ -46,6 +46,7 @@ from twin_traffic.executor import Outcome
 from twin_traffic.protocol import RunProtocol, with_timings
 from twin_traffic.store import (
     INDEX_FILE,
+    DamagedFileError,
     folder_name,
     is_complete,
     json_safe,
@@ -610,7 +611,13 @@ def _check_results_folder(out: Path, sweep: Sweep) -> None:
         raise SweepError(f"{out} is a file; give a folder for the results")
     if not out.exists() or not [p for p in out.iterdir() if p.name != LOCK_FILE]:
         return
-    index = read_index(out)
+    try:
+        index = read_index(out)
+    except DamagedFileError:
+        copy = out / SWEEP_COPY
+        if copy.is_file() and copy.read_bytes() == sweep.path.read_bytes():
+            return  # this sweep's own folder: its index is written again
+        raise
     fix = "give a new or empty folder (or this sweep's own, to resume it)"
     if index is None or "sweep_file" not in index or not (out / SWEEP_COPY).is_file():
         raise SweepError(f"{out} already holds files that are not this sweep's results; {fix}")
@@ -724,8 +731,9 @@ def _finished(folder: Path, spec: RunSpec) -> bool:
     expected = json.loads(json.dumps(json_safe(spec.to_dict())))
     try:
         stored = RunSpec.from_dict(read_spec(folder)).to_dict()
-    except TypeError:  # a field this version does not know
-        return False
+        read_metrics(folder)
+    except (TypeError, DamagedFileError):  # a field this version does not know, a cut file
+        return False  # run it again
     return json.loads(json.dumps(json_safe(stored))) == expected
 
 
@@ -733,7 +741,7 @@ def _previous_errors(out: Path) -> dict[str, str]:
     """What failed last time, kept in the index while those runs wait to be retried."""
     try:
         index = read_index(out)
-    except (OSError, ValueError):
+    except (OSError, DamagedFileError):
         return {}
     if index is None:
         return {}
