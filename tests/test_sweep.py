@@ -506,3 +506,29 @@ def test_sweep_training_takes_workers_and_its_old_name_envs(tmp_path: Path) -> N
             f'train = {{ algo = "ppo", timesteps = 128, {key} = 2 }}\n'
         )
         assert load_sweep(path).controllers[0].train == {"algo": "ppo", "timesteps": 128, key: 2}
+
+
+@pytest.mark.parametrize(
+    ("train", "recipe", "key", "message"),
+    [
+        ('{ algo = "nosuch" }', None, "train.algo", "unknown algorithm 'nosuch'"),
+        ('{ recipe = "missing.toml" }', None, "train.recipe", "recipe not found"),
+        ('{ recipe = "r.toml" }', "imitation_steps = -1\n", "train.recipe", "imitation_steps"),
+        ("{ timesteps = 0 }", None, "train.timesteps", "must be a whole number >= 1"),
+        ("{ workers = 0 }", None, "train.workers", "must be a whole number >= 1"),
+    ],
+)
+def test_a_bad_training_table_stops_the_sweep_at_load(
+    tmp_path: Path, train: str, recipe: str | None, key: str, message: str
+) -> None:
+    if recipe is not None:
+        (tmp_path / "r.toml").write_text(f'algo = "ppo"\n{recipe}')
+    sweep_file = tmp_path / "learn.toml"
+    sweep_file.write_text(
+        'scenarios = ["single"]\nseeds = [0]\nend = 60\n\n[[controllers]]\nname = "fixed"\n'
+        f'\n[[controllers]]\nname = "policy"\nlabel = "ppo"\ntrain = {train}\n'
+    )
+    with pytest.raises(SweepError) as error:
+        load_sweep(sweep_file)
+    assert str(error.value).startswith(f"{sweep_file}: controllers[1].{key}: ")
+    assert message in str(error.value)

@@ -278,7 +278,7 @@ def load_sweep(path: str | Path) -> Sweep:
 
     protocol = _protocol(data, fail)
     scenarios = _scenarios(data["scenarios"], path, begin, end, fail)
-    controllers = _controllers(data["controllers"], fail)
+    controllers = _controllers(data["controllers"], fail, path.parent)
     seeds = _seeds(data["seeds"], fail)
     labels = [c.label for c in controllers]
     baseline = data.get("baseline", labels[0])
@@ -394,7 +394,7 @@ def _scenarios(
     return tuple(entries)
 
 
-def _controllers(value: Any, fail: Fail) -> tuple[ControllerEntry, ...]:
+def _controllers(value: Any, fail: Fail, base: Path) -> tuple[ControllerEntry, ...]:
     from twin_traffic.controllers import CONTROLLERS, make_controller
 
     if not isinstance(value, list) or not value:
@@ -420,7 +420,7 @@ def _controllers(value: Any, fail: Fail) -> tuple[ControllerEntry, ...]:
         for param, item in params.items():
             if not isinstance(item, (str, int, float, bool)):
                 fail(f"{key}.params.{param}", "must be a string, number or true/false")
-        train = _train_table(table.get("train"), name, params, key, fail)
+        train = _train_table(table.get("train"), name, params, key, fail, base)
         try:
             if train is None:  # a trained controller's model does not exist yet
                 make_controller(name, params)  # bad parameters fail here, not in every run
@@ -439,9 +439,13 @@ def _controllers(value: Any, fail: Fail) -> tuple[ControllerEntry, ...]:
 
 
 def _train_table(
-    value: Any, name: str, params: Mapping[str, Any], key: str, fail: Fail
+    value: Any, name: str, params: Mapping[str, Any], key: str, fail: Fail, base: Path
 ) -> dict[str, Any] | None:
-    """Check a ``[controllers.train]`` table: train the policy, then evaluate it."""
+    """Check a ``[controllers.train]`` table (train the policy, then evaluate it), its
+    recipe included, so that a mistake stops the sweep before any run."""
+    from twin_traffic.agent import ALGORITHM_NAMES
+    from twin_traffic.train import default_recipe, load_recipe
+
     if value is None:
         return None
     if name != "policy":
@@ -451,9 +455,21 @@ def _train_table(
     _known_keys(value, _TRAIN_KEYS, f"{key}.train", "train", fail)
     if "model" in params:
         fail(f"{key}.params.model", "a trained controller's model comes from its training")
-    for number in ("timesteps", "seed", "workers", "envs"):
-        if number in value and (not isinstance(value[number], int) or value[number] < 0):
-            fail(f"{key}.train.{number}", "must be a whole number >= 0")
+    for number, least in (("timesteps", 1), ("seed", 0), ("workers", 1), ("envs", 1)):
+        item = value.get(number, least)
+        if isinstance(item, bool) or not isinstance(item, int) or item < least:
+            fail(f"{key}.train.{number}", f"must be a whole number >= {least}")
+    algo = value.get("algo", "ppo")
+    if algo not in ALGORITHM_NAMES:
+        fail(f"{key}.train.algo", f"unknown algorithm {algo!r}; choose one of: "
+             f"{', '.join(ALGORITHM_NAMES)}")  # fmt: skip
+    recipe = value.get("recipe")
+    if recipe is not None and not isinstance(recipe, str):
+        fail(f"{key}.train.recipe", "must be the path of a recipe file, e.g. recipe = 'my.toml'")
+    try:
+        load_recipe(base / recipe if recipe is not None else default_recipe(algo))
+    except TwinTrafficError as error:
+        fail(f"{key}.train.recipe", str(error))
     return dict(value)
 
 
@@ -657,10 +673,16 @@ def _train_agents(
             if not keys or (folder / "final.zip").exists():
                 continue
             settings = controller.train
-            recipe = load_recipe(
-                sweep.path.parent / settings["recipe"] if "recipe" in settings
-                else default_recipe(settings.get("algo", "ppo"))
-            )  # fmt: skip
+            try:
+                recipe = load_recipe(
+                    sweep.path.parent / settings["recipe"] if "recipe" in settings
+                    else default_recipe(settings.get("algo", "ppo"))
+                )  # fmt: skip
+            except TwinTrafficError as error:  # the recipe changed since the sweep loaded
+                for key in keys:
+                    records[key].update(status="failed", error=f"training failed: {error}")
+                failed |= keys
+                continue
             changes: dict[str, Any] = {
                 "env": {**recipe.env, "begin": sweep.begin, "end": sweep.end}
             }
