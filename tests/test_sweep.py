@@ -428,8 +428,10 @@ train = { recipe = "small.toml", timesteps = 128, envs = 1, seed = 4 }
 """
     )
     sweep = load_sweep(sweep_file)
-    result = run_sweep(sweep, tmp_path / "runs", workers=2)
+    said: list[str] = []
+    result = run_sweep(sweep, tmp_path / "runs", workers=2, on_train=said.append)
     assert [r["status"] for r in result.records] == ["ok"] * 4
+    assert said[0] == "training of ppo on single" and said[1].startswith("trained ppo on single")
     [agent] = (tmp_path / "runs" / "agents" / "single").iterdir()
     assert agent.name.startswith("ppo-")  # ppo-KEY, the digest of its training settings
     assert (agent / "best.zip").is_file() and (agent / "learning_curve.png").is_file()

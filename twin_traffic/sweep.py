@@ -527,6 +527,7 @@ def run_sweep(
     address: str | None = None,
     on_start: StartCallback | None = None,
     on_run: RunCallback | None = None,
+    on_train: Callable[[str], None] | None = None,
 ) -> SweepResult:
     """Run every run of ``sweep`` not finished yet in ``out``, storing results as they come.
 
@@ -538,7 +539,9 @@ def run_sweep(
             "twin-traffic[ray]"``).
         address: a Ray cluster address (``ray`` engine); a local instance without it.
         on_start: told the number of runs and how many are already done.
-        on_run: told each run's index entry once it is stored.
+        on_run: told each run's index entry once it is stored (or failed, with its
+            agent's training).
+        on_train: told when an agent's training starts and ends, in words.
 
     Raises:
         SweepError: a results folder in use by another sweep, or a bad engine choice.
@@ -553,7 +556,7 @@ def run_sweep(
     created = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
     try:
-        return _run_in(sweep, out, workers, engine, address, on_start, on_run, started)
+        return _run_in(sweep, out, workers, engine, address, on_start, on_run, on_train, started)
     except BaseException:
         # A sweep that stopped before anything of its own was stored (workers that cannot
         # start, an interrupt) leaves no folder it made; a run's results or an agent's
@@ -571,6 +574,7 @@ def _run_in(
     address: str | None,
     on_start: StartCallback | None,
     on_run: RunCallback | None,
+    on_train: Callable[[str], None] | None,
     started: float,
 ) -> SweepResult:
     with _exclusive(out):
@@ -594,7 +598,7 @@ def _run_in(
         _write_index(out, sweep, records)
         if on_start is not None:
             on_start(len(runs), skipped)
-        todo = _train_agents(sweep, out, todo, records)
+        todo = _train_agents(sweep, out, todo, records, on_train or (lambda _: None), on_run)
         specs = [run.spec for run in todo]
         try:
             for outcome in _execute(engine, specs, workers, address):
@@ -651,7 +655,12 @@ def _check_results_folder(out: Path, sweep: Sweep) -> None:
 
 
 def _train_agents(
-    sweep: Sweep, out: Path, todo: list[SweepRun], records: dict[str, RunRecord]
+    sweep: Sweep,
+    out: Path,
+    todo: list[SweepRun],
+    records: dict[str, RunRecord],
+    say: Callable[[str], None],
+    on_run: RunCallback | None,
 ) -> list[SweepRun]:
     """Train the agents that pending runs evaluate (resuming an interrupted training);
     a failed training fails its runs. Returns the runs left to execute."""
@@ -692,6 +701,9 @@ def _train_agents(
                 changes["simulations"] = settings.get("workers", settings.get("envs"))
             checkpoints = folder / "checkpoints"
             interrupted = checkpoints.is_dir() and any(checkpoints.iterdir())
+            what = f"{controller.label} on {scenario.label}"
+            say(f"{'resuming the training' if interrupted else 'training'} of {what}")
+            began = time.perf_counter()
             if not interrupted and folder.exists():
                 # Stopped before its first checkpoint: nothing to resume, start it afresh
                 # (training refuses a folder that already holds something).
@@ -708,11 +720,17 @@ def _train_agents(
                     },
                 )  # fmt: skip
             except TwinTrafficError as error:
+                say(f"training of {what} failed: {error}")
                 for key in keys:
                     records[key].update(status="failed", error=f"training failed: {error}")
                 failed |= keys
+            else:
+                say(f"trained {what} in {time.perf_counter() - began:.0f} s")
     if failed:
         _write_index(out, sweep, records)
+        for run in todo:
+            if run.key in failed and on_run is not None:
+                on_run(run, records[run.key])
     return [run for run in todo if run.key not in failed]
 
 

@@ -62,12 +62,17 @@ def sweep(
                 address=address,
                 on_start=display.start,
                 on_run=display.finished,
+                on_train=display.training,
             )
     except KeyboardInterrupt:
+        kept = (
+            f"every finished run is stored in {escape(str(target))}; run the same command "
+            "again to resume"
+            if target.exists()
+            else "nothing was stored"
+        )
         err.print(
-            f"interrupted after {display.done} of {display.total} runs; every finished run is "
-            f"stored in {escape(str(target))}; run the same command again to resume",
-            highlight=False,
+            f"interrupted after {display.done} of {display.total} runs; {kept}", highlight=False
         )
         raise typer.Exit(130) from None
     finally:
@@ -132,6 +137,12 @@ class _Display:
         self.progress.update(self.task, total=total, completed=skipped, counts=self._counts())
         if not err.is_terminal:
             err.print(f"sweep {escape(self.name)}: {total} runs, {skipped} already done")
+
+    def training(self, message: str) -> None:
+        """An agent's training starts or ends (runs wait for it)."""
+        self.progress.update(self.task, description=escape(f"sweep {self.name}: {message}"))
+        if not err.is_terminal:
+            err.print(escape(message), highlight=False)
 
     def _counts(self) -> str:
         return f"{self.done}/{self.total} runs, {self.failed} failed"
