@@ -67,6 +67,7 @@ def test_the_html_report_renders_its_tables_and_images(tmp_path: Path) -> None:
     assert compare.returncode == 0, compare.stderr
     page = report.read_text()
     assert "<script" not in page and "http" not in page  # self-contained
+    assert "co2_kg" not in page  # not measured (no emissions), left out as in the terminal
     probed = tmp_path / "probed.html"
     probed.write_text(page.replace("</body>", PROBE + "</body>"))
 
@@ -90,7 +91,7 @@ def test_the_html_report_renders_its_tables_and_images(tmp_path: Path) -> None:
     assert len(probe["images"]) == 3
     for complete, width, height in probe["images"]:
         assert complete and width > 300 and height > 200
-    # One table per scenario: a header row and a row per metric.
-    assert probe["tables"] == [1 + len(METRICS)] * 2
+    # One table per scenario: a header row and a row per metric measured (not emissions).
+    assert probe["tables"] == [1 + len(METRICS) - 2] * 2
     for heading in ("<h2>single</h2>", "<h2>mixed</h2>", "actuated vs fixed", "delay"):
         assert heading in dom.stdout

@@ -127,6 +127,10 @@ class ScenarioComparison:
     changes: dict[str, dict[str, float]] = field(default_factory=dict)
     tests: dict[str, dict[str, PairedTest]] = field(default_factory=dict)
 
+    def measured(self, metric: str) -> bool:
+        """Whether any run measured ``metric`` (emissions only when switched on)."""
+        return not all(math.isnan(self.summaries[name][metric].mean) for name in self.controllers)
+
 
 @dataclass
 class SweepComparison:
@@ -312,7 +316,7 @@ def scenario_table(scenario: ScenarioComparison, baseline: str, alpha: float) ->
     for name in others:
         add_value_column(table, controller_header(name, baseline))
     for metric, unit in METRICS.items():
-        if all(math.isnan(scenario.summaries[name][metric].mean) for name in scenario.controllers):
+        if not scenario.measured(metric):
             continue  # not measured in these runs (emissions switched off), as evaluate shows
         row = [metric, unit]
         row += [

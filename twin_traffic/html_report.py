@@ -86,6 +86,8 @@ def _table(scenario: ScenarioComparison, baseline: str) -> str:
         head += [f"<th>{_e(name)} vs {_e(baseline)}</th>", f"<th>p ({_e(name)})</th>"]
     rows = [f"<tr>{''.join(head)}</tr>"]
     for metric, unit in METRICS.items():
+        if not scenario.measured(metric):
+            continue  # as the terminal table: emissions only when switched on
         cells = [f'<td class="metric">{_e(metric)}</td>', f"<td>{_e(unit)}</td>"]
         cells += [
             _value_cell(metric, scenario.summaries[name][metric]) for name in scenario.controllers
