@@ -332,3 +332,14 @@ def test_tune_refuses_a_tiny_budget_and_an_unknown_optimizer() -> None:
         tune("single", budget=4, seeds=[0])
     with pytest.raises(TwinTrafficError, match="--optimizer cma: choose one of local, de"):
         tune("single", budget=5, seeds=[0], optimizer="cma")
+
+
+def test_tune_without_held_out_seeds_reports_the_training_seeds_alone(tmp_path: Path) -> None:
+    out = tmp_path / "plan.add.xml"
+    command = [sys.executable, "-m", "twin_traffic.cli", "tune", "single", "--budget", "5"]
+    command += ["--seeds", "0", "--holdout-seeds", "none", "--end", "200", "--out", str(out)]
+    done = subprocess.run(command, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert "training 0" in done.stdout and "held-out" not in done.stdout
+    lines = (tmp_path / "plan.study.jsonl").read_text().splitlines()
+    assert {json.loads(line)["seed"] for line in lines[1:]} == {0, 1}  # training, confirmation

@@ -51,7 +51,8 @@ def tune(
     holdout_seeds: Annotated[
         list[str] | None,
         typer.Option(
-            help=f"Seeds the plan is reported on, never tuned on (default {HOLDOUT_SEEDS})."
+            help=f"Seeds the plan is reported on, never tuned on (default {HOLDOUT_SEEDS}; "
+            "none: report on the training seeds alone)."
         ),
     ] = None,
     confirm_seeds: Annotated[
@@ -127,7 +128,11 @@ def tune(
     from twin_traffic.tuning import tune as run_tuning
 
     train = seeds_option(seeds, "0-2")
-    held_out = seeds_option(holdout_seeds, HOLDOUT_SEEDS, "--holdout-seeds")
+    held_out = (
+        []
+        if holdout_seeds == ["none"]
+        else seeds_option(holdout_seeds, HOLDOUT_SEEDS, "--holdout-seeds")
+    )
     if confirm_seeds == ["none"]:
         confirm: list[int] = []
     elif confirm_seeds:
@@ -316,6 +321,8 @@ def _comparison(
         ("held-out " + seed_text(held_out), delays("fixed", held_out), delays("tuned", held_out)),
     )
     for label, fixed, tuned in rows:
+        if not fixed:  # --holdout-seeds none
+            continue
         change = (sum(tuned) / len(tuned)) / (sum(fixed) / len(fixed)) - 1
         table.add_row(label, cell(fixed), cell(tuned), f"{change:+.1%}")
     return table
