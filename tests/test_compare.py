@@ -234,3 +234,19 @@ def test_a_change_is_taken_over_the_seeds_both_controllers_ran() -> None:
     console = Console(record=True, width=200)
     console.print(scenario_table(result, "fixed", 0.05))
     assert "actuated[min_green=3]" in console.export_text()  # its brackets are not markup
+
+
+def test_plots_of_runs_in_which_no_trip_arrived_warn_of_nothing(tmp_path: Path) -> None:
+    import warnings
+
+    from twin_traffic.plots import render_plots
+
+    (tmp_path / "short.toml").write_text(
+        'scenarios = ["single"]\nseeds = [0, 1]\nend = 2\n\n[[controllers]]\nname = "fixed"\n'
+        '\n[[controllers]]\nname = "actuated"\n'
+    )
+    run_sweep(load_sweep(tmp_path / "short.toml"), tmp_path / "runs")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # matplotlib warned of a legend without lines
+        images = render_plots(compare_sweep(tmp_path / "runs"))
+    assert len(images) == 3

@@ -130,7 +130,8 @@ def travel_time_figure(comparison: SweepComparison) -> Figure:
         axes.set_xlabel("travel time (s)")
         axes.set_ylabel("share of arrived trips")
         axes.grid(alpha=0.3)
-        axes.legend(fontsize="small")
+        if axes.get_legend_handles_labels()[0]:  # no trip arrived: no line, no legend
+            axes.legend(fontsize="small")
     figure.tight_layout()
     return figure
 
