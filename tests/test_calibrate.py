@@ -12,6 +12,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
+import sumolib
 from conftest import netconvert
 
 from twin_traffic.calibrate import calibrate
@@ -252,6 +253,6 @@ def test_candidate_routes_that_turn_around_at_a_dead_end_are_left_out(tmp_path: 
         )
         + "</routes>"
     )
-    _drop_turnarounds(routes, net)
+    _drop_turnarounds(routes, sumolib.net.readNet(str(net), withInternal=False))
     left = [r.get("edges") for r in ET.parse(routes).getroot().iter("route")]
     assert left == kept

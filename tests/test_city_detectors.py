@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import sumolib
 from conftest import netconvert, write_scenario
 
 from twin_traffic.calibrate import _targets, calibrate
@@ -219,7 +220,7 @@ def test_covering_routes_pass_every_counted_turn(tmp_path: Path) -> None:
     # Every counted edge is passed, but no candidate turns from AB into BD.
     routes.write_text('<routes><route id="r0" edges="AB BC"/><route id="r1" edges="BD"/></routes>')
     targets = Targets({}, {(0.0, 900.0): {("AB", "BC"): 5.0, ("AB", "BD"): 3.0}})
-    _add_covering_routes(routes, net, targets)
+    _add_covering_routes(routes, sumolib.net.readNet(str(net), withInternal=False), targets)
     text = routes.read_text()
     assert 'edges="AB BC"' in text and 'edges="AB BD"' in text
 

@@ -903,10 +903,13 @@ def _candidate_routes(
     """The candidate routes of a start (see :func:`calibrate`), written to ``folder``."""
     if start == "scenario":
         return _scenario_routes(scenario, folder / "candidates.rou.xml")
+    import sumolib
+
     routes = _random_routes(scenario, folder, seed)
-    _drop_turnarounds(routes, scenario.net_file)
+    net = sumolib.net.readNet(str(scenario.net_file), withInternal=False)
+    _drop_turnarounds(routes, net)
     if start == "cover":
-        _add_covering_routes(routes, scenario.net_file, targets)
+        _add_covering_routes(routes, net, targets)
     return routes
 
 
@@ -936,17 +939,14 @@ def _random_routes(scenario: Scenario, folder: Path, seed: int) -> Path:
     return routes
 
 
-def _drop_turnarounds(routes: Path, net_file: Path) -> None:
+def _drop_turnarounds(routes: Path, net: Any) -> None:
     """Remove the routes that turn around at a dead end (an edge into a junction whose only
     way on for cars is the edge back): randomTrips makes them where a trip starts into a
     dead end, and drives to its end and back. Such a route passes the loops of both
     directions, so a fit that spends few vehicles takes it for two counts at once: on the
     shipped town half the fitted vehicles drove into a dead end and back, against 11% of
     the routes of the demand the counts came from. A U-turn at a junction that has other
-    ways on is a manoeuvre the network allows, and stays."""
-    import sumolib
-
-    net = sumolib.net.readNet(str(net_file), withInternal=False)
+    ways on is a manoeuvre the network allows, and stays. ``net``: sumolib's network."""
 
     def dead_end_turn(edges: Sequence[str]) -> bool:
         for before, after in itertools.pairwise(edges):
@@ -1009,15 +1009,13 @@ def _write_routes(routes: Sequence[str], path: Path) -> None:
     ET.ElementTree(root).write(path, encoding="UTF-8", xml_declaration=True)
 
 
-def _add_covering_routes(routes: Path, net_file: Path, targets: Targets) -> None:
+def _add_covering_routes(routes: Path, net: Any, targets: Targets) -> None:
     """Add routes through every counted edge and turn that no candidate passes yet.
 
     Each runs from one of the nearest network entries upstream of the edge (or turn),
     through it, to one of the nearest exits downstream (:data:`COVER_ROUTES` of each, on
-    car lanes).
+    car lanes). ``net``: sumolib's network.
     """
-    import sumolib
-
     tree = ET.parse(routes)
     root = tree.getroot()
     passed = [r.get("edges", "").split() for r in root.iter("route")]
@@ -1028,7 +1026,6 @@ def _add_covering_routes(routes: Path, net_file: Path, targets: Targets) -> None
     cores += [list(pair) for pair in sorted(turns - used_turns)]
     if not cores:
         return
-    net = sumolib.net.readNet(str(net_file), withInternal=False)
     added = 0
     for core in cores:
         if not all(net.hasEdge(e) and net.getEdge(e).allows(_VCLASS) for e in core):

@@ -20,7 +20,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from twin_traffic.counts import Count, write_counts
 from twin_traffic.errors import ScenarioError
@@ -215,16 +215,23 @@ def detector_source(
 def check_detector_lanes(scenario: Scenario) -> None:
     """Refuse a scenario whose additional files put a detector on a lane its network
     does not have (SUMO would refuse to load it, with a list of errors)."""
-    for path in scenario.additional_files:
-        detectors = read_detectors(path)
-        if detectors:
-            _check_lanes(detectors, scenario, path)
+    found = [(path, read_detectors(path)) for path in scenario.additional_files]
+    if any(detectors for _, detectors in found):
+        net = _read_net(scenario)  # once for every file
+        for path, detectors in found:
+            _check_lanes(detectors, scenario, path, net)
 
 
-def _check_lanes(detectors: Sequence[Detector], scenario: Scenario, source: Path) -> None:
+def _read_net(scenario: Scenario) -> Any:
     import sumolib
 
-    net = sumolib.net.readNet(str(scenario.net_file), withInternal=False)
+    return sumolib.net.readNet(str(scenario.net_file), withInternal=False)
+
+
+def _check_lanes(
+    detectors: Sequence[Detector], scenario: Scenario, source: Path, net: Any = None
+) -> None:
+    net = net if net is not None else _read_net(scenario)
     for detector in detectors:
         if not net.hasEdge(detector.edge) or detector.lane not in {
             lane.getID() for lane in net.getEdge(detector.edge).getLanes()

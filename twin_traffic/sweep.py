@@ -157,10 +157,10 @@ class Sweep:
         agent's folder, so a change to any of them trains a new agent, and the runs that
         evaluate it run again."""
         settings = dict(controller.train or {})
-        recipe = self.path.parent / settings["recipe"] if "recipe" in settings else None
+        recipe = recipe_file(self.path.parent, settings)
         described = {
             "train": settings,
-            "recipe": recipe.read_text() if recipe is not None and recipe.is_file() else None,
+            "recipe": recipe.read_text() if recipe.is_file() else None,
             "scenario": str(scenario.source),
             "routes": [str(route) for route in scenario.routes],
             "begin": self.begin,
@@ -178,6 +178,12 @@ class Sweep:
         A controller trained by the sweep evaluates the model kept in ``out`` (see
         :func:`agent_folder`).
         """
+        keys = {  # once per agent: a key reads its recipe file
+            (scenario.label, controller.label): self.training_key(scenario, controller)
+            for scenario in self.scenarios
+            for controller in self.controllers
+            if controller.train is not None
+        }
         return [
             SweepRun(
                 scenario.label,
@@ -191,7 +197,7 @@ class Sweep:
                         scenario,
                         out,
                         self.protocol,
-                        self.training_key(scenario, controller),
+                        keys.get((scenario.label, controller.label), ""),
                     ),
                     seed=seed,
                     routes=scenario.routes,
@@ -207,6 +213,16 @@ class Sweep:
             for controller in self.controllers
             for seed in self.seeds
         ]
+
+
+def recipe_file(base: Path, settings: Mapping[str, Any]) -> Path:
+    """The recipe of a ``train`` table: its ``recipe`` (relative to the sweep file's
+    folder ``base``), else the shipped recipe of its ``algo``."""
+    from twin_traffic.train import default_recipe
+
+    if "recipe" in settings:
+        return base / settings["recipe"]
+    return default_recipe(settings.get("algo", "ppo"))
 
 
 def agent_folder(out: Path, scenario: ScenarioEntry, controller: ControllerEntry, key: str) -> Path:
@@ -444,7 +460,7 @@ def _train_table(
     """Check a ``[controllers.train]`` table (train the policy, then evaluate it), its
     recipe included, so that a mistake stops the sweep before any run."""
     from twin_traffic.agent import ALGORITHM_NAMES
-    from twin_traffic.train import default_recipe, load_recipe
+    from twin_traffic.train import load_recipe
 
     if value is None:
         return None
@@ -467,7 +483,7 @@ def _train_table(
     if recipe is not None and not isinstance(recipe, str):
         fail(f"{key}.train.recipe", "must be the path of a recipe file, e.g. recipe = 'my.toml'")
     try:
-        load_recipe(base / recipe if recipe is not None else default_recipe(algo))
+        load_recipe(recipe_file(base, value))
     except TwinTrafficError as error:
         fail(f"{key}.train.recipe", str(error))
     return dict(value)
@@ -664,7 +680,7 @@ def _train_agents(
 ) -> list[SweepRun]:
     """Train the agents that pending runs evaluate (resuming an interrupted training);
     a failed training fails its runs. Returns the runs left to execute."""
-    from twin_traffic.train import default_recipe, load_recipe, train
+    from twin_traffic.train import load_recipe, train
 
     failed: set[str] = set()
     for scenario in sweep.scenarios:
@@ -682,23 +698,6 @@ def _train_agents(
             if not keys or (folder / "final.zip").exists():
                 continue
             settings = controller.train
-            try:
-                recipe = load_recipe(
-                    sweep.path.parent / settings["recipe"] if "recipe" in settings
-                    else default_recipe(settings.get("algo", "ppo"))
-                )  # fmt: skip
-            except TwinTrafficError as error:  # the recipe changed since the sweep loaded
-                for key in keys:
-                    records[key].update(status="failed", error=f"training failed: {error}")
-                failed |= keys
-                continue
-            changes: dict[str, Any] = {
-                "env": {**recipe.env, "begin": sweep.begin, "end": sweep.end}
-            }
-            if "timesteps" in settings:
-                changes["timesteps"] = settings["timesteps"]
-            if "workers" in settings or "envs" in settings:
-                changes["simulations"] = settings.get("workers", settings.get("envs"))
             checkpoints = folder / "checkpoints"
             interrupted = checkpoints.is_dir() and any(checkpoints.iterdir())
             what = f"{controller.label} on {scenario.label}"
@@ -709,6 +708,15 @@ def _train_agents(
                 # (training refuses a folder that already holds something).
                 shutil.rmtree(folder)
             try:
+                # Read again: the recipe may have changed since the sweep file loaded.
+                recipe = load_recipe(recipe_file(sweep.path.parent, settings))
+                changes: dict[str, Any] = {
+                    "env": {**recipe.env, "begin": sweep.begin, "end": sweep.end}
+                }
+                if "timesteps" in settings:
+                    changes["timesteps"] = settings["timesteps"]
+                if "workers" in settings or "envs" in settings:
+                    changes["simulations"] = settings.get("workers", settings.get("envs"))
                 train(
                     scenario.source, replace(recipe, **changes), folder,
                     seed=settings.get("seed", 0), progress_bar=False, resume=interrupted,
