@@ -9,21 +9,16 @@ below, so ``--routes``, ``--begin``, ``--end``, ``--protocol``, ``--time-to-tele
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Sequence
 from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.markup import escape
 
-from twin_traffic.cli.app import err
 from twin_traffic.errors import TwinTrafficError
 
 if TYPE_CHECKING:
-    from twin_traffic.evaluate import RunSpec
-    from twin_traffic.executor import Outcome
     from twin_traffic.protocol import RunProtocol
 
 
@@ -153,42 +148,6 @@ class BackendChoice(str, Enum):
 
     libsumo = "libsumo"
     traci = "traci"
-
-
-def run_with_progress(specs: list[RunSpec], workers: int) -> list[Outcome]:
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
-    from twin_traffic.executor import run_specs
-
-    outcomes = []
-    progress = Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        TextColumn("{task.fields[clock]}"),
-        TimeElapsedColumn(),
-        console=err,
-        disable=not err.is_terminal,
-    )
-    tasks = [
-        progress.add_task(escape(spec.label), total=1.0, clock="waiting", start=False)
-        for spec in specs
-    ]
-    started = time.perf_counter()
-
-    def advance(index: int, done: float, total: float) -> None:
-        progress.start_task(tasks[index])
-        progress.update(tasks[index], completed=done / total, clock=f"t={done:,.0f}/{total:,.0f}s")
-
-    with progress:
-        for outcome in run_specs(specs, workers=workers, progress=advance):
-            status = "done" if outcome.ok else "failed"
-            progress.update(tasks[outcome.index], completed=1.0, clock=status)
-            outcomes.append(outcome)
-            if not err.is_terminal:
-                elapsed = time.perf_counter() - started
-                err.print(f"{status} {escape(outcome.spec.label)} ({len(outcomes)}/"
-                          f"{len(specs)} after {elapsed:.1f} s)")  # fmt: skip
-    return sorted(outcomes, key=lambda o: o.index)
 
 
 def checked_controllers(

@@ -24,9 +24,9 @@ from twin_traffic.cli.common import (
     check_output_file,
     protocol_from,
     route_paths,
-    run_with_progress,
     seeds_option,
 )
+from twin_traffic.cli.progress import run_with_status
 from twin_traffic.errors import TwinTrafficError
 from twin_traffic.seeds import seed_text, seeds_after
 
@@ -214,7 +214,7 @@ def tune(
         )
 
     specs = [spec("fixed", s) for s in [*train, *held_out]] + [spec("tuned", s) for s in held_out]
-    outcomes = run_with_progress(specs, workers)
+    outcomes = run_with_status(specs, workers, description="tuned plan vs fixed time")
     failed = [o for o in outcomes if not o.ok]
     if failed:
         raise TwinTrafficError(failed[0].error or "a comparison run failed")
