@@ -273,6 +273,22 @@ def test_counts_make_the_folder_they_are_written_to(tmp_path: Path) -> None:
     assert sorted(p.name for p in target.parent.iterdir()) == ["counts.csv"]  # no staging
 
 
+def test_counts_never_replace_a_counts_file_unasked(tmp_path: Path) -> None:
+    target = tmp_path / "counts.csv"
+    target.write_text("location,begin,end,count\nloop_1,0,900,42\n")  # the city's own
+    refused = cli("scenario", "counts", "single", "--out", str(target), "--end", "60")
+    assert (
+        refused.returncode == 1
+        and "already exists" in refused.stderr
+        and "--force" in refused.stderr
+    )
+    assert target.read_text().endswith("loop_1,0,900,42\n")
+    replaced = cli("scenario", "counts", "single", "--out", str(target), "--end", "900",
+                   "--interval", "900", "--force")  # fmt: skip
+    assert replaced.returncode == 0, replaced.stderr
+    assert "loop_1" not in target.read_text()
+
+
 def test_counts_take_a_window_a_configuration_lacks(tmp_path: Path) -> None:
     folder = tmp_path / "single"
     shutil.copytree(builtin_scenarios()["single"].parent, folder)

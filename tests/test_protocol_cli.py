@@ -118,8 +118,8 @@ def test_gui_without_a_display_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
     result = cli("evaluate", "single", "--end", "30", "--gui")
     assert result.returncode == 1 and result.stdout == ""
     assert result.stderr.strip() == (
-        "error: --gui: no display is available (DISPLAY is not set), so sumo-gui cannot open; "
-        "run without --gui, or under a virtual display (xvfb-run twin-traffic ...)"
+        "error: sumo-gui cannot open: no display is available (DISPLAY is not set); run "
+        "without the GUI (no --gui, gui=False), or under a virtual display (xvfb-run ...)"
     )
 
 

@@ -146,7 +146,9 @@ def test_write_scenario_helper_is_valid(tmp_path: Path) -> None:
 
 
 def test_routes_with_a_builtin_scenario_are_refused_not_ignored() -> None:
-    with pytest.raises(ScenarioError, match=r"single: --routes goes with a .net.xml; .*single"):
+    with pytest.raises(
+        ScenarioError, match=r"single: route files \(--routes\) go with a .net.xml; .*single"
+    ):
         load_scenario("single", routes=["other.rou.xml"])
 
 

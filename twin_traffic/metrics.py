@@ -195,7 +195,7 @@ def run_warnings(metrics: Mapping[str, float], gridlock_at: float | None = None)
     if vehicles == 0:
         warnings.append(
             "no vehicle was due in the window: the scenario has no demand there (check its "
-            "route files and the --begin/--end window)"
+            "route files and the begin/end window, --begin/--end)"
         )
     if gridlock_at is not None:
         warnings.append(f"gridlock: every vehicle stood still from t={gridlock_at:,.0f} s")

@@ -154,7 +154,9 @@ def build_from_osm(
     if not osm_path.is_file():
         raise ScenarioError(f"{osm_path}: OSM file not found; check the path (or its spelling)")
     if end <= 0 or period <= 0:
-        raise ScenarioError(f"{osm_path}: --end and --period must be positive seconds")
+        raise ScenarioError(
+            f"{osm_path}: end and period (--end, --period) must be positive seconds"
+        )
     check_osm(osm_path)
     base = name or osm_path.name.split(".")[0]
     target = Path(out_dir)

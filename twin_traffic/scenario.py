@@ -111,8 +111,8 @@ def load_scenario(
         scenario = _from_sumocfg(known[text], begin, end, builtin=True)
         if routes:
             raise ScenarioError(
-                f"{text}: --routes goes with a .net.xml; the built-in scenario has its own "
-                f"demand (give its network, {scenario.net_file}, with --routes for another)"
+                f"{text}: route files (--routes) go with a .net.xml; the built-in scenario has its "
+                f"own demand (give its network, {scenario.net_file}, with routes for another)"
             )
     elif Path(text).is_dir():  # a scenario folder stands for its one configuration
         configs = sorted(Path(text).glob(f"*{SUMOCFG_SUFFIX}"))

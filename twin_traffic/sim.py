@@ -455,8 +455,8 @@ def check_display() -> None:
 
     if not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
         raise SimulationError(
-            "--gui: no display is available (DISPLAY is not set), so sumo-gui cannot open; "
-            "run without --gui, or under a virtual display (xvfb-run twin-traffic ...)"
+            "sumo-gui cannot open: no display is available (DISPLAY is not set); run without "
+            "the GUI (no --gui, gui=False), or under a virtual display (xvfb-run ...)"
         )
 
 

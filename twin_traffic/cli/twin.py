@@ -19,6 +19,7 @@ from twin_traffic.cli.common import (
     check_output_file,
     plural,
 )
+from twin_traffic.errors import TwinTrafficError
 
 
 class StartChoice(str, Enum):
@@ -107,6 +108,7 @@ def scenario_counts(
     ] = None,
     begin: BeginOption = None,
     end: EndOption = None,
+    force: Annotated[bool, typer.Option(help="Replace --out when it exists.")] = False,
 ) -> None:
     """Run a scenario and write what its induction loops count (location,begin,end,count).
 
@@ -117,6 +119,11 @@ def scenario_counts(
     from twin_traffic.sensors import record_counts
 
     check_output_file(out_file)
+    if out_file.exists() and not force:
+        # A counts file is often the city's own measurements: never replace one unasked.
+        raise TwinTrafficError(
+            f"{out_file}: already exists; choose another --out, or add --force to replace it"
+        )
     counts = record_counts(
         scenario, interval=interval, seed=seed, out=out_file, detectors_file=detectors,
         begin=begin, end=end,
