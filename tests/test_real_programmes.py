@@ -13,7 +13,7 @@ from test_control import SecondBySecond
 
 from twin_traffic.control import SignalBank
 from twin_traffic.evaluate import RunSpec, run_episode
-from twin_traffic.network import Link, Phase, TrafficLight, load_network
+from twin_traffic.network import Link, Phase, TrafficLight, load_network, programme_min_green
 from twin_traffic.scenario import load_scenario
 from twin_traffic.signals import PhaseEngine, SignalTiming, dominated_greens
 from twin_traffic.sim import SimConfig
@@ -47,10 +47,14 @@ def test_stages_and_their_transitions_follow_the_programme() -> None:
     # A -> L: the programme's own yellow keeps the permissive lefts green (g) throughout.
     assert engine.transition(0, 1) == (("yyygrrrryyygrrrr", 3.0),)
     assert engine.transition_origin(0, 1) == "programme"
-    # L -> A: the lefts are green in both, nothing loses right of way: no transition.
-    assert engine.transition(1, 0) == ()
-    # A -> B skips the left stage: derived, only A's links get yellow.
-    assert engine.transition(0, 2) == (("yyyyrrrryyyyrrrr", 3.0),)
+    # L -> A: the lefts lose their protection (G to g) as the opposing through gains
+    # green: they clear on yellow first, or a left turner still in the junction meets
+    # the through traffic.
+    assert engine.transition(1, 0) == (("rrryrrrrrrryrrrr", 3.0),)
+    assert engine.transition_origin(1, 0) == "derived"
+    # A -> B skips the left stage: derived, only A's links get yellow, and the
+    # programme's 2 s all-red before B follows.
+    assert engine.transition(0, 2) == (("yyyyrrrryyyyrrrr", 3.0), ("rrrrrrrrrrrrrrrr", 2.0))
     assert engine.transition(2, 0) == (("rrrryyyyrrrryyyy", 3.0), ("rrrrrrrrrrrrrrrr", 2.0))
 
 
@@ -115,7 +119,11 @@ def test_sumo_keeps_shared_links_green_on_a_real_programme(backend: str, tmp_pat
     assert [p.state for p in network.traffic_lights["C"].phases] == [p[0] for p in REAL]
     timing = SignalTiming(yellow=3.0, min_green=5.0, max_green=60.0)
     bank = SignalBank(network, ["C"], timing)
-    reference = real_engine(timing)
+    # The bank holds each green for the programme's own minimum (A: 10 + 5 s, split).
+    minimums = [programme_min_green(network.traffic_lights["C"].phases, g) for g in (A, L, B)]
+    assert minimums == [15.0, 8.0, 10.0]
+    reference = PhaseEngine([p[0] for p in REAL], [p[1] for p in REAL], timing,
+                            green_minimums=minimums)  # fmt: skip
     order = [1, 0, 2, 0, 1, 2, 1, 0]  # A->L->A->B->A->L->B->L->A
     expected: list[str] = []
     with SecondBySecond(scenario, 0, None, SimConfig(backend=backend)) as sim:

@@ -31,6 +31,7 @@ from twin_traffic.signals import (
     SignalTiming,
     green_phase_indices,
     is_green_phase,
+    programme_intergreens,
 )
 
 GREEN = frozenset("Gg")
@@ -168,6 +169,13 @@ def check_sequence(engine: PhaseEngine, records: list[Record]) -> None:
                     assert not any(
                         a in GREEN and b not in GREEN for a, b in zip(src, dst, strict=True)
                     )
+                    # ... nor lose its protection (G to g) while another link gains green.
+                    assert not (
+                        any(a == "G" and b == "g" for a, b in zip(src, dst, strict=True))
+                        and any(
+                            a not in GREEN and b in GREEN for a, b in zip(src, dst, strict=True)
+                        )
+                    )
         else:
             src_i, dst_i = records[k - 1].green, r.green
             src, dst = engine.greens[src_i], engine.greens[dst_i]
@@ -181,20 +189,32 @@ def check_sequence(engine: PhaseEngine, records: list[Record]) -> None:
             origin = engine.transition_origin(src_i, dst_i)
             assert origin in ("programme", "derived")
             if origin == "derived" and complete:
-                losing = [i for i in range(n_links) if src[i] in GREEN and dst[i] not in GREEN]
+                # A link loses right of way when its green ends or its G becomes g.
                 gaining = [i for i in range(n_links) if src[i] not in GREEN and dst[i] in GREEN]
+                priority = gaining or any(
+                    a == "g" and b == "G" for a, b in zip(src, dst, strict=True)
+                )
+                losing = [i for i in range(n_links)
+                          if (src[i] in GREEN and dst[i] not in GREEN)
+                          or (src[i] == "G" and dst[i] == "g" and priority)]  # fmt: skip
                 n_yellow = ceil_steps(timing.yellow, step)
                 assert all(s[i] == "y" for s in shown[:n_yellow] for i in losing)
                 assert all(s[i] not in YELLOW for s in shown[n_yellow:] for i in losing)
-                if timing.all_red > 0:
-                    # (2) clearance: losing links red, nothing new green, for all_red.
-                    n_clear = ceil_steps(timing.all_red, step)
-                    assert len(shown) == n_yellow + n_clear
-                    for s in shown[n_yellow:]:
-                        assert all(s[i] == "r" for i in losing)
-                        assert not any(s[i] in GREEN for i in gaining)
-                else:
-                    assert len(shown) == n_yellow
+                # (2) clearance: at least all_red, and at least the programme's own
+                # intergreen between a losing and a gaining link.
+                assert len(shown) >= n_yellow + ceil_steps(timing.all_red, step)
+                intergreens = programme_intergreens(
+                    engine.programme_states,
+                    [ceil_steps(d, step) for d in engine.programme_durations],
+                    frozenset(g for g, d in zip(engine.greens, engine.dominated, strict=True)
+                              if not d),
+                )  # fmt: skip
+                for i in losing:
+                    for j in gaining:
+                        assert len(shown) >= intergreens.get((i, j), 0)
+                for s in shown[n_yellow:]:  # losing links red, nothing new green
+                    assert all(s[i] == "r" for i in losing)
+                    assert not any(s[i] in GREEN for i in gaining)
         k = end + 1
 
 
@@ -484,7 +504,9 @@ def test_non_alternating_programme() -> None:
     assert engine.transition(2, 0) == (("rrry", 3.0), ("rrrr", 1.0))
     # Not in the programme: derived.
     assert engine.transition_origin(0, 2) == "derived"
-    assert engine.transition(0, 2) == (("yyrr", 3.0), ("rrrr", 1.0))
+    # ... yet as long as the programme's own clearance from links 0-1 to link 3 (3 s
+    # yellow, 2 s all-red), longer than all_red.
+    assert engine.transition(0, 2) == (("yyrr", 3.0), ("rrrr", 2.0))
     # Dropping one link keeps the others green throughout.
     assert engine.transition(1, 0) == (("GGyr", 3.0), ("GGrr", 1.0))
 

@@ -16,9 +16,9 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from twin_traffic.network import Network
+from twin_traffic.network import Network, TrafficLight, programme_min_green
 from twin_traffic.programmes import Cue, Schedule, SignalProgramme, cues_for_interval
-from twin_traffic.signals import PhaseEngine, SignalTiming
+from twin_traffic.signals import PhaseEngine, SignalTiming, green_phase_indices
 from twin_traffic.sim import Simulation
 
 _EPS = 1e-6
@@ -55,13 +55,7 @@ class SignalBank:
         self.ids = tuple(signal_ids)
         self.step_length = step_length
         self.engines = tuple(
-            PhaseEngine(
-                [phase.state for phase in network.traffic_lights[tls].phases],
-                [phase.duration for phase in network.traffic_lights[tls].phases],
-                timing,
-                step_length,
-            )
-            for tls in self.ids
+            _engine(network.traffic_lights[tls], timing, step_length) for tls in self.ids
         )
         self._programmes = tuple(_compile(engine) for engine in self.engines)
         self._signals = tuple(
@@ -123,6 +117,21 @@ class SignalBank:
                 reached = offset
             sim.set_phase(tls, cue.phase, cue.steps)
         sim.step(start + steps * self.step_length)
+
+
+def _engine(light: TrafficLight, timing: SignalTiming, step_length: float) -> PhaseEngine:
+    """The phase engine of a signal: its programme, its greens' own minimums, and its
+    pedestrian crossings."""
+    states = [phase.state for phase in light.phases]
+    greens = [states[i] for i in green_phase_indices(states)]
+    return PhaseEngine(
+        states,
+        [phase.duration for phase in light.phases],
+        timing,
+        step_length,
+        green_minimums=[programme_min_green(light.phases, green) for green in greens],
+        crossings=light.crossings,
+    )
 
 
 def _compile(engine: PhaseEngine) -> SignalProgramme:

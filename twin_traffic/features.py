@@ -67,7 +67,7 @@ from pathlib import Path
 import numpy as np
 
 from twin_traffic.errors import TwinTrafficError
-from twin_traffic.network import Link, Network, Phase
+from twin_traffic.network import Link, Network, programme_min_green
 from twin_traffic.roads import Reach, road_stretches
 from twin_traffic.sensors import Detector, write_detectors
 from twin_traffic.signals import GREEN_CHARS, PhaseEngine, dominated_greens
@@ -1057,20 +1057,6 @@ def _layout(light: object, index: dict[str, int], capacity: np.ndarray) -> Signa
         exit_capacity=np.array([capacity[index[link.out_lane]] for link in links]),
         min_green=np.array([programme_min_green(light.phases, green) for green in greens]),
     )
-
-
-def programme_min_green(phases: Sequence[Phase], green: str) -> float:
-    """The programme's minimum for a green: the sum of ``minDur`` over a run of
-    consecutive phases showing it (a stage split into several phases), the longest run
-    if it appears several times; 0 when the programme gives no ``minDur``."""
-    best = run = 0.0
-    previous = None
-    for phase in (*phases, *phases):  # twice round, for a stage that wraps
-        if phase.state == green:
-            run = run + (phase.min_dur or 0.0) if previous == green else (phase.min_dur or 0.0)
-            best = max(best, run)
-        previous = phase.state
-    return best
 
 
 def _link_chars(greens: Sequence[str], links: Sequence[Link], char: str) -> np.ndarray:

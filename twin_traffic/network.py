@@ -9,6 +9,7 @@ all-red phases: a green is any phase that shows green to some link and yellow to
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -51,6 +52,8 @@ class TrafficLight:
     program_id: str
     phases: tuple[Phase, ...]
     links: tuple[Link, ...]
+    # Link indices onto pedestrian crossings (SUMO shows them no yellow).
+    crossings: frozenset[int] = frozenset()
 
     @property
     def num_links(self) -> int:
@@ -110,6 +113,7 @@ def load_network(scenario: Scenario) -> Network:
     """Read the scenario's signals and their programmes with sumolib."""
     net = sumolib.net.readNet(str(scenario.net_file), withPrograms=True, withInternal=False)
     overrides = _additional_programs(scenario.additional_files)
+    crossings = _crossing_links(scenario.net_file)
     lights: dict[str, TrafficLight] = {}
     for tls in sorted(net.getTrafficLights(), key=lambda t: t.getID()):
         tls_id = tls.getID()
@@ -127,11 +131,17 @@ def load_network(scenario: Scenario) -> Network:
         else:
             programs = tls.getPrograms()
             program_id = list(programs)[-1]  # SUMO runs the last programme loaded
-            phases = tuple(
-                Phase(p.state, float(p.duration), _optional(p.minDur), _optional(p.maxDur))
-                for p in programs[program_id].getPhases()
+            raw = programs[program_id].getPhases()
+            phases = played_order(
+                tuple(
+                    Phase(p.state, float(p.duration), _optional(p.minDur), _optional(p.maxDur))
+                    for p in raw
+                ),
+                [_successors(" ".join(str(n) for n in p.next or ())) for p in raw],
             )
-        lights[tls_id] = TrafficLight(tls_id, program_id, phases, links)
+        lights[tls_id] = TrafficLight(
+            tls_id, program_id, phases, links, crossings.get(tls_id, frozenset())
+        )
     lanes = [lane for edge in net.getEdges() for lane in edge.getLanes()]
     lengths = {lane.getID(): float(lane.getLength()) for lane in lanes}
     speeds = {lane.getID(): float(lane.getSpeed()) for lane in lanes}
@@ -142,6 +152,27 @@ def load_network(scenario: Scenario) -> Network:
         for lane in lanes
     }
     return Network(scenario.net_file, lights, lengths, speeds, free, scenario=scenario)
+
+
+def _crossing_links(net_file: Path) -> dict[str, frozenset[int]]:
+    """Per signal, its links onto pedestrian crossings: connections from a walking area
+    to an internal edge of ``function="crossing"`` (sumolib without internal edges does
+    not list them)."""
+    crossing_edges: set[str] = set()
+    links: list[tuple[str, int, str]] = []
+    for _, element in ET.iterparse(net_file):
+        if element.tag == "edge" and element.get("function") == "crossing":
+            crossing_edges.add(element.get("id", ""))
+        elif element.tag == "connection" and element.get("tl") is not None:
+            links.append((element.get("tl", ""), int(element.get("linkIndex", -1)),
+                          element.get("to", "")))  # fmt: skip
+        if element.tag in ("edge", "connection", "junction"):
+            element.clear()
+    found: dict[str, set[int]] = {}
+    for tls, index, to in links:
+        if to in crossing_edges:
+            found.setdefault(tls, set()).add(index)
+    return {tls: frozenset(indices) for tls, indices in found.items()}
 
 
 def _additional_programs(files: tuple[Path, ...]) -> dict[str, tuple[str, tuple[Phase, ...]]]:
@@ -157,15 +188,41 @@ def _additional_programs(files: tuple[Path, ...]) -> dict[str, tuple[str, tuple[
 
 def phases_of(logic: ET.Element) -> tuple[Phase, ...]:
     """The phases of a ``<tlLogic>`` element; ``ValueError`` when a duration is no number."""
-    return tuple(
-        Phase(
-            p.get("state", ""),
-            float(p.get("duration", "")),
-            _optional(p.get("minDur")),
-            _optional(p.get("maxDur")),
-        )
-        for p in logic.iter("phase")
+    elements = list(logic.iter("phase"))
+    return played_order(
+        tuple(
+            Phase(
+                p.get("state", ""),
+                float(p.get("duration", "")),
+                _optional(p.get("minDur")),
+                _optional(p.get("maxDur")),
+            )
+            for p in elements
+        ),
+        [_successors(p.get("next", "")) for p in elements],
     )
+
+
+def played_order(phases: tuple[Phase, ...], successors: Sequence[int | None]) -> tuple[Phase, ...]:
+    """The phases in the order SUMO plays them: from phase 0, each phase's ``next``
+    (its first one where it names several) or else the phase after it, once round the
+    cycle. Phases the cycle never reaches are left out. A programme without ``next`` is
+    returned as it is."""
+    if all(successor is None for successor in successors):
+        return phases
+    order: list[int] = []
+    index = 0
+    while index not in order and 0 <= index < len(phases):
+        order.append(index)
+        successor = successors[index]
+        index = successor if successor is not None else (index + 1) % len(phases)
+    return tuple(phases[i] for i in order)
+
+
+def _successors(text: str) -> int | None:
+    """A phase's ``next`` attribute: its first index, ``None`` when it has none."""
+    first = text.split()[0] if text.split() else ""
+    return int(first) if first.lstrip("-").isdigit() else None
 
 
 def _optional(value: object) -> float | None:
@@ -173,3 +230,17 @@ def _optional(value: object) -> float | None:
         return None
     number = float(value)  # type: ignore[arg-type]
     return None if number < 0 else number
+
+
+def programme_min_green(phases: Sequence[Phase], green: str) -> float:
+    """The programme's minimum for a green: the sum of ``minDur`` over a run of
+    consecutive phases showing it (a stage split into several phases), the longest run
+    if it appears several times; 0 when the programme gives no ``minDur``."""
+    best = run = 0.0
+    previous = None
+    for phase in (*phases, *phases):  # twice round, for a stage that wraps
+        if phase.state == green:
+            run = run + (phase.min_dur or 0.0) if previous == green else (phase.min_dur or 0.0)
+            best = max(best, run)
+        previous = phase.state
+    return best

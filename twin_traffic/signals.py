@@ -45,6 +45,7 @@ __all__ = [
     "dominated_greens",
     "green_phase_indices",
     "is_green_phase",
+    "programme_intergreens",
 ]
 
 GREEN_CHARS = frozenset("Gg")
@@ -122,13 +123,46 @@ def green_phase_indices(states: Sequence[str]) -> tuple[int, ...]:
     return tuple(indices)
 
 
-def _is_safe_path(path: Sequence[str]) -> bool:
-    """True if no link goes from green straight to a non-yellow, non-green char."""
+def _is_safe_path(path: Sequence[str], no_yellow: frozenset[int] = frozenset()) -> bool:
+    """True if no link goes from green straight to a non-yellow, non-green char, except
+    the links in ``no_yellow`` (pedestrian crossings, whose green ends in red)."""
     for prev, cur in itertools.pairwise(path):
-        for a, b in zip(prev, cur, strict=True):
-            if a in GREEN_CHARS and b not in GREEN_CHARS and b not in YELLOW_CHARS:
+        for k, (a, b) in enumerate(zip(prev, cur, strict=True)):
+            cut = a in GREEN_CHARS and b not in GREEN_CHARS and b not in YELLOW_CHARS
+            if cut and k not in no_yellow:
                 return False
     return True
+
+
+def programme_intergreens(
+    states: Sequence[str], steps: Sequence[int], stages: frozenset[str]
+) -> dict[tuple[int, int], int]:
+    """The programme's own intergreens: for links ``i`` and ``j`` that no phase shows
+    green together (conflicting movements), the fewest steps it leaves between the end
+    of ``i``'s green and the start of ``j``'s where ``j``'s green follows ``i``'s within
+    one transition, no stage (a green of ``stages``) between them.
+
+    This is the programme's intergreen matrix (e.g. FGSV RiLSA, HCM's yellow plus
+    red clearance per movement pair): a derived transition that waits as long is
+    never shorter than the city's own clearance, pedestrians' included."""
+    count = len(states)
+    green = [frozenset(k for k, c in enumerate(state) if c in GREEN_CHARS) for state in states]
+    together = {pair for links in green for pair in itertools.product(links, links)}
+    starts = list(itertools.accumulate(steps, initial=0))
+    cycle = max(starts[-1], 1)
+    found: dict[tuple[int, int], int] = {}
+    for p in range(count):  # the phase where j's green starts
+        rising = green[p] - green[p - 1]
+        for back in range(1, count):  # back through one transition, to the stage before it
+            q = (p - back) % count
+            ended = green[q] - green[(q + 1) % count]  # links whose green ends with phase q
+            gap = (starts[p] - starts[(q + 1) % count]) % cycle
+            for i, j in itertools.product(ended, rising):
+                if (i, j) not in together:
+                    found[(i, j)] = min(found.get((i, j), gap), gap)
+            if states[q] in stages:
+                break
+    return found
 
 
 def _green_links(state: str) -> frozenset[int]:
@@ -179,6 +213,12 @@ class PhaseEngine:
             yellow / all-red phases of programme transitions).
         timing: safety timings.
         step_length: seconds advanced by one :meth:`tick`.
+        green_minimums: the programme's own minimum per green (its ``minDur``), s,
+            held before a requested switch as ``timing.min_green`` is (the longer of
+            the two; never past ``max_green``).
+        crossings: links onto pedestrian crossings. SUMO shows a crossing no yellow:
+            its green ends in red, and the programme clears it with time before
+            conflicting vehicles get green (see :func:`programme_intergreens`).
 
     Actions are indices into :attr:`greens` (the distinct green states in order
     of first appearance in the programme).  All durations are rounded up to
@@ -194,6 +234,8 @@ class PhaseEngine:
         durations: Sequence[float],
         timing: SignalTiming,
         step_length: float = 1.0,
+        green_minimums: Sequence[float] | None = None,
+        crossings: frozenset[int] = frozenset(),
     ) -> None:
         states = tuple(states)
         durations = tuple(float(d) for d in durations)
@@ -227,6 +269,9 @@ class PhaseEngine:
         self.greens: tuple[str, ...] = tuple(states[i] for i in green_idx)
         self.num_greens: int = len(self.greens)
         self._min_steps = _ceil_steps(timing.min_green, self.step_length)
+        own = tuple(green_minimums) if green_minimums is not None else (0.0,) * len(green_idx)
+        if len(own) != len(green_idx):
+            raise ValueError(f"got {len(own)} green minimums for {len(green_idx)} greens")
         # A green is always shown for at least one step.
         self._max_steps: float = (
             math.inf
@@ -234,10 +279,27 @@ class PhaseEngine:
             else max(1, _ceil_steps(timing.max_green, self.step_length))
         )
 
+        # Per green: the steps it is held before a requested switch.
+        self._green_min_steps = tuple(
+            min(max(self._min_steps, _ceil_steps(seconds, self.step_length)), self._max_steps)
+            for seconds in own
+        )
+
         self.dominated: tuple[bool, ...] = dominated_greens(self.greens)
         self._stages = frozenset(
             g for g, dominated in zip(self.greens, self.dominated, strict=True) if not dominated
         )
+        self._no_yellow = frozenset(crossings)
+        self._intergreens = programme_intergreens(
+            states, [_ceil_steps(d, self.step_length) for d in durations], self._stages
+        )
+        self._clearance: dict[int, int] = {}  # per link: its longest intergreen
+        for (i, _), gap in self._intergreens.items():
+            self._clearance[i] = max(self._clearance.get(i, 0), gap)
+        self._longest_intergreen = max(self._intergreens.values(), default=0)
+        self._together = {
+            pair for state in states for pair in itertools.permutations(_green_links(state), 2)
+        }
         # Precompute every src -> dst plan so tick() only indexes tuples.
         n = self.num_greens
         self._plans: list[list[tuple[tuple[str, int], ...]]] = [[()] * n for _ in range(n)]
@@ -298,7 +360,8 @@ class PhaseEngine:
                         # Phases that repeat src (a stage split in several) are its green.
                         while plan and plan[0][0] == src_state:
                             plan = plan[1:]
-                        if plan and _is_safe_path([src_state, *(p for p, _ in plan), dst_state]):
+                        path = [src_state, *(p for p, _ in plan), dst_state]
+                        if plan and _is_safe_path(path, self._no_yellow):
                             return plan
                         break
                     if phase in self._stages or not _green_links(phase) <= src_green:
@@ -332,19 +395,60 @@ class PhaseEngine:
     def _derived_transition(
         self, src: int, dst: int
     ) -> tuple[tuple[tuple[str, int], ...], TransitionOrigin]:
-        """Per-link yellow (+ optional all-red) from green ``src`` to green ``dst``."""
+        """Per-link transition from green ``src`` to green ``dst``.
+
+        A link loses right of way when its green ends, or when its protected green
+        (``G``) becomes permissive (``g``) as other links gain green or priority: a turn
+        that had priority must clear before its opposing traffic is given green.
+        Losing links show yellow (pedestrian crossings red: SUMO gives them none), then
+        red until the transition has lasted ``yellow + all_red`` and the programme's own
+        intergreen between every losing link and every link ``dst`` gives green
+        (:func:`programme_intergreens`).
+        Links green on both sides keep their ``src`` character, links red on both theirs.
+        """
         a, b = self.greens[src], self.greens[dst]
-        losing = [ca in GREEN_CHARS and cb not in GREEN_CHARS for ca, cb in zip(a, b, strict=True)]
+        gaining = [k for k, (ca, cb) in enumerate(zip(a, b, strict=True))
+                   if ca not in GREEN_CHARS and cb in GREEN_CHARS]  # fmt: skip
+        gains_priority = bool(gaining) or any(
+            ca == "g" and cb == "G" for ca, cb in zip(a, b, strict=True)
+        )
+        losing = [
+            (ca in GREEN_CHARS and cb not in GREEN_CHARS)
+            or (ca == "G" and cb == "g" and gains_priority)
+            for ca, cb in zip(a, b, strict=True)
+        ]
         if not any(losing):
             return (), "direct"  # dst only adds greens: nothing to clear
-        # Links green in both keep their src char; links not green in src keep
-        # theirs (normally 'r'); only the losing links change.
-        yellow = "".join("y" if lose else c for lose, c in zip(losing, a, strict=True))
-        segments = [(yellow, max(1, _ceil_steps(self.timing.yellow, self.step_length)))]
-        if self.timing.all_red > 0:
-            clear = "".join("r" if lose else c for lose, c in zip(losing, a, strict=True))
-            segments.append((clear, max(1, _ceil_steps(self.timing.all_red, self.step_length))))
-        return _merge(segments), "derived"
+        yellow = "".join(
+            ("r" if k in self._no_yellow else "y") if lose else c
+            for k, (lose, c) in enumerate(zip(losing, a, strict=True))
+        )
+        vehicles_lose = any(lose and k not in self._no_yellow for k, lose in enumerate(losing))
+        yellow_steps = max(1, _ceil_steps(self.timing.yellow, self.step_length))
+        if not vehicles_lose:  # only crossings end: no yellow, only their clearance
+            yellow_steps = 0
+        needed = max(
+            (self._intergreen(i, j) for i in itertools.compress(range(len(a)), losing)
+             for j in gaining),
+            default=0,
+        )  # fmt: skip
+        all_red = _ceil_steps(self.timing.all_red, self.step_length) if vehicles_lose else 0
+        clear_steps = max(all_red, needed - yellow_steps)
+        clear = "".join("r" if lose else c for lose, c in zip(losing, a, strict=True))
+        plan = _merge([(yellow, yellow_steps), (clear, clear_steps)])
+        return (plan, "derived") if plan else ((), "direct")
+
+    def _intergreen(self, i: int, j: int) -> int:
+        """Steps from the end of link ``i``'s green to the start of link ``j``'s: the
+        programme's own where it has that pair, else ``i``'s longest one for links the
+        programme never shows green together, or its longest one where ``i`` has none
+        (0 for links it shows green together)."""
+        found = self._intergreens.get((i, j))
+        if found is not None:
+            return found
+        if (i, j) in self._together:
+            return 0
+        return self._clearance.get(i, self._longest_intergreen)
 
     def _check_green(self, green: int) -> int:
         try:
@@ -403,7 +507,7 @@ class PhaseEngine:
             # A green is shown.
             self._green_steps += 1
             pending = self._pending
-            if pending is not None and self._green_steps >= self._min_steps:
+            if pending is not None and self._green_steps >= self._green_min_steps[self._green]:
                 return self._start(pending)
             if self._green_steps >= self._max_steps and self.num_greens > 1:
                 return self._start((self._green + 1) % self.num_greens)
@@ -438,7 +542,7 @@ class PhaseEngine:
         if self.num_greens > 1:
             quiet = min(quiet, self._max_steps - self._green_steps - 1)
         if self._pending is not None:
-            quiet = min(quiet, self._min_steps - self._green_steps - 1)
+            quiet = min(quiet, self._green_min_steps[self._green] - self._green_steps - 1)
         steps = max(int(quiet), 0)
         self._green_steps += steps
         return steps
@@ -500,7 +604,7 @@ class PhaseEngine:
         one step earlier is served at that same tick too: the tick that
         completes min green also serves it.)
         """
-        return self._seg < 0 and self._green_steps >= self._min_steps
+        return self._seg < 0 and self._green_steps >= self._green_min_steps[self._green]
 
     @property
     def min_green_steps(self) -> int:
