@@ -9,12 +9,16 @@ import numpy as np
 import pytest
 from gymnasium.utils.env_checker import check_env
 from pettingzoo.test import parallel_api_test, parallel_seed_test
+from test_control import SecondBySecond
 
+from twin_traffic.controllers import make_controller
 from twin_traffic.envs import SignalEnv, SignalParallelEnv
 from twin_traffic.errors import SimulationError, TwinTrafficError
+from twin_traffic.evaluate import DecisionRunner
 from twin_traffic.features import OBSERVATIONS, REWARDS
-from twin_traffic.scenario import builtin_scenarios
-from twin_traffic.sim import PROGRAMME_ID
+from twin_traffic.network import load_network
+from twin_traffic.scenario import builtin_scenarios, load_scenario
+from twin_traffic.sim import PROGRAMME_ID, SimConfig
 
 SCENARIOS = list(builtin_scenarios())
 GREEN = frozenset("Gg")
@@ -230,17 +234,38 @@ def _green_runs(states: list[str], greens: set[str]) -> list[tuple[str, int, boo
     return [run for run in runs if run[0] in greens]
 
 
-def test_the_scenario_can_be_given_positionally(road: Path) -> None:
+def test_the_scenario_can_be_given_positionally() -> None:
     from twin_traffic.scenario import load_scenario
 
-    for source in (str(road), road, load_scenario(road, end=30)):
+    config = load_scenario("single").config_file
+    assert config is not None
+    for source in (str(config), config, load_scenario(config, end=30)):
         env = SignalEnv(source, end=30)
-        assert env.twin.scenario.config_file == road.resolve()
+        assert env.twin.scenario.config_file == config.resolve()
         env.close()
     parallel = SignalParallelEnv("single", end=30)
     observations, _ = parallel.reset(seed=0)
     assert set(observations) == set(parallel.possible_agents)
     parallel.close()
+
+
+def test_a_signal_with_a_single_green_is_left_on_its_programme(road: Path) -> None:
+    """The road's signal runs green, yellow, red: one green, nothing to choose. An env
+    refuses it by name; a deciding controller leaves it on its programme, red included."""
+    with pytest.raises(TwinTrafficError, match="no signal has two greens"):
+        SignalEnv(road, end=30)
+    with pytest.raises(TwinTrafficError, match="'B' has a single green"):
+        SignalParallelEnv(road, end=30, signals=["B"])
+    scenario = load_scenario(road, end=90)
+    network = load_network(scenario)
+    assert network.controlled_ids == ()
+    with SecondBySecond(scenario, 0, None, SimConfig()) as sim:
+        sim.ids, sim.shown, sim.commands = ("B",), [], 0
+        runner = DecisionRunner(make_controller("max-pressure"), network, sim)
+        while sim.time < 90:
+            runner.decide(sim)
+            runner.bank.advance(sim, sim.time + 1)
+    assert "".join(row["B"] for row in sim.shown) == "G" * 30 + "y" * 3 + "r" * 30 + "G" * 27
 
 
 def test_unknown_keywords_are_rejected_with_the_valid_ones() -> None:

@@ -5,7 +5,9 @@ permissive, programmes whose phases name their successor (``next``)."""
 from __future__ import annotations
 
 import itertools
+import shutil
 import subprocess
+import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -15,6 +17,8 @@ import pytest
 
 from twin_traffic.control import SignalBank
 from twin_traffic.envs import SignalParallelEnv
+from twin_traffic.errors import ScenarioError
+from twin_traffic.evaluate import RunSpec, run_episode
 from twin_traffic.network import load_network, phases_of
 from twin_traffic.scenario import load_scenario
 from twin_traffic.signals import GREEN_CHARS, PhaseEngine, SignalTiming, programme_intergreens
@@ -212,3 +216,54 @@ def test_a_programme_with_next_is_played_in_sumos_order() -> None:
     engine = PhaseEngine([p.state for p in phases], [p.duration for p in phases], SignalTiming())
     assert engine.transition(0, 1) == (("yyrr", 3.0), ("rrrr", 2.0))
     assert engine.transition(1, 0) == (("rryy", 3.0), ("rrrr", 4.0))
+
+
+def _single_with(tmp_path: Path, additional: str) -> Path:
+    """The built-in ``single`` with an additional file of ``additional`` elements."""
+    source = load_scenario("single").config_file
+    assert source is not None
+    for path in source.parent.glob("single*"):
+        shutil.copy(path, tmp_path / path.name)
+    (tmp_path / "extra.add.xml").write_text(f"<additional>{additional}</additional>")
+    config = tmp_path / "single.sumocfg"
+    config.write_text(config.read_text().replace(
+        '<route-files value="single.rou.xml"/>',
+        '<route-files value="single.rou.xml"/><additional-files value="extra.add.xml"/>',
+    ))  # fmt: skip
+    return config
+
+
+def test_a_signal_a_waut_switches_is_left_to_fixed_time(tmp_path: Path) -> None:
+    """A WAUT would put the city's programmes back in the middle of a run: every
+    controller but fixed refuses the signal, naming the file; fixed time runs it."""
+    light = load_network(load_scenario("single")).traffic_lights["C"]
+    phases = "".join(f'<phase duration="{p.duration:g}" state="{p.state}"/>' for p in light.phases)
+    config = _single_with(
+        tmp_path,
+        f'<tlLogic id="C" type="static" programID="day">{phases}</tlLogic>'
+        '<WAUT id="w" refTime="0" startProg="day"><wautSwitch time="60" to="day"/></WAUT>'
+        '<wautJunction wautID="w" junctionID="C"/>',
+    )
+    with pytest.raises(ScenarioError, match=r"extra.add.xml: WAUT 'w' switches signal 'C'"):
+        SignalParallelEnv(scenario=config, end=60)
+    with pytest.raises(ScenarioError, match="would override max-pressure"):
+        run_episode(RunSpec(str(config), "max-pressure", end=60))
+    assert run_episode(RunSpec(str(config), "fixed", end=60)).metrics["vehicles"] > 0
+    check = subprocess.run([sys.executable, "-m", "twin_traffic.cli", "scenario", "check",
+                            str(config)], capture_output=True, text=True)  # fmt: skip
+    assert check.returncode == 0 and "warning:" in check.stderr and "WAUT 'w'" in check.stderr
+
+
+def test_a_nema_controller_is_left_to_fixed_time(tmp_path: Path) -> None:
+    arms = {"N": (0, 150), "S": (0, -150), "E": (150, 0), "W": (-150, 0)}
+    nodes = '<node id="C" x="0" y="0" type="traffic_light"/>' + "".join(
+        f'<node id="{a}" x="{x}" y="{y}"/>' for a, (x, y) in arms.items()
+    )
+    _netconvert(tmp_path, nodes, "".join(_two_edges(a, "C") for a in arms),
+                "--tls.default-type", "NEMA")  # fmt: skip
+    config = _config(tmp_path, '<flow id="f" from="NC" to="CS" begin="0" end="60" number="5"/>')
+    network = load_network(load_scenario(config))
+    assert network.traffic_lights["C"].kind == "NEMA"
+    with pytest.raises(ScenarioError, match="runs a NEMA controller"):
+        run_episode(RunSpec(str(config), "actuated", end=60))
+    assert run_episode(RunSpec(str(config), "fixed", end=60)).metrics["vehicles"] == 5

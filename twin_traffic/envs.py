@@ -150,13 +150,23 @@ class SignalTwin:
             config.scenario, routes=config.routes, begin=config.begin, end=config.end
         )
         self.network: Network = load_network(self.scenario)
-        signals = config.signals or self.network.signal_ids
+        signals = config.signals or self.network.controlled_ids
         unknown = [s for s in signals if s not in self.network.traffic_lights]
         if unknown:
             raise TwinTrafficError(
                 f"{self.scenario.net_file}: no signal {unknown[0]!r}; signals are: "
                 f"{', '.join(self.network.signal_ids)}"
             )
+        single = [s for s in signals if s not in self.network.controlled_ids]
+        if single or not signals:
+            raise TwinTrafficError(
+                f"{self.scenario.net_file}: signal {single[0]!r} has a single green in its "
+                "programme, so there is nothing to choose; leave it out of signals (it runs "
+                "its own programme)"
+                if single
+                else f"{self.scenario.net_file}: no signal has two greens to choose between"
+            )
+        self.network.check_takeover(signals, "the environment")
         self.signal_ids = tuple(signals)
         try:
             timing = config.timing  # validates the timings

@@ -205,6 +205,9 @@ def run_episode(
         _check_loaded(spec, scenario)
     network = load_network(scenario)
     controller = make_controller(spec.controller, spec.params)
+    if spec.controller != "fixed":  # every other controller replaces the programmes
+        taken = network.controlled_ids if is_deciding(controller) else network.signal_ids
+        network.check_takeover(taken, spec.controller)
     timings = {"prepare": time.perf_counter() - started}
     with tempfile.TemporaryDirectory(prefix="twin-traffic-") as scratch:
         directory = Path(scratch)
@@ -237,7 +240,8 @@ class DecisionRunner:
     def __init__(self, controller: Controller, network: Network, sim: Simulation) -> None:
         assert isinstance(controller, DecidingController)
         self.controller = controller
-        self.bank = SignalBank(network, network.signal_ids, controller.timing, sim.step_length)
+        self.bank = SignalBank(network, network.controlled_ids, controller.timing,
+                               sim.step_length)  # fmt: skip
         self.bank.start(sim)
         self.observer = controller.observer_for(network)
         self.observer.attach(sim)

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import sumolib
 
+from twin_traffic.errors import ScenarioError
 from twin_traffic.scenario import Scenario
 from twin_traffic.signals import GREEN_CHARS, green_phase_indices, is_green_phase
 
@@ -54,6 +55,10 @@ class TrafficLight:
     links: tuple[Link, ...]
     # Link indices onto pedestrian crossings (SUMO shows them no yellow).
     crossings: frozenset[int] = frozenset()
+    # The programme's type (static, actuated, delay_based, NEMA...).
+    kind: str = "static"
+    # "FILE: WAUT 'ID'" when a WAUT switches the signal between programmes at run time.
+    switched_by: str | None = None
 
     @property
     def num_links(self) -> int:
@@ -108,12 +113,42 @@ class Network:
         """Traffic-light ids in a stable order."""
         return tuple(self.traffic_lights)
 
+    def check_takeover(self, signal_ids: Sequence[str], controller: str) -> None:
+        """Raise :class:`ScenarioError` when ``controller`` cannot take ``signal_ids``
+        over from their programmes: a WAUT would switch them back to its own programmes
+        during the run, and a NEMA programme's phases are ring-barrier phases, not the
+        link states the toolkit's greens and transitions are built from."""
+        for tls in signal_ids:
+            light = self.traffic_lights[tls]
+            if light.switched_by is not None:
+                raise ScenarioError(
+                    f"{light.switched_by} switches signal '{tls}' between programmes during "
+                    f"the run, which would override {controller}: remove the <WAUT> and its "
+                    "<wautJunction> (the fixed controller runs them as they are)"
+                )
+            if light.kind == "NEMA":
+                raise ScenarioError(
+                    f"{self.net_file}: signal '{tls}' runs a NEMA controller (ring-barrier "
+                    f"phases), which {controller} cannot take over; convert it to a phase "
+                    "sequence (netconvert --tls.default-type static) or run fixed"
+                )
+
+    @cached_property
+    def controlled_ids(self) -> tuple[str, ...]:
+        """The signals a deciding controller or an env takes over: those with two greens
+        or more. A programme with a single green (a ramp meter, a green broken only by
+        all-red) leaves nothing to choose, and holding its green would delete its red;
+        such a signal keeps running its own programme."""
+        return tuple(tls for tls, light in self.traffic_lights.items()
+                     if len(light.green_phases) > 1)  # fmt: skip
+
 
 def load_network(scenario: Scenario) -> Network:
     """Read the scenario's signals and their programmes with sumolib."""
     net = sumolib.net.readNet(str(scenario.net_file), withPrograms=True, withInternal=False)
     overrides = _additional_programs(scenario.additional_files)
     crossings = _crossing_links(scenario.net_file)
+    switched = _waut_signals(scenario.additional_files)
     lights: dict[str, TrafficLight] = {}
     for tls in sorted(net.getTrafficLights(), key=lambda t: t.getID()):
         tls_id = tls.getID()
@@ -127,10 +162,11 @@ def load_network(scenario: Scenario) -> Network:
             )
         )
         if tls_id in overrides:
-            program_id, phases = overrides[tls_id]
+            program_id, kind, phases = overrides[tls_id]
         else:
             programs = tls.getPrograms()
             program_id = list(programs)[-1]  # SUMO runs the last programme loaded
+            kind = str(getattr(programs[program_id], "_type", "static") or "static")
             raw = programs[program_id].getPhases()
             phases = played_order(
                 tuple(
@@ -140,8 +176,9 @@ def load_network(scenario: Scenario) -> Network:
                 [_successors(" ".join(str(n) for n in p.next or ())) for p in raw],
             )
         lights[tls_id] = TrafficLight(
-            tls_id, program_id, phases, links, crossings.get(tls_id, frozenset())
-        )
+            tls_id, program_id, phases, links, crossings.get(tls_id, frozenset()), kind,
+            switched.get(tls_id),
+        )  # fmt: skip
     lanes = [lane for edge in net.getEdges() for lane in edge.getLanes()]
     lengths = {lane.getID(): float(lane.getLength()) for lane in lanes}
     speeds = {lane.getID(): float(lane.getSpeed()) for lane in lanes}
@@ -175,15 +212,31 @@ def _crossing_links(net_file: Path) -> dict[str, frozenset[int]]:
     return {tls: frozenset(indices) for tls, indices in found.items()}
 
 
-def _additional_programs(files: tuple[Path, ...]) -> dict[str, tuple[str, tuple[Phase, ...]]]:
-    """Programmes defined in additional files; SUMO runs the last one loaded per signal."""
-    programs: dict[str, tuple[str, tuple[Phase, ...]]] = {}
+def _additional_programs(
+    files: tuple[Path, ...],
+) -> dict[str, tuple[str, str, tuple[Phase, ...]]]:
+    """Programmes defined in additional files (id, type, phases); SUMO runs the last one
+    loaded per signal."""
+    programs: dict[str, tuple[str, str, tuple[Phase, ...]]] = {}
     for path in files:
         for logic in ET.parse(path).getroot().iter("tlLogic"):
             phases = phases_of(logic)
             if phases:
-                programs[logic.get("id", "")] = (logic.get("programID", "0"), phases)
+                programs[logic.get("id", "")] = (
+                    logic.get("programID", "0"), logic.get("type", "static"), phases
+                )  # fmt: skip
     return programs
+
+
+def _waut_signals(files: tuple[Path, ...]) -> dict[str, str]:
+    """Signals a WAUT (a switching schedule between programmes) drives: ``FILE: WAUT
+    'ID'`` per signal id."""
+    found: dict[str, str] = {}
+    for path in files:
+        for junction in ET.parse(path).getroot().iter("wautJunction"):
+            tls = junction.get("junctionID", "")
+            found[tls] = f"{path}: WAUT '{junction.get('wautID', '')}'"
+    return found
 
 
 def phases_of(logic: ET.Element) -> tuple[Phase, ...]:

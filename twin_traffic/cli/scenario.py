@@ -5,9 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from rich.markup import escape
 from rich.table import Table
 
-from twin_traffic.cli.app import out, scenario_app
+from twin_traffic.cli.app import err, out, scenario_app
 from twin_traffic.cli.common import (
     BeginOption,
     EndOption,
@@ -108,6 +109,11 @@ def scenario_check(
             f"{loaded.source_label}: no demand: no route files, and no vehicles, trips or "
             "flows in its additional files; add a <route-files value=...> entry"
         )
+    for light in network.traffic_lights.values():
+        try:
+            network.check_takeover([light.id], "a controller other than fixed")
+        except TwinTrafficError as error:
+            err.print(f"[yellow]warning:[/yellow] {escape(str(error))}", highlight=False)
     args = run_protocol.sumo_args()
     extra = f"; SUMO options {' '.join(args)}" if args else ""
     out.print(

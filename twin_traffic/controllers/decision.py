@@ -129,7 +129,7 @@ class GreenChooser(ABC):
 
     def observer_for(self, network: Network) -> Observer:
         """What the controller reads: the lane variables it ``needs``."""
-        return Observer(network, network.signal_ids, observation=(), reward="queue",
+        return Observer(network, network.controlled_ids, observation=(), reward="queue",
                         sensor_range=self.sensor_range, extra_needs=self.needs,
                         reach=self.reach)  # fmt: skip
 

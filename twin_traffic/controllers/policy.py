@@ -61,7 +61,7 @@ class PolicyController(GreenChooser):
         """The observations the policy was trained on."""
         return Observer(
             network,
-            network.signal_ids,
+            network.controlled_ids,
             self.observation,
             reward="queue",
             max_green=self.timing.max_green,
@@ -79,7 +79,7 @@ class PolicyController(GreenChooser):
 
     def start(self, network: Network, engines: Sequence[PhaseEngine], observer: Observer) -> None:
         """Check the signals fit the policy."""
-        if self.signals is not None and list(network.signal_ids) != self.signals:
+        if self.signals is not None and list(network.controlled_ids) != self.signals:
             raise ControllerError(
                 f"{self.model_path}: independent policies belong to the network they were "
                 f"trained on (signals {', '.join(self.signals)}); train them on this one"
