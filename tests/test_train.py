@@ -289,3 +289,28 @@ def test_a_run_stopped_before_its_first_checkpoint_resumes_from_the_start(
     result = train("single", small_recipe(), folder, resume=True, progress_bar=False)
     assert (folder / "baselines.json").read_bytes() == scores  # not scored again
     assert result.best_model.is_file() and int(result.evaluations[-1]["timesteps"]) >= 512
+
+
+def test_a_run_stopped_after_its_first_evaluation_or_ended_short_can_resume(
+    tmp_path: Path,
+) -> None:
+    """Neither a run stopped between its first evaluation and its first checkpoint nor a
+    finished run that never reached one is a dead end: the first starts again without the
+    stopped attempt's scores, the second continues from its last model."""
+    folder = tmp_path / "run"
+    recipe = replace(small_recipe(), checkpoint_every=10**6)
+
+    def ctrl_c(timesteps: int, delay: float) -> None:
+        raise KeyboardInterrupt  # stopped at the first evaluation, before any checkpoint
+
+    with pytest.raises(KeyboardInterrupt):
+        train("single", recipe, folder, progress_bar=False, on_evaluation=ctrl_c)
+    assert (folder / "evaluations.csv").is_file() and not (folder / "final.zip").exists()
+    restarted = train("single", recipe, folder, resume=True, progress_bar=False)
+    steps = [int(row["timesteps"]) for row in restarted.evaluations]
+    assert steps == sorted(set(steps)) and steps[0] == 0  # one attempt's evaluations only
+    assert not list(folder.glob("checkpoints/*.zip")) and (folder / "final.zip").is_file()
+    longer = train("single", replace(recipe, timesteps=768), folder, resume=True,
+                   progress_bar=False)  # fmt: skip
+    assert int(longer.evaluations[-1]["timesteps"]) >= 768
+    assert [int(row["timesteps"]) for row in longer.evaluations][: len(steps)] == steps

@@ -404,7 +404,9 @@ def train(
     torch.set_num_threads(1)  # simulations run in their own processes beside it
     folder.mkdir(parents=True, exist_ok=True)
     checkpoints = folder / "checkpoints"
-    latest = _latest_checkpoint(checkpoints)
+    latest = resume_point(folder) if resume else None
+    if resume and latest is None:
+        _forget_attempt(folder)
     check_policies(recipe.policies, recipe.algo, "recipe")
     independent = recipe.policies == "independent"
     baselines = baselines_of(folder, config, recipe.eval_seeds, recipe.simulations,
@@ -564,8 +566,9 @@ def imitate(
 
 
 def check_run_folder(folder: Path, resume: bool) -> None:
-    """A new run needs an empty (or new) folder; ``resume`` one with a checkpoint, or one
-    stopped before its first (see :func:`started_only`).
+    """A new run needs an empty (or new) folder; ``resume`` one with a model to continue
+    (see :func:`resume_point`), or one stopped before its first (see
+    :func:`started_only`).
 
     Results of two runs never mix: without ``resume`` a folder that holds anything is
     refused, so its evaluations, best model and baselines stay as they are.
@@ -573,7 +576,7 @@ def check_run_folder(folder: Path, resume: bool) -> None:
     if folder.exists() and not folder.is_dir():
         raise TwinTrafficError(f"{folder}: not a folder; choose another --out")
     if resume:
-        if _latest_checkpoint(folder / "checkpoints") is None and not started_only(folder):
+        if resume_point(folder) is None and not started_only(folder):
             raise TwinTrafficError(
                 f"{folder}: no checkpoint to resume from; train without --resume"
             )
@@ -584,13 +587,32 @@ def check_run_folder(folder: Path, resume: bool) -> None:
         )
 
 
+def resume_point(folder: Path) -> Path | None:
+    """The model ``--resume`` continues from: the last checkpoint, or the last model of a
+    run that ended before its first checkpoint (a short run given more ``--timesteps``)."""
+    latest = _latest_checkpoint(folder / "checkpoints")
+    if latest is None and (folder / "final.zip").is_file():
+        return folder / "final.zip"
+    return latest
+
+
 def started_only(folder: Path) -> bool:
-    """True for the folder of a run stopped before its first checkpoint and its first
-    evaluation (while it scored the classical controllers or cloned its teacher): it has
-    learnt nothing to keep, so ``--resume`` starts it again, its scores kept."""
+    """True for the folder of a run stopped before it kept any model to continue from
+    (while it scored the classical controllers, cloned its teacher, or trained towards
+    its first checkpoint): ``--resume`` starts it again, its classical controllers'
+    scores kept."""
     from twin_traffic.agent import AGENT_FILE
 
-    return (folder / AGENT_FILE).is_file() and not (folder / "evaluations.csv").exists()
+    return (folder / AGENT_FILE).is_file() and resume_point(folder) is None
+
+
+def _forget_attempt(folder: Path) -> None:
+    """Before a run starts again: remove what its stopped attempt scored, so that its
+    evaluations and finalists never mix with the new attempt's."""
+    for name in ("evaluations.csv", "selection.csv", "best.zip", "learning_curve.png"):
+        (folder / name).unlink(missing_ok=True)
+    for finalist in folder.glob("finalist_*.zip"):
+        finalist.unlink()
 
 
 def check_same_run(folder: Path, algo: str, env: Mapping[str, Any]) -> None:

@@ -102,6 +102,7 @@ def train(
         default_recipe,
         load_recipe,
         new_run_folder,
+        resume_point,
     )
     from twin_traffic.train import train as run_training
 
@@ -189,8 +190,8 @@ def train(
         )  # fmt: skip
     except KeyboardInterrupt:
         where = (
-            f"continue from the last checkpoint in {out_dir / 'checkpoints'}"
-            if any((out_dir / "checkpoints").glob("*.zip"))
+            f"continue from {resume_point(out_dir)}"
+            if resume_point(out_dir) is not None
             else "start it again (the classical controllers' scores are kept)"
         )
         err.print(f"interrupted; run the same command with --resume to {where}", highlight=False)
