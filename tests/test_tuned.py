@@ -343,3 +343,17 @@ def test_tune_without_held_out_seeds_reports_the_training_seeds_alone(tmp_path: 
     assert "training 0" in done.stdout and "held-out" not in done.stdout
     lines = (tmp_path / "plan.study.jsonl").read_text().splitlines()
     assert {json.loads(line)["seed"] for line in lines[1:]} == {0, 1}  # training, confirmation
+
+
+def test_tune_never_replaces_a_plan_unasked(tmp_path: Path) -> None:
+    out = tmp_path / "plan.add.xml"
+    out.write_text("<additional/>\n")  # another tune's plan
+    command = [sys.executable, "-m", "twin_traffic.cli", "tune", "single", "--budget", "5",
+               "--seeds", "0", "--holdout-seeds", "none", "--end", "200", "--out", str(out),
+               "--study", str(tmp_path / "new.study.jsonl")]  # fmt: skip
+    refused = subprocess.run(command, capture_output=True, text=True)
+    assert refused.returncode == 1 and "already exists" in refused.stderr
+    assert out.read_text() == "<additional/>\n" and not (tmp_path / "new.study.jsonl").exists()
+    replaced = subprocess.run([*command, "--force"], capture_output=True, text=True)
+    assert replaced.returncode == 0, replaced.stderr
+    assert "<tlLogic" in out.read_text()

@@ -102,6 +102,9 @@ def tune(
     resume: Annotated[
         bool, typer.Option(help="Continue the study of an interrupted tune.")
     ] = False,
+    force: Annotated[
+        bool, typer.Option(help="Replace --out when it exists (a --resume always may).")
+    ] = False,
     routes: RoutesOption = None,
     begin: BeginOption = None,
     end: EndOption = None,
@@ -157,6 +160,11 @@ def tune(
     source = scenario if loaded.builtin else str(Path(scenario).resolve())
     signal_ids = load_network(loaded).signal_ids
     check_output_file(out_file)
+    if out_file.exists() and not (force or resume):
+        raise TwinTrafficError(
+            f"{out_file}: already exists (another tune's plan?); choose another --out, or "
+            "add --force to replace it"
+        )
     study_file = (
         study or out_file.with_name(out_file.name.split(".")[0] + ".study.jsonl")
     ).resolve()
