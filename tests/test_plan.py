@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -94,3 +96,19 @@ def test_plan_errors_name_the_file_and_the_fix(tmp_path: Path) -> None:
     empty.write_text("<additional/>")
     with pytest.raises(ControllerError, match="no <tlLogic> in the file"):
         run_episode(RunSpec("single", "plan", {"file": str(empty)}, end=10))
+
+
+def test_a_plan_that_does_not_fit_stops_evaluate_before_any_run(tmp_path: Path) -> None:
+    stranger = write_plan([Programme("Z", "p", (Phase("G", 30),))], tmp_path / "z.add.xml")
+    out = tmp_path / "results"
+    done = subprocess.run(
+        [sys.executable, "-m", "twin_traffic.cli", "evaluate", "single", "-c", "fixed",
+         "-c", "plan", "--param", f"plan.file={stranger}", "--end", "60", "--out", str(out)],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert done.returncode == 1 and done.stdout == ""
+    assert done.stderr == (
+        f"error: {stranger}: signal 'Z' is not in single.net.xml (signals: C); the plan was "
+        "made for another network\n"
+    )  # one line: fixed time did not run first
+    assert not out.exists()

@@ -205,9 +205,7 @@ def run_episode(
         _check_loaded(spec, scenario)
     network = load_network(scenario)
     controller = make_controller(spec.controller, spec.params)
-    if spec.controller != "fixed":  # every other controller replaces the programmes
-        taken = network.controlled_ids if is_deciding(controller) else network.signal_ids
-        network.check_takeover(taken, spec.controller)
+    check_fits(controller, network)
     timings = {"prepare": time.perf_counter() - started}
     with tempfile.TemporaryDirectory(prefix="twin-traffic-") as scratch:
         directory = Path(scratch)
@@ -229,6 +227,18 @@ def run_episode(
     queue_table = pd.DataFrame(queues, columns=list(network.signal_ids))
     queue_table.insert(0, "time", sample_times)
     return RunResult(spec, metrics, trips, queue_table, gridlock_at, timings)
+
+
+def check_fits(controller: Controller, network: Network) -> None:
+    """Raise, before SUMO starts, when ``controller`` cannot run ``network``: the signals it
+    would take over (see :meth:`~twin_traffic.network.Network.check_takeover`), and what
+    the controller checks itself (a plan file's signals and links)."""
+    if controller.name != "fixed":  # every other controller replaces the programmes
+        taken = network.controlled_ids if is_deciding(controller) else network.signal_ids
+        network.check_takeover(taken, controller.name)
+    check = getattr(controller, "check", None)
+    if check is not None:
+        check(network)
 
 
 class DecisionRunner:

@@ -91,7 +91,9 @@ def evaluate(
     throughput, vehicles, unfinished, not_inserted, queue_mean, queue_max, teleports, and
     with --emissions co2_kg, fuel_kg. See the README for their definitions.
     """
-    from twin_traffic.evaluate import RunSpec
+    from twin_traffic.controllers import make_controller
+    from twin_traffic.evaluate import RunSpec, check_fits
+    from twin_traffic.network import load_network
     from twin_traffic.scenario import load_scenario
 
     # Everything is checked before the first run starts: seeds, controllers and their
@@ -106,6 +108,9 @@ def evaluate(
     params = checked_controllers(controller_params(param or [], controllers), run_protocol)
     route_names = route_paths(routes)
     loaded = load_scenario(scenario, routes=route_names, begin=begin, end=end)
+    network = load_network(loaded)
+    for name in controllers:  # a plan that does not fit fails now, before any run
+        check_fits(make_controller(name, params[name]), network)
     if out_dir is not None:
         check_output_folder(out_dir)
     specs = [

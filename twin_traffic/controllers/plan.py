@@ -43,7 +43,11 @@ class PlanController:
         if not self.file.is_file():
             raise ControllerError(f"{self.file}: plan file not found; check the path")
 
+    def check(self, network: Network) -> None:
+        """Raise :class:`ControllerError` unless the plan fits ``network``."""
+        check_plan(read_plan(self.file), network, self.file)
+
     def additional_files(self, network: Network, directory: Path) -> list[Path]:
         """The plan file itself, after checking it fits the network."""
-        check_plan(read_plan(self.file), network, self.file)
+        self.check(network)
         return [self.file]
