@@ -86,8 +86,7 @@ def test_crossings_are_found_and_their_programme_clearance_is_kept(
     assert light.crossings == frozenset({16, 17, 18, 19})
     engine = SignalBank(network, ["C"], SignalTiming()).engines[0]
     states = [phase.state for phase in light.phases]
-    stages = frozenset(g for g, d in zip(engine.greens, engine.dominated, strict=True) if not d)
-    intergreens = programme_intergreens(states, [round(p.duration) for p in light.phases], stages)
+    intergreens = programme_intergreens(states, [round(p.duration) for p in light.phases])
     # netconvert clears a crossing for 5 s before its vehicles' 3 s yellow.
     assert {intergreens[(c, v)] for c in light.crossings for v in range(16)
             if (c, v) in intergreens} == {8}  # fmt: skip

@@ -206,9 +206,7 @@ def check_sequence(engine: PhaseEngine, records: list[Record]) -> None:
                 intergreens = programme_intergreens(
                     engine.programme_states,
                     [ceil_steps(d, step) for d in engine.programme_durations],
-                    frozenset(g for g, d in zip(engine.greens, engine.dominated, strict=True)
-                              if not d),
-                )  # fmt: skip
+                )
                 for i in losing:
                     for j in gaining:
                         assert len(shown) >= intergreens.get((i, j), 0)

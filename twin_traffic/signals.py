@@ -135,12 +135,15 @@ def _is_safe_path(path: Sequence[str], no_yellow: frozenset[int] = frozenset()) 
 
 
 def programme_intergreens(
-    states: Sequence[str], steps: Sequence[int], stages: frozenset[str]
+    states: Sequence[str], steps: Sequence[int]
 ) -> dict[tuple[int, int], int]:
     """The programme's own intergreens: for links ``i`` and ``j`` that no phase shows
     green together (conflicting movements), the fewest steps it leaves between the end
-    of ``i``'s green and the start of ``j``'s where ``j``'s green follows ``i``'s within
-    one transition, no stage (a green of ``stages``) between them.
+    of ``i``'s green and the start of ``j``'s, where ``j``'s green follows ``i``'s within
+    one transition: back from ``j``'s start through yellows, all-reds and clearance
+    greens (green phases that only keep links already green or protected before them),
+    to the green phase that started something (a stage, a lead phase, a protected turn)
+    and no further.
 
     This is the programme's intergreen matrix (e.g. FGSV RiLSA, HCM's yellow plus
     red clearance per movement pair): a derived transition that waits as long is
@@ -153,21 +156,30 @@ def programme_intergreens(
     found: dict[tuple[int, int], int] = {}
     for p in range(count):  # the phase where j's green starts
         rising = green[p] - green[p - 1]
-        for back in range(1, count):  # back through one transition, to the stage before it
+        for back in range(1, count):
             q = (p - back) % count
             ended = green[q] - green[(q + 1) % count]  # links whose green ends with phase q
             gap = (starts[p] - starts[(q + 1) % count]) % cycle
             for i, j in itertools.product(ended, rising):
                 if (i, j) not in together:
                     found[(i, j)] = min(found.get((i, j), gap), gap)
-            if states[q] in stages:
-                break
+            if _starts_something(states[q - 1], states[q]):
+                break  # phase q gave a link green or protection: the transition began after it
     return found
 
 
 def _green_links(state: str) -> frozenset[int]:
     """Indices of the links that have green (``G`` or ``g``) in ``state``."""
     return frozenset(i for i, c in enumerate(state) if c in GREEN_CHARS)
+
+
+def _starts_something(before: str, after: str) -> bool:
+    """True when ``after`` gives some link green, or protection (``g`` to ``G``), that
+    ``before`` did not."""
+    return any(
+        (b in GREEN_CHARS and a not in GREEN_CHARS) or (b == "G" and a == "g")
+        for a, b in zip(before, after, strict=True)
+    )
 
 
 def dominated_greens(greens: Sequence[str]) -> tuple[bool, ...]:
@@ -291,7 +303,7 @@ class PhaseEngine:
         )
         self._no_yellow = frozenset(crossings)
         self._intergreens = programme_intergreens(
-            states, [_ceil_steps(d, self.step_length) for d in durations], self._stages
+            states, [_ceil_steps(d, self.step_length) for d in durations]
         )
         self._clearance: dict[int, int] = {}  # per link: its longest intergreen
         for (i, _), gap in self._intergreens.items():
