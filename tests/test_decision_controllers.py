@@ -213,10 +213,26 @@ def test_dominated_greens_are_not_chosen() -> None:
 def test_greedy_serves_the_single_longest_queue() -> None:
     # E/W holds more vehicles in total (5 + 5), but the longest queue is north (8).
     state = snapshot([0, 0, 0, 0, 0, 0], halting=[8, 0, 5, 5, 0, 0])
-    assert list(longest_queues(LAYOUT, state)) == [8.0, 5.0]
+    assert list(longest_queues(LAYOUT, state)) == pytest.approx([8.0, 5.0], abs=1e-3)
     assert GreedyController().choose(LAYOUT, state, engine()) == 0
     state = snapshot([0] * 6, halting=[1, 0, 0, 2, 0, 0])
     assert GreedyController().choose(LAYOUT, state, engine()) == 1
+
+
+def test_greedy_breaks_a_tie_of_longest_queues_for_the_green_serving_more() -> None:
+    # East's through lane also feeds its left (link 4). A lead stage (east through and
+    # left) and the through stage (east and west) both serve the longest queue, east's 6;
+    # the through stage serves west's 4 as well.
+    links = [("n", "out_ns"), ("s", "out_ns"), ("e", "out_ew"), ("w", "out_ew"), ("e", "out_ns")]
+    state = snapshot([0, 0, 0, 0, 0, 0], halting=[1, 0, 6, 4, 0, 0])
+    for through in (0, 1):  # whatever the order of the greens
+        greens = ["rrGGr", "rrGrG"] if through == 0 else ["rrGrG", "rrGGr"]
+        states = [greens[0], "rryyr", greens[1], "rryry", "GGrrr", "yyrrr"]
+        layout = layout_of(states, links)
+        assert list(layout.maximal) == [True, True, True]
+        signal = PhaseEngine(states, [30, 3] * 3, SignalTiming(yellow=3, min_green=5))
+        signal.reset(2)
+        assert GreedyController().choose(layout, state, signal) == through
 
 
 def test_sotl_switches_once_red_traffic_exceeds_the_threshold() -> None:

@@ -11,12 +11,13 @@ from twin_traffic.signals import PhaseEngine
 
 class GreedyController(GreenChooser):
     """At each decision, the green that gives way to the longest queue (halting vehicles
-    on one incoming lane, plus those waiting to enter on its edge) is requested, counting
-    only links whose exit has room; ties keep the current green, then the first. The
-    shared rules of :mod:`.decision` apply (switching cost, starvation guard, cycle).
+        on one incoming lane, plus those waiting to enter on its edge) is requested, counting
+        only links whose exit has room; of greens serving equally long queues, the one serving
+    more queued vehicles in all wins, and exact ties keep the current green, then the first. The
+        shared rules of :mod:`.decision` apply (switching cost, starvation guard, cycle).
 
-    Its ``reach`` defaults to 0, the controlled lane alone: on Bologna's Pasubio a
-    longest queue over 300 m of road gave 1.11× fixed time against 0.95× (5 seeds)."""
+        Its ``reach`` defaults to 0, the controlled lane alone: on Bologna's Pasubio a
+        longest queue over 300 m of road gave 1.11× fixed time against 0.95× (5 seeds)."""
 
     name = "greedy"
     needs = frozenset({"vehicles", "halting", "outgoing", "pending"})
@@ -41,4 +42,12 @@ def longest_queues(
     if open_links is not None:
         queue = queue * open_links
     served = layout.served > 0
-    return np.array([float(np.max(queue[row], initial=0.0)) for row in served])
+    longest = np.array([float(np.max(queue[row], initial=0.0)) for row in served])
+    # Ties go to the green that serves the most queued vehicles in all (a lane that feeds
+    # several links counted once over them): of two greens
+    # serving the longest queue, one may serve the opposite approach too (a lead-left
+    # stage against the through stage of both directions).
+    return longest + TIE_BREAK * (served @ (layout.link_share * queue))
+
+
+TIE_BREAK = 1e-6  # far below one vehicle
