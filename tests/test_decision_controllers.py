@@ -14,6 +14,7 @@ from twin_traffic.controllers.max_pressure import (
     green_pressures,
 )
 from twin_traffic.controllers.sotl import SotlController
+from twin_traffic.errors import ControllerError
 from twin_traffic.evaluate import RunSpec, run_episode
 from twin_traffic.features import SignalLayout, Snapshot, _layout
 from twin_traffic.network import Link, Phase, TrafficLight
@@ -217,6 +218,13 @@ def test_greedy_serves_the_single_longest_queue() -> None:
     assert GreedyController().choose(LAYOUT, state, engine()) == 0
     state = snapshot([0] * 6, halting=[1, 0, 0, 2, 0, 0])
     assert GreedyController().choose(LAYOUT, state, engine()) == 1
+
+
+def test_clearance_is_checked_and_reaches_the_engine() -> None:
+    with pytest.raises(ControllerError, match="clearance must be one of programme, yellow"):
+        MaxPressureController(clearance="none")
+    assert MaxPressureController(clearance="yellow").timing.clearance == "yellow"
+    assert MaxPressureController().timing.clearance == "programme"
 
 
 def test_greedy_breaks_a_tie_of_longest_queues_for_the_green_serving_more() -> None:

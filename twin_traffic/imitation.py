@@ -37,7 +37,8 @@ if TYPE_CHECKING:
     from twin_traffic.vec_env import SignalVecEnv
 
 # The env's timings a teacher takes, so it decides under the agent's own rules.
-_TIMING_KEYS = ("decision_interval", "min_green", "max_green", "yellow", "all_red", "cycle")
+_TIMING_KEYS = ("decision_interval", "min_green", "max_green", "yellow", "all_red", "clearance",
+                "cycle")  # fmt: skip
 
 
 def make_teacher(name: str, config: EnvConfig) -> GreenChooser:

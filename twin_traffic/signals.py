@@ -57,6 +57,7 @@ _VALID_CHARS = frozenset("GgyYrsuoO")
 _EPS = 1e-9
 
 TransitionOrigin = Literal["none", "direct", "programme", "derived"]
+CLEARANCES = ("programme", "yellow")
 
 
 def _ceil_steps(seconds: float, step_length: float) -> int:
@@ -76,12 +77,19 @@ class SignalTiming:
         min_green: minimum time a green is shown before a requested switch.
         max_green: time after which a green is ended without a request
             (``math.inf`` disables it).
+        clearance: how long a transition the engine derives lasts at least:
+            ``programme`` (the default), the programme's own intergreens between the
+            links it ends and starts (see :func:`programme_intergreens`) and ``yellow +
+            all_red``; ``yellow``, ``yellow + all_red`` alone, as benchmarks in the
+            literature switch (shorter than the city's clearance where its programme
+            has all-reds).
     """
 
     yellow: float = 3.0
     all_red: float = 0.0
     min_green: float = 5.0
     max_green: float = 60.0
+    clearance: str = "programme"
 
     def __post_init__(self) -> None:
         for name in ("yellow", "all_red", "min_green", "max_green"):
@@ -96,6 +104,11 @@ class SignalTiming:
             raise ValueError(f"SignalTiming.yellow must be > 0, got {self.yellow!r}")
         if self.max_green <= 0:
             raise ValueError(f"SignalTiming.max_green must be > 0, got {self.max_green!r}")
+        if self.clearance not in CLEARANCES:
+            raise ValueError(
+                f"SignalTiming.clearance must be one of {', '.join(CLEARANCES)}, "
+                f"got {self.clearance!r}"
+            )
         if self.min_green > self.max_green:
             raise ValueError(
                 f"SignalTiming.min_green ({self.min_green!r}) must be <= "
@@ -443,7 +456,7 @@ class PhaseEngine:
             (self._intergreen(i, j) for i in itertools.compress(range(len(a)), losing)
              for j in gaining),
             default=0,
-        )  # fmt: skip
+        ) if self.timing.clearance == "programme" else 0  # fmt: skip
         all_red = _ceil_steps(self.timing.all_red, self.step_length) if vehicles_lose else 0
         clear_steps = max(all_red, needed - yellow_steps)
         clear = "".join("r" if lose else c for lose, c in zip(losing, a, strict=True))

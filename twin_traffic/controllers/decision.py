@@ -69,6 +69,9 @@ class GreenChooser(ABC):
         initial_per_vehicle: seconds of green per vehicle a green inherits queued
             (the variable initial, see :meth:`hold_initial`); 0 turns it off.
         max_initial: the longest variable initial, s.
+        clearance: ``programme`` (derived transitions last at least the programme's own
+            intergreens) or ``yellow`` (``yellow + all_red`` alone); see
+            :class:`~twin_traffic.signals.SignalTiming`.
     """
 
     name = "decision"
@@ -88,10 +91,11 @@ class GreenChooser(ABC):
         reach: float = DEFAULT_REACH,
         initial_per_vehicle: float = 0.0,
         max_initial: float = 30.0,
+        clearance: str = "programme",
     ) -> None:
         try:
             self.timing = SignalTiming(float(yellow), float(all_red), float(min_green),
-                                       float(max_green))  # fmt: skip
+                                       float(max_green), str(clearance))  # fmt: skip
         except ValueError as error:
             raise ControllerError(f"{self.name}: {error}") from None
         if float(decision_interval) <= 0:
