@@ -86,10 +86,13 @@ def test_crossings_are_found_and_their_programme_clearance_is_kept(
     assert light.crossings == frozenset({16, 17, 18, 19})
     engine = SignalBank(network, ["C"], SignalTiming()).engines[0]
     states = [phase.state for phase in light.phases]
-    intergreens = programme_intergreens(states, [round(p.duration) for p in light.phases])
-    # netconvert clears a crossing for 5 s before its vehicles' 3 s yellow.
+    steps = [round(p.duration) for p in light.phases]
+    intergreens = programme_intergreens(states, steps, light.crossings)
+    # netconvert clears a crossing for 5 s before its vehicles' 3 s yellow; a vehicle
+    # link's clearance is its yellow (the programme has no all-red).
     assert {intergreens[(c, v)] for c in light.crossings for v in range(16)
             if (c, v) in intergreens} == {8}  # fmt: skip
+    assert {gap for (i, _), gap in intergreens.items() if i not in light.crossings} == {3}
     for src in range(engine.num_greens):
         for dst in range(engine.num_greens):
             shown = [state for state, _ in engine.transition(src, dst)]

@@ -709,3 +709,16 @@ def test_invalid_action_index() -> None:
             engine.transition(0, bad)
     with pytest.raises(ValueError, match="integer"):
         engine.request(1.0)  # type: ignore[arg-type]
+
+
+def test_intergreens_count_yellows_and_all_reds_not_other_movements_greens() -> None:
+    # Link 0 ends in yellow and a 2 s all-red before link 1 starts: 5 s. Link 1 ends in
+    # yellow, then link 2 (a bypass, or people walking) runs alone for 7 s before link
+    # 0 starts: that is a stage of its own, so 1 -> 0 is not a clearance of 10 s.
+    states = ["GrG", "yrG", "rrr", "rGG", "ryG", "rrG", "GrG"]
+    assert programme_intergreens(states, [20, 3, 2, 20, 3, 7, 1]) == {(0, 1): 5}
+    # A crossing (link 2 here) is cleared with time while vehicles still run.
+    walk = ["GrG", "Grr", "yrr", "rGr", "ryr"]
+    assert programme_intergreens(walk, [20, 5, 3, 20, 3], frozenset({2})) == {
+        (0, 1): 3, (1, 0): 3, (1, 2): 3, (2, 1): 8
+    }  # fmt: skip

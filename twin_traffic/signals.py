@@ -148,19 +148,24 @@ def _is_safe_path(path: Sequence[str], no_yellow: frozenset[int] = frozenset()) 
 
 
 def programme_intergreens(
-    states: Sequence[str], steps: Sequence[int]
+    states: Sequence[str], steps: Sequence[int], crossings: frozenset[int] = frozenset()
 ) -> dict[tuple[int, int], int]:
     """The programme's own intergreens: for links ``i`` and ``j`` that no phase shows
     green together (conflicting movements), the fewest steps it leaves between the end
     of ``i``'s green and the start of ``j``'s, where ``j``'s green follows ``i``'s within
-    one transition: back from ``j``'s start through yellows, all-reds and clearance
-    greens (green phases that only keep links already green or protected before them),
-    to the green phase that started something (a stage, a lead phase, a protected turn)
-    and no further.
+    one clearance.
+
+    A vehicle link's clearance is its yellow and the all-reds after it: the phases in
+    which no link has green (or some show yellow). A phase in which some other movement
+    runs (a bypass lane alone, or vehicles while people cannot cross) serves that
+    movement; it is a stage, not clearance. A pedestrian crossing (``crossings``) is
+    cleared with time while vehicles still run (the walk ends, the vehicles' yellow
+    follows later), so its clearance reaches back through green phases to the one that
+    started something (gave a link green or protection).
 
     This is the programme's intergreen matrix (e.g. FGSV RiLSA, HCM's yellow plus
-    red clearance per movement pair): a derived transition that waits as long is
-    never shorter than the city's own clearance, pedestrians' included."""
+    red clearance per movement pair): a derived transition that waits as long never
+    clears faster than the city's own programme."""
     count = len(states)
     green = [frozenset(k for k, c in enumerate(state) if c in GREEN_CHARS) for state in states]
     together = {pair for links in green for pair in itertools.product(links, links)}
@@ -169,15 +174,17 @@ def programme_intergreens(
     found: dict[tuple[int, int], int] = {}
     for p in range(count):  # the phase where j's green starts
         rising = green[p] - green[p - 1]
+        through_green = False  # a green phase stands between phase q and phase p
         for back in range(1, count):
             q = (p - back) % count
             ended = green[q] - green[(q + 1) % count]  # links whose green ends with phase q
             gap = (starts[p] - starts[(q + 1) % count]) % cycle
             for i, j in itertools.product(ended, rising):
-                if (i, j) not in together:
+                if (i, j) not in together and (i in crossings or not through_green):
                     found[(i, j)] = min(found.get((i, j), gap), gap)
             if _starts_something(states[q - 1], states[q]):
                 break  # phase q gave a link green or protection: the transition began after it
+            through_green = through_green or is_green_phase(states[q])
     return found
 
 
@@ -316,7 +323,7 @@ class PhaseEngine:
         )
         self._no_yellow = frozenset(crossings)
         self._intergreens = programme_intergreens(
-            states, [_ceil_steps(d, self.step_length) for d in durations]
+            states, [_ceil_steps(d, self.step_length) for d in durations], self._no_yellow
         )
         self._clearance: dict[int, int] = {}  # per link: its longest intergreen
         for (i, _), gap in self._intergreens.items():
