@@ -221,10 +221,10 @@ def test_greedy_serves_the_single_longest_queue() -> None:
 
 
 def test_clearance_is_checked_and_reaches_the_engine() -> None:
-    with pytest.raises(ControllerError, match="clearance must be one of programme, yellow"):
+    with pytest.raises(ControllerError, match="clearance must be one of yellow, programme"):
         MaxPressureController(clearance="none")
-    assert MaxPressureController(clearance="yellow").timing.clearance == "yellow"
-    assert MaxPressureController().timing.clearance == "programme"
+    assert MaxPressureController(clearance="programme").timing.clearance == "programme"
+    assert MaxPressureController().timing.clearance == "yellow"
 
 
 def test_greedy_breaks_a_tie_of_longest_queues_for_the_green_serving_more() -> None:

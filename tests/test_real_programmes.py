@@ -52,13 +52,12 @@ def test_stages_and_their_transitions_follow_the_programme() -> None:
     # the through traffic.
     assert engine.transition(1, 0) == (("rrryrrrrrrryrrrr", 3.0),)
     assert engine.transition_origin(1, 0) == "derived"
-    # A -> B skips the left stage: derived, only A's links get yellow, and the
-    # programme's 2 s all-red before B follows.
-    assert engine.transition(0, 2) == (("yyyyrrrryyyyrrrr", 3.0), ("rrrrrrrrrrrrrrrr", 2.0))
-    # clearance="yellow" switches as benchmarks in the literature do: yellow (+ all_red).
-    quick = real_engine(SignalTiming(clearance="yellow"))
-    assert quick.transition(0, 2) == (("yyyyrrrryyyyrrrr", 3.0),)
-    assert quick.transition(1, 0) == (("rrryrrrrrrryrrrr", 3.0),)  # the turn still clears
+    # A -> B skips the left stage: derived, only A's links get yellow.
+    assert engine.transition(0, 2) == (("yyyyrrrryyyyrrrr", 3.0),)
+    # With clearance="programme" the programme's 2 s all-red before B follows too.
+    safe = real_engine(SignalTiming(clearance="programme"))
+    assert safe.transition(0, 2) == (("yyyyrrrryyyyrrrr", 3.0), ("rrrrrrrrrrrrrrrr", 2.0))
+    assert safe.transition(1, 0) == (("rrryrrrrrrryrrrr", 3.0),)  # the turn clears either way
     assert engine.transition(2, 0) == (("rrrryyyyrrrryyyy", 3.0), ("rrrrrrrrrrrrrrrr", 2.0))
 
 

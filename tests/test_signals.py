@@ -207,9 +207,13 @@ def check_sequence(engine: PhaseEngine, records: list[Record]) -> None:
                     engine.programme_states,
                     [ceil_steps(d, step) for d in engine.programme_durations],
                 )
-                for i in losing:
-                    for j in gaining:
-                        assert len(shown) >= intergreens.get((i, j), 0)
+                if timing.clearance == "programme":
+                    for i in losing:
+                        for j in gaining:
+                            assert len(shown) >= intergreens.get((i, j), 0)
+                else:  # yellow + all_red, exactly
+                    n_clear = ceil_steps(timing.all_red, step)
+                    assert len(shown) == n_yellow + n_clear
                 for s in shown[n_yellow:]:  # losing links red, nothing new green
                     assert all(s[i] == "r" for i in losing)
                     assert not any(s[i] in GREEN for i in gaining)
@@ -251,6 +255,7 @@ def timings(draw: st.DrawFn) -> SignalTiming:
         min_green=min_green,
         # Often short, so that runs also exercise max-green forced switches.
         max_green=max(0.1, min_green + draw(st.floats(min_value=0.0, max_value=30.0))),
+        clearance=draw(st.sampled_from(["yellow", "programme"])),
     )
 
 
@@ -502,8 +507,11 @@ def test_non_alternating_programme() -> None:
     assert engine.transition(2, 0) == (("rrry", 3.0), ("rrrr", 1.0))
     # Not in the programme: derived.
     assert engine.transition_origin(0, 2) == "derived"
-    # ... yet as long as the programme's own clearance from links 0-1 to link 3 (3 s
-    # yellow, 2 s all-red), longer than all_red.
+    assert engine.transition(0, 2) == (("yyrr", 3.0), ("rrrr", 1.0))
+    # With clearance="programme", as long as the programme's own clearance from links
+    # 0-1 to link 3 (3 s yellow, 2 s all-red), longer than all_red.
+    timing = SignalTiming(all_red=1.0, clearance="programme")
+    engine = PhaseEngine(NON_ALTERNATING, [20, 10, 3, 2, 30, 3], timing)
     assert engine.transition(0, 2) == (("yyrr", 3.0), ("rrrr", 2.0))
     # Dropping one link keeps the others green throughout.
     assert engine.transition(1, 0) == (("GGyr", 3.0), ("GGrr", 1.0))

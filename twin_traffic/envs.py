@@ -62,9 +62,9 @@ class EnvConfig:
         decision_interval: seconds per step.
         yellow: yellow time where the programme has none for a transition, s.
         all_red: all-red clearance after a derived yellow, s (0: none).
-        clearance: ``programme`` (a switch the engine derives lasts at least the
-            programme's own intergreens) or ``yellow`` (``yellow + all_red`` alone); see
-            :class:`~twin_traffic.signals.SignalTiming`.
+        clearance: ``yellow`` (a switch the engine derives clears with ``yellow +
+            all_red``) or ``programme`` (at least the programme's own intergreens too);
+            see :class:`~twin_traffic.signals.SignalTiming`.
         min_green: minimum green before a switch, s.
         max_green: maximum green before a forced switch, s.
         sensor_range: reach of the approach detectors of the ``sensor`` observation, m.
@@ -94,7 +94,7 @@ class EnvConfig:
     decision_interval: float = 5.0
     yellow: float = 3.0
     all_red: float = 0.0
-    clearance: str = "programme"
+    clearance: str = "yellow"
     min_green: float = 5.0
     max_green: float = 60.0
     sensor_range: float = 50.0

@@ -57,7 +57,7 @@ _VALID_CHARS = frozenset("GgyYrsuoO")
 _EPS = 1e-9
 
 TransitionOrigin = Literal["none", "direct", "programme", "derived"]
-CLEARANCES = ("programme", "yellow")
+CLEARANCES = ("yellow", "programme")
 
 
 def _ceil_steps(seconds: float, step_length: float) -> int:
@@ -77,19 +77,19 @@ class SignalTiming:
         min_green: minimum time a green is shown before a requested switch.
         max_green: time after which a green is ended without a request
             (``math.inf`` disables it).
-        clearance: how long a transition the engine derives lasts at least:
-            ``programme`` (the default), the programme's own intergreens between the
-            links it ends and starts (see :func:`programme_intergreens`) and ``yellow +
-            all_red``; ``yellow``, ``yellow + all_red`` alone, as benchmarks in the
-            literature switch (shorter than the city's clearance where its programme
-            has all-reds).
+        clearance: how long a transition the engine derives lasts at least: ``yellow``
+            (the default), ``yellow + all_red``, as benchmarks in the literature switch;
+            ``programme``, also the programme's own intergreens between the vehicle
+            links it ends and starts (see :func:`programme_intergreens`), never clearing
+            faster than the city's programme. Pedestrian crossings always keep the
+            programme's clearance.
     """
 
     yellow: float = 3.0
     all_red: float = 0.0
     min_green: float = 5.0
     max_green: float = 60.0
-    clearance: str = "programme"
+    clearance: str = "yellow"
 
     def __post_init__(self) -> None:
         for name in ("yellow", "all_red", "min_green", "max_green"):
@@ -434,8 +434,8 @@ class PhaseEngine:
         that had priority must clear before its opposing traffic is given green.
         Losing links show yellow (pedestrian crossings red: SUMO gives them none), then
         red until the transition has lasted ``yellow + all_red`` and the programme's own
-        intergreen between every losing link and every link ``dst`` gives green
-        (:func:`programme_intergreens`).
+        clearance of every losing crossing (with ``clearance="programme"``, of every
+        losing link) before a link ``dst`` gives green (:func:`programme_intergreens`).
         Links green on both sides keep their ``src`` character, links red on both theirs.
         """
         a, b = self.greens[src], self.greens[dst]
@@ -459,11 +459,11 @@ class PhaseEngine:
         yellow_steps = max(1, _ceil_steps(self.timing.yellow, self.step_length))
         if not vehicles_lose:  # only crossings end: no yellow, only their clearance
             yellow_steps = 0
-        needed = max(
-            (self._intergreen(i, j) for i in itertools.compress(range(len(a)), losing)
-             for j in gaining),
-            default=0,
-        ) if self.timing.clearance == "programme" else 0  # fmt: skip
+        # A crossing's clearance is always the programme's (people on the crossing); a
+        # vehicle link's only with clearance="programme".
+        ending = [i for i in itertools.compress(range(len(a)), losing)
+                  if i in self._no_yellow or self.timing.clearance == "programme"]  # fmt: skip
+        needed = max((self._intergreen(i, j) for i in ending for j in gaining), default=0)
         all_red = _ceil_steps(self.timing.all_red, self.step_length) if vehicles_lose else 0
         clear_steps = max(all_red, needed - yellow_steps)
         clear = "".join("r" if lose else c for lose, c in zip(losing, a, strict=True))

@@ -69,8 +69,8 @@ class GreenChooser(ABC):
         initial_per_vehicle: seconds of green per vehicle a green inherits queued
             (the variable initial, see :meth:`hold_initial`); 0 turns it off.
         max_initial: the longest variable initial, s.
-        clearance: ``programme`` (derived transitions last at least the programme's own
-            intergreens) or ``yellow`` (``yellow + all_red`` alone); see
+        clearance: ``yellow`` (derived transitions last ``yellow + all_red``) or
+            ``programme`` (at least the programme's own intergreens too); see
             :class:`~twin_traffic.signals.SignalTiming`.
     """
 
@@ -91,7 +91,7 @@ class GreenChooser(ABC):
         reach: float = DEFAULT_REACH,
         initial_per_vehicle: float = 0.0,
         max_initial: float = 30.0,
-        clearance: str = "programme",
+        clearance: str = "yellow",
     ) -> None:
         try:
             self.timing = SignalTiming(float(yellow), float(all_red), float(min_green),

@@ -131,9 +131,9 @@ def _timing(
               positive=True),
         Param("yellow", "float", 3.0, "yellow where the programme has none, s", minimum=0),
         Param("all_red", "float", 0.0, "all-red after every yellow, s", minimum=0),
-        Param("clearance", "str", "programme",
-              "programme (switches clear at least as long as the programme's own "
-              "intergreens) or yellow (yellow + all_red alone)"),
+        Param("clearance", "str", "yellow",
+              "yellow (a switch clears with yellow + all_red) or programme (at least as "
+              "long as the programme's own intergreens)"),
         Param("cycle", "str", "acyclic", "acyclic (any green) or cyclic (programme order)"),
         Param("spillback", "float", 0.9,
               "exit occupancy share above which a movement has no claim to green",

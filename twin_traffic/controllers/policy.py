@@ -45,8 +45,7 @@ class PolicyController(GreenChooser):
             max_green=env["max_green"],
             yellow=env["yellow"],
             all_red=env["all_red"],
-            # Agents trained before the setting existed switched with yellow + all_red.
-            clearance=env.get("clearance", "yellow"),
+            clearance=env.get("clearance", "yellow"),  # older agents: yellow + all_red
         )
         self.deterministic = bool(deterministic)
         self.observation = tuple(env["observation"])
