@@ -76,7 +76,8 @@ def test_unknown_controller_fails_before_any_run() -> None:
     [
         (("-c", "max-pressure", "-p", "min_gren=5"),
          "error: max-pressure: no parameter 'min_gren'; its parameters are: decision_interval, "
-         "min_green, max_green, yellow, all_red, cycle, spillback, max_wait, sensor_range"),
+         "min_green, max_green, yellow, all_red, clearance, cycle, spillback, max_wait, "
+         "sensor_range"),
         (("-c", "sotl", "-p", "threshold=lots"), "error: sotl: threshold='lots' must be a number"),
         (("-c", "greedy", "-p", "min_green=-2"),
          "error: greedy: min_green=-2 is out of range; min_green must be >= 0"),

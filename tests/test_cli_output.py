@@ -43,10 +43,12 @@ def cli(*args: str, umask: int = 0o022) -> subprocess.CompletedProcess[str]:
 @pytest.fixture
 def jammed(tmp_path: Path) -> Path:
     """A fixed plan whose red outlasts the run, teleporting on (SUMO's default): the jam
-    is teleported away; a controller that gives the green clears it."""
+    is teleported away; a controller that gives the green clears it. (The plan has two
+    greens, protected and permissive: a single-green signal stays on its programme.)"""
     folder = tmp_path / "jam"
     folder.mkdir()
-    return write_scenario(folder, [(f"v{i}", i) for i in range(20)], [(1000, "r"), (10, "G")], 800)
+    plan = [(1000, "r"), (10, "G"), (3, "y"), (10, "g")]
+    return write_scenario(folder, [(f"v{i}", i) for i in range(20)], plan, 800)
 
 
 def test_evaluate_says_gridlock_in_the_table_on_stderr_and_in_json(jammed: Path) -> None:

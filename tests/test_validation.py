@@ -37,8 +37,8 @@ def test_unknown_key_lists_the_valid_ones() -> None:
         check_params("max-pressure", {"min_gren": 5})
     assert str(error.value) == (
         "max-pressure: no parameter 'min_gren'; its parameters are: decision_interval, "
-        "min_green, max_green, yellow, all_red, cycle, spillback, max_wait, sensor_range, "
-        "reach, initial_per_vehicle, max_initial"
+        "min_green, max_green, yellow, all_red, clearance, cycle, spillback, max_wait, "
+        "sensor_range, reach, initial_per_vehicle, max_initial"
     )
     with pytest.raises(ControllerError, match="fixed: no parameter 'x'; its parameters are: none"):
         make_controller("fixed", {"x": 1})

@@ -160,15 +160,16 @@ def tune(
     source = scenario if loaded.builtin else str(Path(scenario).resolve())
     signal_ids = load_network(loaded).signal_ids
     check_output_file(out_file)
-    if out_file.exists() and not (force or resume):
-        raise TwinTrafficError(
-            f"{out_file}: already exists (another tune's plan?); choose another --out, or "
-            "add --force to replace it"
-        )
     study_file = (
         study or out_file.with_name(out_file.name.split(".")[0] + ".study.jsonl")
     ).resolve()
     check_output_file(study_file, "--study")
+    # An existing study is refused (or resumed) by the tune itself, with its own fix.
+    if out_file.exists() and not (force or resume or study_file.exists()):
+        raise TwinTrafficError(
+            f"{out_file}: already exists (another tune's plan?); choose another --out, or "
+            "add --force to replace it"
+        )
     started = time.perf_counter()
     result = _tune_with_progress(
         lambda progress, confirm_progress: run_tuning(
