@@ -162,14 +162,16 @@ class SignalTwin:
                 f"{self.scenario.net_file}: no signal {unknown[0]!r}; signals are: "
                 f"{', '.join(self.network.signal_ids)}"
             )
+        if not signals:
+            raise TwinTrafficError(
+                f"{self.scenario.net_file}: no signal has two greens to choose between"
+            )
         single = [s for s in signals if s not in self.network.controlled_ids]
-        if single or not signals:
+        if single:
             raise TwinTrafficError(
                 f"{self.scenario.net_file}: signal {single[0]!r} has a single green in its "
                 "programme, so there is nothing to choose; leave it out of signals (it runs "
                 "its own programme)"
-                if single
-                else f"{self.scenario.net_file}: no signal has two greens to choose between"
             )
         self.network.check_takeover(signals, "the environment")
         self.signal_ids = tuple(signals)

@@ -146,9 +146,8 @@ class Network:
 def load_network(scenario: Scenario) -> Network:
     """Read the scenario's signals and their programmes with sumolib."""
     net = sumolib.net.readNet(str(scenario.net_file), withPrograms=True, withInternal=False)
-    overrides = _additional_programs(scenario.additional_files)
+    overrides, switched = _additional_signals(scenario.additional_files)
     crossings = _crossing_links(scenario.net_file)
-    switched = _waut_signals(scenario.additional_files)
     lights: dict[str, TrafficLight] = {}
     for tls in sorted(net.getTrafficLights(), key=lambda t: t.getID()):
         tls_id = tls.getID()
@@ -173,7 +172,7 @@ def load_network(scenario: Scenario) -> Network:
                     Phase(p.state, float(p.duration), _optional(p.minDur), _optional(p.maxDur))
                     for p in raw
                 ),
-                [_successors(" ".join(str(n) for n in p.next or ())) for p in raw],
+                [_successor(p.next or ()) for p in raw],
             )
         lights[tls_id] = TrafficLight(
             tls_id, program_id, phases, links, crossings.get(tls_id, frozenset()), kind,
@@ -212,31 +211,27 @@ def _crossing_links(net_file: Path) -> dict[str, frozenset[int]]:
     return {tls: frozenset(indices) for tls, indices in found.items()}
 
 
-def _additional_programs(
+def _additional_signals(
     files: tuple[Path, ...],
-) -> dict[str, tuple[str, str, tuple[Phase, ...]]]:
-    """Programmes defined in additional files (id, type, phases); SUMO runs the last one
-    loaded per signal."""
+) -> tuple[dict[str, tuple[str, str, tuple[Phase, ...]]], dict[str, str]]:
+    """From the additional files, read once each: the programmes they define (id, type,
+    phases; SUMO runs the last one loaded per signal), and the signals a WAUT (a
+    switching schedule between programmes) drives, as ``FILE: WAUT 'ID'``."""
     programs: dict[str, tuple[str, str, tuple[Phase, ...]]] = {}
+    switched: dict[str, str] = {}
     for path in files:
-        for logic in ET.parse(path).getroot().iter("tlLogic"):
+        root = ET.parse(path).getroot()
+        for logic in root.iter("tlLogic"):
             phases = phases_of(logic)
             if phases:
                 programs[logic.get("id", "")] = (
                     logic.get("programID", "0"), logic.get("type", "static"), phases
                 )  # fmt: skip
-    return programs
-
-
-def _waut_signals(files: tuple[Path, ...]) -> dict[str, str]:
-    """Signals a WAUT (a switching schedule between programmes) drives: ``FILE: WAUT
-    'ID'`` per signal id."""
-    found: dict[str, str] = {}
-    for path in files:
-        for junction in ET.parse(path).getroot().iter("wautJunction"):
-            tls = junction.get("junctionID", "")
-            found[tls] = f"{path}: WAUT '{junction.get('wautID', '')}'"
-    return found
+        for junction in root.iter("wautJunction"):
+            switched[junction.get("junctionID", "")] = (
+                f"{path}: WAUT '{junction.get('wautID', '')}'"
+            )
+    return programs, switched
 
 
 def phases_of(logic: ET.Element) -> tuple[Phase, ...]:
@@ -252,7 +247,7 @@ def phases_of(logic: ET.Element) -> tuple[Phase, ...]:
             )
             for p in elements
         ),
-        [_successors(p.get("next", "")) for p in elements],
+        [_successor(p.get("next", "").split()) for p in elements],
     )
 
 
@@ -272,9 +267,9 @@ def played_order(phases: tuple[Phase, ...], successors: Sequence[int | None]) ->
     return tuple(phases[i] for i in order)
 
 
-def _successors(text: str) -> int | None:
-    """A phase's ``next`` attribute: its first index, ``None`` when it has none."""
-    first = text.split()[0] if text.split() else ""
+def _successor(indices: Sequence[object]) -> int | None:
+    """A phase's ``next``: the first index it names, ``None`` when it names none."""
+    first = str(indices[0]) if len(indices) else ""
     return int(first) if first.lstrip("-").isdigit() else None
 
 

@@ -167,8 +167,8 @@ def programme_intergreens(
     red clearance per movement pair): a derived transition that waits as long never
     clears faster than the city's own programme."""
     count = len(states)
-    green = [frozenset(k for k, c in enumerate(state) if c in GREEN_CHARS) for state in states]
-    together = {pair for links in green for pair in itertools.product(links, links)}
+    green = [_green_links(state) for state in states]
+    together = _green_together(states)
     starts = list(itertools.accumulate(steps, initial=0))
     cycle = max(starts[-1], 1)
     found: dict[tuple[int, int], int] = {}
@@ -191,6 +191,14 @@ def programme_intergreens(
 def _green_links(state: str) -> frozenset[int]:
     """Indices of the links that have green (``G`` or ``g``) in ``state``."""
     return frozenset(i for i, c in enumerate(state) if c in GREEN_CHARS)
+
+
+def _green_together(states: Sequence[str]) -> frozenset[tuple[int, int]]:
+    """The pairs of links some phase shows green at once (each link with itself too);
+    the programme treats every other pair as conflicting."""
+    return frozenset(
+        (i, j) for state in states for i, j in itertools.product(_green_links(state), repeat=2)
+    )
 
 
 def _starts_something(before: str, after: str) -> bool:
@@ -329,9 +337,7 @@ class PhaseEngine:
         for (i, _), gap in self._intergreens.items():
             self._clearance[i] = max(self._clearance.get(i, 0), gap)
         self._longest_intergreen = max(self._intergreens.values(), default=0)
-        self._together = {
-            pair for state in states for pair in itertools.permutations(_green_links(state), 2)
-        }
+        self._together = _green_together(states)
         # Precompute every src -> dst plan so tick() only indexes tuples.
         n = self.num_greens
         self._plans: list[list[tuple[tuple[str, int], ...]]] = [[()] * n for _ in range(n)]

@@ -19,6 +19,7 @@ import typer
 from twin_traffic.errors import TwinTrafficError
 
 if TYPE_CHECKING:
+    from twin_traffic.network import Network
     from twin_traffic.protocol import RunProtocol
 
 
@@ -151,19 +152,22 @@ class BackendChoice(str, Enum):
 
 
 def checked_controllers(
-    params: dict[str, dict[str, Any]], protocol: RunProtocol
+    params: dict[str, dict[str, Any]], protocol: RunProtocol, network: Network
 ) -> dict[str, dict[str, Any]]:
     """Every controller's parameters checked and the controller built once, before any run,
-    with the protocol's timings where it takes them; errors are one line."""
+    with the protocol's timings where it takes them, and checked against ``network`` (a
+    plan's signals, the signals it takes over); errors are one line."""
     from twin_traffic.controllers import make_controller
     from twin_traffic.controllers.parameters import parameters_of
+    from twin_traffic.evaluate import check_fits
     from twin_traffic.protocol import with_timings
 
     checked = {}
     for name, given in params.items():
         accepted = [p.name for p in parameters_of(name) or ()]
         values = with_timings(given, accepted, protocol)
-        make_controller(name, values)  # unknown names, keys, types and ranges fail here
+        # Unknown names, keys, types and ranges fail here, then what does not fit.
+        check_fits(make_controller(name, values), network)
         checked[name] = values
     return checked
 

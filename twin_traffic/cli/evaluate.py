@@ -91,8 +91,7 @@ def evaluate(
     throughput, vehicles, unfinished, not_inserted, queue_mean, queue_max, teleports, and
     with --emissions co2_kg, fuel_kg. See the README for their definitions.
     """
-    from twin_traffic.controllers import make_controller
-    from twin_traffic.evaluate import RunSpec, check_fits
+    from twin_traffic.evaluate import RunSpec
     from twin_traffic.network import load_network
     from twin_traffic.scenario import load_scenario
 
@@ -105,12 +104,10 @@ def evaluate(
         check_display()
     seed_list = seeds_option(seeds, "0")
     run_protocol = protocol_from(protocol, time_to_teleport, sumo_option)
-    params = checked_controllers(controller_params(param or [], controllers), run_protocol)
+    parsed = controller_params(param or [], controllers)
     route_names = route_paths(routes)
     loaded = load_scenario(scenario, routes=route_names, begin=begin, end=end)
-    network = load_network(loaded)
-    for name in controllers:  # a plan that does not fit fails now, before any run
-        check_fits(make_controller(name, params[name]), network)
+    params = checked_controllers(parsed, run_protocol, load_network(loaded))
     if out_dir is not None:
         check_output_folder(out_dir)
     specs = [
