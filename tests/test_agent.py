@@ -86,8 +86,8 @@ def test_agent_json_round_trip_carries_its_version(tmp_path: Path) -> None:
     ("content", "message"),
     [
         (None, "agent.json: missing"),
-        ("{not json", "agent.json: not valid JSON"),
-        ("[1, 2]", "agent.json: must hold a JSON object"),
+        ("{not json", "agent.json: damaged, not valid JSON"),
+        ("[1, 2]", "agent.json: damaged, not a JSON object"),
         ('{"version": 99, "algo": "ppo", "env": {}}', "agent format version 99"),
         ('{"version": 1, "env": {}}', "no 'algo' entry"),
         ('{"algo": "ppo"}', "no 'env' entry"),

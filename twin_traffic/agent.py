@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from twin_traffic.errors import ControllerError
+from twin_traffic.files import read_json_object
 
 if TYPE_CHECKING:
     from gymnasium import spaces
@@ -88,12 +89,7 @@ def read_agent(folder: Path) -> dict[str, Any]:
         raise ControllerError(
             f"{path}: missing; a model trained by twin-traffic has it beside the .zip"
         )
-    try:
-        description = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise ControllerError(f"{path}: not valid JSON ({error}); train the agent again") from None
-    if not isinstance(description, dict):
-        raise ControllerError(f"{path}: must hold a JSON object; train the agent again")
+    description = read_json_object(path, "train the agent again", ControllerError)
     version = description.setdefault("version", AGENT_VERSION)
     if version != AGENT_VERSION:
         raise ControllerError(

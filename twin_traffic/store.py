@@ -25,7 +25,7 @@ import pandas as pd
 
 from twin_traffic.errors import TwinTrafficError
 from twin_traffic.evaluate import RunResult, RunSpec
-from twin_traffic.files import current_umask
+from twin_traffic.files import current_umask, read_json_object
 
 SPEC_FILE = "spec.json"
 METRICS_FILE = "metrics.json"
@@ -191,13 +191,7 @@ class DamagedFileError(TwinTrafficError):
 
 
 def _read_json(path: Path, fix: str) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise DamagedFileError(f"{path}: damaged, not valid JSON ({error}); {fix}") from None
-    if not isinstance(data, dict):
-        raise DamagedFileError(f"{path}: damaged, not a JSON object; {fix}")
-    return data
+    return read_json_object(path, fix, DamagedFileError)
 
 
 def read_trips(folder: Path) -> pd.DataFrame:
