@@ -138,6 +138,7 @@ def test_network_and_routes_need_an_end(road: Path) -> None:
     with pytest.raises(ScenarioError) as excinfo:
         load_scenario(road.parent / "road.net.xml", routes=[road.parent / "road.rou.xml"])
     assert "no end time" in _message(excinfo) and "--end SECONDS" in str(excinfo.value)
+    assert "sumocfg" not in str(excinfo.value)  # there is none to edit
 
 
 def test_write_scenario_helper_is_valid(tmp_path: Path) -> None:
@@ -168,3 +169,15 @@ def test_a_folder_names_its_configurations(tmp_path: Path) -> None:
     (tmp_path / "empty").mkdir()
     with pytest.raises(ScenarioError, match=r"a folder with no \.sumocfg in it"):
         load_scenario(str(tmp_path / "empty"))
+
+
+def test_a_sumocfg_without_an_end_says_where_to_set_it(road: Path) -> None:
+    config = road.parent / "no-end.sumocfg"
+    config.write_text(
+        '<configuration><input><net-file value="road.net.xml"/>'
+        '<route-files value="road.rou.xml"/></input></configuration>'
+    )
+    with pytest.raises(ScenarioError) as excinfo:
+        load_scenario(config)
+    assert "no-end.sumocfg: no end time" in str(excinfo.value)
+    assert "<end value=...> in the sumocfg or pass --end SECONDS" in str(excinfo.value)

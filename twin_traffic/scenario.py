@@ -332,10 +332,12 @@ def _time(value: str | None, source: Path, what: str) -> float | None:
 
 def _require_end(end: float | None, source: Path) -> float:
     if end is None:
-        raise ScenarioError(
-            f"{source}: no end time, so a run would never stop; set <end value=...> in the "
-            "sumocfg or pass --end SECONDS"
+        where = (
+            "set <end value=...> in the sumocfg or pass --end SECONDS"
+            if source.name.endswith(SUMOCFG_SUFFIX)
+            else "pass --end SECONDS (a network and its routes carry no end time)"
         )
+        raise ScenarioError(f"{source}: no end time, so a run would never stop; {where}")
     return end
 
 
