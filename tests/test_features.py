@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from twin_traffic.envs import SignalParallelEnv
+from twin_traffic.errors import TwinTrafficError
 from twin_traffic.features import OBSERVATIONS, REWARDS
 
 ALL_OBSERVATIONS = tuple(OBSERVATIONS)
@@ -47,6 +48,34 @@ def test_every_signal_at_once_equals_each_signal_alone(name: str) -> None:
         checked += 1
     assert checked > 50
     env.close()
+
+
+def test_a_signal_takes_on_its_neighbours_rewards_at_the_share_asked() -> None:
+    # arterial: five signals in a row, each next to the one before and after it.
+    env = SignalParallelEnv(scenario="arterial", end=300, reward="delay", reward_neighbours=0.5)
+    env.reset(seed=1)
+    observer = env.twin.observer
+    rng = np.random.default_rng(0)
+    mixed_any = False
+    while env.agents:
+        before = env.twin._last
+        actions = {a: int(rng.integers(env.action_space(a).n)) for a in env.agents}
+        rewards = env.step(actions)[1]
+        snap = env.twin._last
+        assert before is not None and snap is not None
+        own = [observer.reward_of(layout, snap, before) for layout in observer.layouts]
+        for i, agent in enumerate(env.possible_agents):
+            neighbours = own[max(i - 1, 0) : i] + own[i + 1 : i + 2]
+            assert rewards[agent] == pytest.approx(own[i] + 0.5 * sum(neighbours), abs=1e-12)
+        mixed_any |= any(own[i + 1] != 0 for i in range(len(own) - 1))
+    assert mixed_any  # the neighbours had delay to share
+    env.close()
+
+
+@pytest.mark.parametrize("share", [-0.1, 1.5, "half"])
+def test_a_neighbours_share_outside_zero_to_one_is_refused(share: object) -> None:
+    with pytest.raises(TwinTrafficError, match="reward_neighbours must be a number from 0 to 1"):
+        SignalParallelEnv(scenario="arterial", end=60, reward_neighbours=share)
 
 
 def _episode_observations(name: str) -> list[dict[str, np.ndarray]]:

@@ -10,7 +10,7 @@ from conftest import VTYPE, netconvert
 
 from twin_traffic.features import Observer
 from twin_traffic.network import load_network
-from twin_traffic.roads import Reach, road_stretches, stretch
+from twin_traffic.roads import Reach, road_stretches, signal_neighbours, stretch
 from twin_traffic.scenario import load_scenario
 from twin_traffic.sim import SimConfig, Simulation
 
@@ -51,6 +51,19 @@ def test_no_reach_and_no_free_neighbours_add_nothing() -> None:
 def test_a_loop_of_lanes_is_visited_once() -> None:
     ring = {"x": ("y",), "y": ("x",)}
     assert stretch("x", ring, ring, {"x": 0.0, "y": 0.0}, 100.0, upstream=True) == {"y": 1.0}
+
+
+def test_signals_are_neighbours_along_the_road_up_to_the_next_signal() -> None:
+    # Signal 0's exit x0 runs through an unsignalled junction (x0 -> m) to signal 1's
+    # approach a1; signal 1's exit x1 is signal 2's approach; signal 2's exit leaves the
+    # network; signal 3 lies beyond signal 1 along m's other branch, past signal 1's approach.
+    incoming = [("a0",), ("a1",), ("x1",), ("a3",)]
+    outgoing = [("x0",), ("x1",), ("x2",), ()]
+    successors = {"x0": ("m",), "m": ("a1", "n"), "n": ("a1",), "a1": ("a3",), "x2": ()}
+    neighbours = signal_neighbours(incoming, outgoing, successors)
+    # 0 -> 1 through m and n; 1 -> 2 directly; 3 is reached only through signal 1's
+    # approach, where the road stops.
+    assert neighbours == [frozenset({1}), frozenset({0, 2}), frozenset({1}), frozenset()]
 
 
 def test_reach_adds_each_stretch_to_its_own_lane_from_the_values_as_read() -> None:

@@ -59,6 +59,10 @@ class EnvConfig:
         signals: ids of the signals to control (``None``: all of them).
         observation: observation feature names, concatenated in this order.
         reward: reward name.
+        reward_neighbours: share of each neighbouring signal's reward added to a
+            signal's own, from 0 (its own alone) to 1 (MA2C's spatial discount; see
+            :meth:`~twin_traffic.features.Observer.rewards`). Neighbours are the signals
+            the road leads to or comes from without another signal between.
         decision_interval: seconds per step.
         yellow: yellow time where the programme has none for a transition, s.
         all_red: all-red clearance after a derived yellow, s (0: none).
@@ -91,6 +95,7 @@ class EnvConfig:
     signals: tuple[str, ...] | None = None
     observation: tuple[str, ...] = DEFAULT_OBSERVATION
     reward: str = DEFAULT_REWARD
+    reward_neighbours: float = 0.0
     decision_interval: float = 5.0
     yellow: float = 3.0
     all_red: float = 0.0
@@ -196,6 +201,7 @@ class SignalTwin:
             sensor_range=config.sensor_range,
             # halting and waiting for each step's info
             extra_needs=frozenset({"halting", "waiting"}) | teacher_needs,
+            neighbour_weight=config.reward_neighbours,
         )
         self.bank = SignalBank(self.network, self.signal_ids, timing)
         self.layouts = self.observer.layouts
@@ -403,6 +409,16 @@ def _check_settings(config: EnvConfig) -> None:
         )
     if not config.sensor_range > 0:
         raise TwinTrafficError(f"sensor_range must be > 0 metres, got {config.sensor_range!r}")
+    neighbours = config.reward_neighbours
+    if (
+        isinstance(neighbours, bool)
+        or not isinstance(neighbours, (int, float, np.number))
+        or (not 0 <= neighbours <= 1)
+    ):
+        raise TwinTrafficError(
+            f"reward_neighbours must be a number from 0 to 1 (the share of each neighbouring "
+            f"signal's reward a signal takes on), got {neighbours!r}"
+        )
     if not config.observation:
         raise TwinTrafficError("observation: name at least one feature")
     if len(set(config.observation)) != len(config.observation):

@@ -119,3 +119,39 @@ def road_stretches(
         if found:
             stretches[lane] = {**stretches.get(lane, {}), **found}
     return stretches
+
+
+def signal_neighbours(
+    incoming: Sequence[Sequence[str]],
+    outgoing: Sequence[Sequence[str]],
+    successors: Mapping[str, Sequence[str]],
+) -> list[frozenset[int]]:
+    """Per signal, the signals next to it on the road: those whose approaches its exits
+    lead to, directly or through junctions no signal controls (``successors``), and
+    those whose exits lead to its approaches.
+
+    ``incoming[i]`` and ``outgoing[i]`` are signal ``i``'s approach and exit lanes. A
+    road is followed until it reaches a signal's approach (it goes no further: the next
+    signal down the road is that one's neighbour) or the network's edge.
+    """
+    approach_of: dict[str, set[int]] = {}
+    for j, lanes in enumerate(incoming):
+        for lane in lanes:
+            approach_of.setdefault(lane, set()).add(j)
+    neighbours: list[set[int]] = [set() for _ in incoming]
+    for i, exits in enumerate(outgoing):
+        visited = set(exits)
+        frontier = list(exits)
+        while frontier:
+            lane = frontier.pop()
+            reached = approach_of.get(lane)
+            if reached:
+                for j in reached - {i}:
+                    neighbours[i].add(j)
+                    neighbours[j].add(i)
+                continue
+            for nxt in successors.get(lane, ()):
+                if nxt not in visited:
+                    visited.add(nxt)
+                    frontier.append(nxt)
+    return [frozenset(found) for found in neighbours]
