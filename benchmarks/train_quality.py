@@ -1,8 +1,9 @@
 """Does a trained agent beat the best classical controller on traffic it never saw?
 
 For each scenario (default: both networks of ``../shared/realnets/`` and the built-in
-``grid3x3`` and ``arterial``): train the default recipe (``agents/ppo-shared.toml``:
-behaviour cloning from max-pressure, then shared MaskablePPO) for at most ``--minutes``
+``grid3x3`` and ``arterial``): train the default recipe
+(``agents/ppo-shared.toml``: behaviour cloning from the best classical controller, then
+shared MaskablePPO; ``--recipe`` trains another) for at most ``--minutes``
 of wall time, keep the best model on the recipe's validation seeds, then evaluate the
 agent and every classical controller on ``--seeds`` (never used in training nor for
 choosing the model) and print mean delay ± 95% CI and stops per trip. Targets: the
@@ -104,6 +105,10 @@ def main() -> None:
     parser.add_argument("--throughput-seconds", type=float, default=60.0, help="0 skips it")
     parser.add_argument("--skip-training", action="store_true", help="throughput only")
     parser.add_argument(
+        "--recipe", type=Path, default=default_recipe("ppo"),
+        help="the recipe to train and measure (default: the default recipe)",
+    )  # fmt: skip
+    parser.add_argument(
         "--previous-recipe", type=Path, default=recipes_dir() / "ppo-lanes.toml",
         help="the recipe whose throughput the default recipe's is compared with",
     )  # fmt: skip
@@ -129,7 +134,7 @@ def main() -> None:
             )
 
         print(f"{name}: training for at most {args.minutes:g} min", flush=True)
-        result = train(scenario, load_recipe(default_recipe("ppo")), folder, progress_bar=False,
+        result = train(scenario, load_recipe(args.recipe), folder, progress_bar=False,
                        on_evaluation=report, time_limit=args.minutes * 60)  # fmt: skip
         for row in result.selection:  # the finalists, when the recipe confirms its choice
             print(f"  finalist at {row['timesteps']:>9,} steps: validation "
@@ -170,7 +175,7 @@ def main() -> None:
 
     if args.throughput_seconds > 0:
         scenario = str(NAMED.get(args.scenarios[0], args.scenarios[0]))
-        recipes = {"default": default_recipe("ppo"), "previous": args.previous_recipe}
+        recipes = {"default": args.recipe, "previous": args.previous_recipe}
         best: dict[tuple[str, int], float] = {}
         for _ in range(args.throughput_rounds):  # interleaved: the machine's load swings
             for simulations in (1, 2):
@@ -178,7 +183,7 @@ def main() -> None:
                     rate = throughput(scenario, simulations, args.throughput_seconds, recipe_file)
                     key = (name, simulations)
                     best[key] = max(best.get(key, 0.0), rate)
-                    print(f"  throughput, {name} recipe, {simulations} simulation(s): "
+                    print(f"  throughput, {recipe_file.name}, {simulations} simulation(s): "
                           f"{rate:,.0f} steps/s", flush=True)  # fmt: skip
         for simulations in (1, 2):
             now, before = best[("default", simulations)], best[("previous", simulations)]
