@@ -779,10 +779,15 @@ class Observer:
         self.sensor_capacity = np.maximum(np.minimum(lengths, sensor_range) / VEHICLE_SPACE, 1.0)
         self.layouts = tuple(_layout(light, index, self.lane_capacity) for light in lights)
         self.neighbour_weight = float(neighbour_weight)
-        neighbours = signal_neighbours(
-            [light.incoming_lanes for light in lights],
-            [light.outgoing_lanes for light in lights],
-            network.free_successors,
+        # The road search runs only for a reward that uses it (controllers never do).
+        neighbours = (
+            signal_neighbours(
+                [light.incoming_lanes for light in lights],
+                [light.outgoing_lanes for light in lights],
+                network.free_successors,
+            )
+            if self.neighbour_weight
+            else []
         )
         # Pairs (signal, neighbour): each signal's reward gathers its neighbours' ones.
         self._neighbour_pairs = (
@@ -977,7 +982,7 @@ class Observer:
             own = REWARD_BATCHES[self.reward](self, snap, before)
         else:
             own = np.array([self.reward_of(layout, snap, before) for layout in self.layouts])
-        if self.neighbour_weight and len(self._neighbour_pairs[0]):
+        if len(self._neighbour_pairs[0]):
             signal, neighbour = self._neighbour_pairs
             gathered = np.bincount(signal, weights=own[neighbour], minlength=len(own))
             own = own + self.neighbour_weight * gathered
