@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
 import numpy as np
 import pytest
 
@@ -15,10 +18,12 @@ from twin_traffic.controllers.max_pressure import (
 )
 from twin_traffic.controllers.sotl import SotlController
 from twin_traffic.errors import ControllerError
-from twin_traffic.evaluate import RunSpec, run_episode
+from twin_traffic.evaluate import DecisionRunner, RunSpec, run_episode
 from twin_traffic.features import SignalLayout, Snapshot, _layout
-from twin_traffic.network import Link, Phase, TrafficLight
+from twin_traffic.network import Link, Phase, TrafficLight, load_network
+from twin_traffic.scenario import load_scenario
 from twin_traffic.signals import PhaseEngine, SignalTiming
+from twin_traffic.sim import Backend, SimConfig, Simulation
 
 LANES = ["n", "s", "e", "w", "out_ns", "out_ew"]
 CAPACITY = np.full(len(LANES), 10.0)
@@ -42,13 +47,15 @@ def snapshot(
     pending: list[float] | None = None,
     in_range: list[float] | None = None,
     time: float = 0.0,
+    crossed: list[float] | None = None,
 ) -> Snapshot:
     zeros = np.zeros(6)
     return Snapshot(
         time=time,
         vehicles=np.array(vehicles, dtype=float),
         halting=np.array(halting if halting is not None else vehicles, dtype=float),
-        speed=zeros, waiting=zeros, sensor_occupancy=zeros, crossed=zeros,
+        speed=zeros, waiting=zeros, sensor_occupancy=zeros,
+        crossed=np.array(crossed if crossed is not None else zeros, dtype=float),
         sensor_halting=np.array(halting if halting is not None else vehicles, dtype=float),
         sensor_vehicles=np.array(in_range if in_range is not None else vehicles, dtype=float),
         pending=np.array(pending if pending is not None else zeros, dtype=float),
@@ -101,8 +108,48 @@ def test_a_starving_lane_is_served_whatever_the_pressure() -> None:
     signal = engine(min_green=0)
     heavy_ns = [20, 20, 1, 0, 0, 0]  # one car waits on e, N/S always wins on pressure
     for time in (0.0, 30.0):
-        assert controller.choose(LAYOUT, snapshot(heavy_ns, time=time), signal) == 0
-    assert controller.choose(LAYOUT, snapshot(heavy_ns, time=60.0), signal) == 1
+        # N/S discharges: its stop lines count vehicles.
+        state = snapshot(heavy_ns, time=time, crossed=[time, time, 0, 0, 0, 0])
+        assert controller.choose(LAYOUT, state, signal) == 0
+    state = snapshot(heavy_ns, time=60.0, crossed=[60, 60, 0, 0, 0, 0])
+    assert controller.choose(LAYOUT, state, signal) == 1
+
+
+@pytest.mark.parametrize(
+    "controller_class",
+    [MaxPressureController, EfficientMaxPressureController, AdvancedMaxPressureController],
+)
+def test_a_green_lane_that_discharges_nobody_has_no_claim_to_keep_its_green(
+    controller_class: type[MaxPressureController],
+) -> None:
+    # N/S is green with 8 standing on n against 4 on e, but n's stop line counts nobody
+    # (a permissive turner waits at its head for a gap): 6 s on (blocked_after), N/S has
+    # no claim left to its green and E/W is served.
+    queues = [8, 0, 4, 0, 0, 0]
+    stuck = controller_class()
+    signal = engine()
+    signal.reset(0)
+    for time, expected in ((0.0, 0), (5.0, 0), (6.0, 1)):
+        assert (
+            stuck.choose(LAYOUT, snapshot(queues, time=time, crossed=[3] * 6), signal) == expected
+        )
+    # A lane that lets vehicles over its stop line keeps its claim.
+    flowing = controller_class()
+    for time in (0.0, 6.0, 12.0):
+        state = snapshot(queues, time=time, crossed=[time, 0, 0, 0, 0, 0])
+        assert flowing.choose(LAYOUT, state, signal) == 0
+    # Turned off, the standing queue keeps its claim.
+    kept = controller_class(blocked_after=0.0)
+    for time in (0.0, 6.0, 12.0):
+        assert kept.choose(LAYOUT, snapshot(queues, time=time, crossed=[3] * 6), signal) == 0
+    # Only a green lane can be blocked: at red, its queue is a claim to the next green.
+    signal.reset(1)
+    red = controller_class()
+    for time in (0.0, 6.0, 12.0):
+        state = snapshot(queues, time=time, crossed=[3] * 6)
+        assert not red.blocked(LAYOUT, state, signal)[:2].any()
+    with pytest.raises(ControllerError, match="blocked_after must be 0 or more"):
+        controller_class(blocked_after=-1.0)
 
 
 def test_efficient_pressure_is_queue_minus_mean_exit_queue() -> None:
@@ -275,3 +322,54 @@ def test_decision_controllers_beat_fixed_time_on_the_grid(name: str) -> None:
     assert result.metrics["delay"] < fixed.metrics["delay"]
     again = run_episode(RunSpec("grid3x3", controller=name, seed=1, end=900))
     assert again.metrics == pytest.approx(result.metrics, rel=0, abs=0, nan_ok=True)
+
+
+@pytest.mark.parametrize("backend", ["libsumo", "traci"])
+def test_a_lane_blocked_by_a_permissive_turner_is_found_in_a_real_run(
+    backend: Backend, tmp_path: Path
+) -> None:
+    """``mixed-high``'s J1 serves its main street's left turns permissively from a shared
+    lane: near the peak a turner waits at the lane's head for a gap in the oncoming
+    stream. The stop-line loops must find such lanes, and only green lanes where no
+    vehicle has made it through the junction in the last ``blocked_after`` seconds, by
+    SUMO's own account of its vehicles."""
+    scenario = load_scenario("mixed-high", begin=1500, end=1800)
+    network = load_network(scenario)
+    controller = AdvancedMaxPressureController()
+    additional = controller.additional_files(network, tmp_path)
+    found: set[str] = set()
+    # Per second: each approach lane's vehicles that had not reached its stop-line loop.
+    # One of them that is past the junction a few seconds later has crossed the loop.
+    before_loop: list[dict[str, set[str]]] = []
+    with Simulation(scenario, 3, None, SimConfig(backend), additional_files=additional) as sim:
+        api = sim.api
+        runner = DecisionRunner(controller, network, sim)
+        lanes = runner.observer.approach_lanes
+        while sim.running:
+            before_loop.append({
+                lane: {v for v in api.lane.getLastStepVehicleIDs(lane)
+                       if api.vehicle.getLanePosition(v) < api.lane.getLength(lane) - 1.0}
+                for lane in lanes
+            })  # fmt: skip
+            snapshot = runner.observer.read(sim.time)
+            for layout, signal in zip(runner.observer.layouts, runner.bank.engines, strict=True):
+                for link in np.flatnonzero(controller.blocked(layout, snapshot, signal)):
+                    lane = runner.observer.lanes[layout.link_in[link]]
+                    assert signal.state[link] in "Gg"
+                    edge = api.lane.getEdgeID(lane)
+                    running = set(api.vehicle.getIDList())
+                    earlier = before_loop[-int(controller.blocked_after)][lane]
+                    crossed = {v for v in earlier if _past_junction(api, v, edge, running)}
+                    assert not crossed, (sim.time, lane, crossed)
+                    found.add(lane)
+            runner.bank.request(controller.greens(snapshot, runner.bank.engines, runner.observer))
+            runner.bank.advance(sim, sim.time + 1)
+    assert found & {"J2_J1_1", "W_J1_1"}  # J1's shared through-and-left lanes
+
+
+def _past_junction(api: Any, vehicle: str, edge: str, running: set[str]) -> bool:
+    """Whether ``vehicle``, once on ``edge``, has left it and the junction after it."""
+    if vehicle not in running:
+        return True
+    road = api.vehicle.getRoadID(vehicle)
+    return road != edge and not road.startswith(":")

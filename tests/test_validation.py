@@ -38,7 +38,7 @@ def test_unknown_key_lists_the_valid_ones() -> None:
     assert str(error.value) == (
         "max-pressure: no parameter 'min_gren'; its parameters are: decision_interval, "
         "min_green, max_green, yellow, all_red, clearance, cycle, spillback, max_wait, "
-        "sensor_range, reach, initial_per_vehicle, max_initial"
+        "sensor_range, reach, initial_per_vehicle, max_initial, blocked_after"
     )
     with pytest.raises(ControllerError, match="fixed: no parameter 'x'; its parameters are: none"):
         make_controller("fixed", {"x": 1})

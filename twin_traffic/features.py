@@ -469,6 +469,25 @@ def unserved_since(
     return np.where(served | (queued <= 0), snap.time, since)
 
 
+def discharged_since(
+    last: tuple[np.ndarray, np.ndarray] | None,
+    layout: SignalLayout,
+    snap: Snapshot,
+    engine: PhaseEngine,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per link: its lane's stop-line count (``snap.crossed``) and the time since which its
+    lane, green all along, has let no vehicle over its stop line — ``snap.time`` where it
+    is not green (or its signal is in a transition) or a vehicle crossed since ``last``,
+    the previous decision's answer (``None`` at the start)."""
+    crossed = snap.crossed[layout.link_in]
+    green = layout.protected[engine.current_green] | layout.permissive[engine.current_green]
+    served = green & (not engine.in_transition)
+    if last is None or len(last[0]) != len(crossed):
+        return crossed, np.full(len(crossed), snap.time)
+    counted, since = last
+    return crossed, np.where(~served | (crossed > counted), snap.time, since)
+
+
 def with_pending(values: np.ndarray, snap: Snapshot) -> np.ndarray:
     """Per-lane ``values`` plus the vehicles waiting to enter on the lane's edge (where
     they are read): a queue that reaches back past the network's entry counts."""

@@ -6,6 +6,11 @@ outgoing lane), never per vehicle. What every deciding controller shares:
 
 * **spill-back**: a link whose outgoing lane holds ``spillback`` × its capacity has no
   claim to green (serving it would only block the junction);
+* **blocked lanes**: a lane that is green, holds a queue and has let no vehicle over
+  its stop line for ``blocked_after`` seconds (a permissive turner waiting at its head
+  for a gap, a queue stopped past the junction) has no claim to *keep* its green: the
+  green is not serving it. Varaiya's pressure weighs each movement by the rate it
+  discharges at when served; a blocked lane's rate under the green it has is zero;
 * **entry queues**: vehicles SUMO could not insert on an approach's edge count as queued
   on it, so a queue that reaches back past the network's entry is not invisible;
 * **starvation guard**: a lane with demand that has not had green for ``max_wait``
@@ -33,6 +38,7 @@ from twin_traffic.features import (
     Observer,
     SignalLayout,
     Snapshot,
+    discharged_since,
     exit_open,
     unserved_since,
 )
@@ -72,6 +78,9 @@ class GreenChooser(ABC):
         clearance: ``yellow`` (derived transitions last ``yellow + all_red``) or
             ``programme`` (at least the programme's own intergreens too); see
             :class:`~twin_traffic.signals.SignalTiming`.
+        blocked_after: seconds a green lane with a queue may let no vehicle over its stop
+            line before its links lose their claim to keep the green (0: never; read
+            from induction loops at the stop lines).
     """
 
     name = "decision"
@@ -92,6 +101,7 @@ class GreenChooser(ABC):
         initial_per_vehicle: float = 0.0,
         max_initial: float = 30.0,
         clearance: str = "yellow",
+        blocked_after: float = 0.0,
     ) -> None:
         try:
             self.timing = SignalTiming(float(yellow), float(all_red), float(min_green),
@@ -110,6 +120,8 @@ class GreenChooser(ABC):
             raise ControllerError(
                 f"{self.name}: initial_per_vehicle and max_initial must be 0 or more"
             )
+        if not float(blocked_after) >= 0:
+            raise ControllerError(f"{self.name}: blocked_after must be 0 or more")
         if not float(max_wait) > 0 or not float(sensor_range) > 0:
             raise ControllerError(f"{self.name}: max_wait and sensor_range must be positive")
         self.decision_interval: float | None = float(decision_interval)
@@ -122,6 +134,10 @@ class GreenChooser(ABC):
         self.max_initial = float(max_initial)
         self._unserved_since: dict[str, np.ndarray] = {}
         self._inherited: dict[str, np.ndarray] = {}
+        self.blocked_after = float(blocked_after)
+        if self.blocked_after > 0:
+            self.needs = self.needs | {"crossed"}  # the stop-line loops
+        self._discharged: dict[str, tuple[np.ndarray, np.ndarray]] = {}
 
     def additional_files(self, network: Network, directory: Path) -> list[Path]:
         """Lane-area detectors when the controller reads vehicles within range."""
@@ -141,6 +157,7 @@ class GreenChooser(ABC):
         """Begin a run: forget what earlier runs left."""
         self._unserved_since = {}
         self._inherited = {}
+        self._discharged = {}
 
     def greens(
         self, snapshot: Snapshot, engines: Sequence[PhaseEngine], observer: Observer
@@ -193,6 +210,45 @@ class GreenChooser(ABC):
     def open_links(self, layout: SignalLayout, snapshot: Snapshot) -> np.ndarray:
         """1.0 for links whose outgoing lane has room, 0.0 where it spills back."""
         return exit_open(layout, snapshot, self.spillback)
+
+    def scores(
+        self, layout: SignalLayout, snapshot: Snapshot, open_links: np.ndarray | None = None
+    ) -> np.ndarray:
+        """Each green's score from the links ``open_links`` marks 1.0 (by default those
+        whose exit has room)."""
+        if open_links is None:
+            open_links = self.open_links(layout, snapshot)
+        return self.green_scores(layout, snapshot, open_links)
+
+    def green_scores(
+        self, layout: SignalLayout, snapshot: Snapshot, open_links: np.ndarray
+    ) -> np.ndarray:
+        """Each green's score from the links ``open_links`` marks 1.0; controllers that
+        score greens define it."""
+        raise NotImplementedError(f"{self.name} does not score greens")
+
+    def claimed_scores(
+        self, layout: SignalLayout, snapshot: Snapshot, engine: PhaseEngine
+    ) -> np.ndarray:
+        """Each green's score from the links with a claim to it: their exit has room,
+        and for the current green, their lane is not blocked (see :meth:`blocked`)."""
+        open_links = self.open_links(layout, snapshot)
+        scores = self.scores(layout, snapshot, open_links)
+        blocked = self.blocked(layout, snapshot, engine)
+        if blocked.any():
+            current = engine.current_green
+            scores[current] = self.scores(layout, snapshot, open_links * ~blocked)[current]
+        return scores
+
+    def blocked(self, layout: SignalLayout, snapshot: Snapshot, engine: PhaseEngine) -> np.ndarray:
+        """Per link: True where its lane is green, holds a queue, and has let no vehicle
+        over its stop line for ``blocked_after`` seconds. Updated at every decision."""
+        if self.blocked_after <= 0:
+            return np.zeros(len(layout.link_in), dtype=bool)
+        last = discharged_since(self._discharged.get(layout.id), layout, snapshot, engine)
+        self._discharged[layout.id] = last
+        queued = snapshot.halting[layout.link_in] > 0
+        return (snapshot.time - last[1] >= self.blocked_after) & queued
 
     def starving(self, layout: SignalLayout, snapshot: Snapshot, engine: PhaseEngine) -> np.ndarray:
         """Per link: seconds its lane has had demand without green, once past ``max_wait``

@@ -6,8 +6,8 @@ pressure is what waits on its incoming lane minus what its outgoing lane holds; 
 feeding several links counts once over them (each link carries its share), so a lane's
 pressure is its own count minus the mean over its exits. Negative pressure is no claim,
 nor is a link whose exit spills back. A green's pressure sums its links' pressures
-(permissive ``g`` links as protected ones). The shared rules (starvation guard,
-switching cost, cyclic mode, maximal greens) are in :mod:`.decision`.
+(permissive ``g`` links as protected ones). The shared rules (starvation guard, blocked
+lanes, switching cost, cyclic mode, maximal greens) are in :mod:`.decision`.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from twin_traffic.controllers.decision import GreenChooser
+from twin_traffic.controllers.parameters import BLOCKED_AFTER
 from twin_traffic.features import (
     DEFAULT_SENSOR_RANGE,
     SignalLayout,
@@ -81,6 +82,7 @@ class MaxPressureController(GreenChooser):
         min_green: float = 5.0,
         initial_per_vehicle: float = 2.0,
         max_initial: float = 20.0,
+        blocked_after: float = BLOCKED_AFTER,
         **settings: object,
     ) -> None:
         super().__init__(
@@ -89,12 +91,14 @@ class MaxPressureController(GreenChooser):
             min_green=min_green,
             initial_per_vehicle=initial_per_vehicle,
             max_initial=max_initial,
+            blocked_after=blocked_after,
             **settings,  # type: ignore[arg-type]
         )
 
-    def scores(self, layout: SignalLayout, snapshot: Snapshot) -> np.ndarray:
+    def green_scores(
+        self, layout: SignalLayout, snapshot: Snapshot, open_links: np.ndarray
+    ) -> np.ndarray:
         """Each green's pressure."""
-        open_links = self.open_links(layout, snapshot)
         return green_pressures(
             layout, queued_or_arriving(snapshot), open_links, exits=snapshot.vehicles
         )
@@ -102,7 +106,7 @@ class MaxPressureController(GreenChooser):
     def choose(self, layout: SignalLayout, snapshot: Snapshot, engine: PhaseEngine) -> int:
         """The green with the largest pressure, under the shared rules."""
         starved = self.starving(layout, snapshot, engine)
-        return self.decide(layout, self.scores(layout, snapshot), engine, starved)
+        return self.decide(layout, self.claimed_scores(layout, snapshot, engine), engine, starved)
 
 
 class EfficientMaxPressureController(MaxPressureController):
@@ -145,10 +149,11 @@ class EfficientMaxPressureController(MaxPressureController):
             **settings,  # type: ignore[arg-type]
         )
 
-    def scores(self, layout: SignalLayout, snapshot: Snapshot) -> np.ndarray:
+    def green_scores(
+        self, layout: SignalLayout, snapshot: Snapshot, open_links: np.ndarray
+    ) -> np.ndarray:
         """Each green's efficient pressure."""
-        counts = with_pending(snapshot.halting, snapshot)
-        return green_pressures(layout, counts, self.open_links(layout, snapshot))
+        return green_pressures(layout, with_pending(snapshot.halting, snapshot), open_links)
 
 
 class AdvancedMaxPressureController(EfficientMaxPressureController):
@@ -188,7 +193,7 @@ class AdvancedMaxPressureController(EfficientMaxPressureController):
     def choose(self, layout: SignalLayout, snapshot: Snapshot, engine: PhaseEngine) -> int:
         """Keep the current green while its running vehicles outweigh the best pressure."""
         starved = self.starving(layout, snapshot, engine)
-        scores = self.scores(layout, snapshot)
+        scores = self.claimed_scores(layout, snapshot, engine)
         current = engine.current_green
         running = running_vehicles(layout, snapshot, self.open_links(layout, snapshot))
         candidates = layout.maximal.copy()

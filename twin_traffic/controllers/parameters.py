@@ -119,10 +119,26 @@ def _timing(
     min_green: float = 15.0,
     initial_per_vehicle: float = 0.0,
     max_initial: float = 30.0,
+    blocked_after: float | None = None,
 ) -> tuple[Param, ...]:
     """What every Python-deciding controller takes: the phase-engine timings, the phase
     order and the movement state it decides from (defaults as in
-    :class:`twin_traffic.controllers.decision.GreenChooser`)."""
+    :class:`twin_traffic.controllers.decision.GreenChooser`); ``blocked_after`` only for
+    the controllers that score greens (``None``: not taken)."""
+    blocked = (
+        ()
+        if blocked_after is None
+        else (
+            Param(
+                "blocked_after",
+                "float",
+                blocked_after,
+                "s a green lane with a queue may let no vehicle over its stop line before it "
+                "loses its claim to keep the green (0: never)",
+                minimum=0,
+            ),
+        )
+    )
     return (
         Param("decision_interval", "float", decision_interval, "seconds between decisions",
               positive=True),
@@ -148,16 +164,23 @@ def _timing(
               "variable initial: s of green per vehicle the green inherits queued (0: off)",
               minimum=0),
         Param("max_initial", "float", max_initial, "longest variable initial, s", minimum=0),
+        *blocked,
     )  # fmt: skip
 
 
-# The max-pressure family: a short minimum lengthened per queued vehicle, and a
-# decision every second (when a queue has gone is known to the second).
-_VARIABLE_INITIAL = {
+# Seconds a green lane with a queue may discharge nobody before it loses its claim to keep
+# the green: the start-up lost time and two saturation headways (about 2 s each).
+BLOCKED_AFTER = 6.0
+
+# The max-pressure family: a short minimum lengthened per queued vehicle, a decision
+# every second (when a queue has gone is known to the second), and no claim to keep a
+# green for a lane it does not discharge.
+_MAX_PRESSURE_FAMILY = {
     "decision_interval": 1.0,
     "min_green": 5.0,
     "initial_per_vehicle": 2.0,
     "max_initial": 20.0,
+    "blocked_after": BLOCKED_AFTER,
 }
 
 _PLAN = Param("file", "path", None, "the <tlLogic> plan file (e.g. written by `tune`)")
@@ -178,10 +201,12 @@ PARAMETERS: dict[str, tuple[Param, ...]] = {
             minimum=1.0,
         ),
     ),
-    "max-pressure": _timing(sensor_range=150.0, **_VARIABLE_INITIAL),
-    "efficient-max-pressure": _timing(max_wait=90.0, **_VARIABLE_INITIAL),
-    "advanced-max-pressure": _timing(sensor_range=75.0, **{**_VARIABLE_INITIAL, "min_green": 10.0}),
-    "greedy": _timing(reach=0.0),
+    "max-pressure": _timing(sensor_range=150.0, **_MAX_PRESSURE_FAMILY),
+    "efficient-max-pressure": _timing(max_wait=90.0, **_MAX_PRESSURE_FAMILY),
+    "advanced-max-pressure": _timing(
+        sensor_range=75.0, **{**_MAX_PRESSURE_FAMILY, "min_green": 10.0}
+    ),
+    "greedy": _timing(reach=0.0, blocked_after=BLOCKED_AFTER),
     "sotl": (
         Param(
             "threshold",
