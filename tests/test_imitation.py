@@ -132,3 +132,8 @@ def test_the_teacher_decides_with_the_envs_timings() -> None:
     teacher = make_teacher("sotl", EnvConfig(min_green=12.0, yellow=4.0, decision_interval=2.0))
     assert teacher.timing.min_green == 12.0 and teacher.timing.yellow == 4.0
     assert teacher.decision_interval == 2.0
+    # The blocked-lane rule's stop-line loops are not read in the env: the teacher goes
+    # without the rule (SOTL never had it).
+    for name in ("max-pressure", "advanced-max-pressure", "greedy"):
+        assert make_teacher(name, EnvConfig()).blocked_after == 0.0
+        assert "crossed" not in make_teacher(name, EnvConfig()).needs
