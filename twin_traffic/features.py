@@ -455,6 +455,13 @@ def queued_or_arriving(snap: Snapshot) -> np.ndarray:
 MAX_WAIT = 120.0  # seconds without green that a waiting movement tolerates (as the controllers)
 
 
+def served_now(layout: SignalLayout, engine: PhaseEngine) -> np.ndarray:
+    """Per link: True where the signal shows it green now (not while in a transition)."""
+    if engine.in_transition:
+        return np.zeros(len(layout.link_in), dtype=bool)
+    return layout.protected[engine.current_green] | layout.permissive[engine.current_green]
+
+
 def unserved_since(
     since: np.ndarray | None, layout: SignalLayout, snap: Snapshot, engine: PhaseEngine
 ) -> np.ndarray:
@@ -462,8 +469,7 @@ def unserved_since(
     enter) without green — ``snap.time`` where it is served or has none. ``since`` is
     the previous decision's answer (``None`` at the start)."""
     queued = with_pending(snap.halting, snap)[layout.link_in]
-    green = layout.protected[engine.current_green] | layout.permissive[engine.current_green]
-    served = green & ~engine.in_transition
+    served = served_now(layout, engine)
     if since is None or len(since) != len(queued):
         since = np.full(len(queued), snap.time)
     return np.where(served | (queued <= 0), snap.time, since)
@@ -480,8 +486,7 @@ def discharged_since(
     is not green (or its signal is in a transition) or a vehicle crossed since ``last``,
     the previous decision's answer (``None`` at the start)."""
     crossed = snap.crossed[layout.link_in]
-    green = layout.protected[engine.current_green] | layout.permissive[engine.current_green]
-    served = green & (not engine.in_transition)
+    served = served_now(layout, engine)
     if last is None or len(last[0]) != len(crossed):
         return crossed, np.full(len(crossed), snap.time)
     counted, since = last

@@ -39,10 +39,6 @@ if TYPE_CHECKING:
 # The env's timings a teacher takes, so it decides under the agent's own rules.
 _TIMING_KEYS = ("decision_interval", "min_green", "max_green", "yellow", "all_red", "clearance",
                 "cycle")  # fmt: skip
-# A teacher's setting that reads sensors the agent's env would otherwise not need: the
-# stop-line loops of the blocked-lane rule cost every training step 13% of the env's
-# steps/s on grid3x3, though the teacher speaks only while demonstrations are recorded.
-_OFF_IN_ENVS = {"blocked_after": 0.0}
 
 
 def make_teacher(name: str, config: EnvConfig) -> GreenChooser:
@@ -66,8 +62,11 @@ def make_teacher(name: str, config: EnvConfig) -> GreenChooser:
     from twin_traffic.controllers.parameters import PARAMETERS
 
     params: dict[str, object] = {key: getattr(config, key) for key in _TIMING_KEYS}
-    taken = {param.name for param in PARAMETERS[name]}
-    params.update({key: value for key, value in _OFF_IN_ENVS.items() if key in taken})
+    if any(param.name == "blocked_after" for param in PARAMETERS[name]):
+        # The rule's stop-line loops would be read at every training step (13% of the
+        # env's steps/s on grid3x3), though a teacher speaks only while demonstrations
+        # are recorded.
+        params["blocked_after"] = 0.0
     try:
         teacher = make_controller(name, params)
     except ControllerError as error:

@@ -125,20 +125,11 @@ def _timing(
     order and the movement state it decides from (defaults as in
     :class:`twin_traffic.controllers.decision.GreenChooser`); ``blocked_after`` only for
     the controllers that score greens (``None``: not taken)."""
-    blocked = (
-        ()
-        if blocked_after is None
-        else (
-            Param(
-                "blocked_after",
-                "float",
-                blocked_after,
-                "s a green lane with a queue may let no vehicle over its stop line before it "
-                "loses its claim to keep the green (0: never)",
-                minimum=0,
-            ),
-        )
-    )
+    blocked = () if blocked_after is None else (
+        Param("blocked_after", "float", blocked_after,
+              "s a green lane with a queue may let no vehicle over its stop line before it "
+              "loses its claim to keep the green (0: never)", minimum=0),
+    )  # fmt: skip
     return (
         Param("decision_interval", "float", decision_interval, "seconds between decisions",
               positive=True),
