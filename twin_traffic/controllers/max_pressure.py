@@ -123,7 +123,7 @@ class EfficientMaxPressureController(MaxPressureController):
 
     A queue-based pressure drops as soon as a green's queue starts to move, so a fixed
     minimum green either cuts greens whose queues are still discharging (short) or holds
-    empty ones (long). The family's short minimum (5 s; advanced max-pressure 10 s) with
+    empty ones (long). The family's short minimum (5 s) with
     a variable initial gave 0.42-0.72× fixed time on every network of the benchmark
     (seeds 5-7), against 0.45-0.89× with a 15 s minimum and 0.45-0.80× with a plain 5 s
     one (docs/classical.md, "Why a variable initial").
@@ -164,9 +164,12 @@ class AdvancedMaxPressureController(EfficientMaxPressureController):
     it serves, which would cross during the next green — outnumber the best efficient
     pressure; otherwise the green with the best efficient pressure is served.
 
-    Its minimum green is 10 s (with the variable initial of efficient max-pressure): with
-    5 s, one of eight Pasubio seeds ran into a jam (168 s/trip against 113-124 for the
-    others), which 10 s does not.
+    Its minimum green is the family's 5 s under the variable initial. It took 10 s while
+    5 s jammed one of Pasubio's seeds (168 s/trip against 113-124 for the others); since
+    the blocked-lane rule, Pasubio's seeds 0-24 run at 98-112 s/trip with 5 s, and 5 s is
+    better than 10 s on every network of the benchmark: Pasubio 0.55× to 0.54× fixed
+    time, ``mixed`` 0.56× to 0.51×, ``arterial`` 0.47× to 0.43× (seeds 0-4;
+    docs/classical.md, "Why advanced max-pressure takes the family's 5 s").
 
     Args:
         sensor_range: the effective range, m (the paper: the distance a vehicle covers
@@ -180,15 +183,9 @@ class AdvancedMaxPressureController(EfficientMaxPressureController):
         self,
         sensor_range: float = 75.0,
         max_wait: float = 120.0,
-        min_green: float = 10.0,
         **settings: object,
     ) -> None:
-        super().__init__(
-            sensor_range=sensor_range,
-            max_wait=max_wait,
-            min_green=min_green,
-            **settings,
-        )
+        super().__init__(sensor_range=sensor_range, max_wait=max_wait, **settings)
 
     def choose(self, layout: SignalLayout, snapshot: Snapshot, engine: PhaseEngine) -> int:
         """Keep the current green while its running vehicles outweigh the best pressure."""

@@ -194,9 +194,7 @@ PARAMETERS: dict[str, tuple[Param, ...]] = {
     ),
     "max-pressure": _timing(sensor_range=150.0, **_MAX_PRESSURE_FAMILY),
     "efficient-max-pressure": _timing(max_wait=90.0, **_MAX_PRESSURE_FAMILY),
-    "advanced-max-pressure": _timing(
-        sensor_range=75.0, **{**_MAX_PRESSURE_FAMILY, "min_green": 10.0}
-    ),
+    "advanced-max-pressure": _timing(sensor_range=75.0, **_MAX_PRESSURE_FAMILY),
     "greedy": _timing(reach=0.0, blocked_after=BLOCKED_AFTER),
     "sotl": (
         Param(
