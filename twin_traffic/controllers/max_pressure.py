@@ -123,10 +123,10 @@ class EfficientMaxPressureController(MaxPressureController):
 
     A queue-based pressure drops as soon as a green's queue starts to move, so a fixed
     minimum green either cuts greens whose queues are still discharging (short) or holds
-    empty ones (long). The family's short minimum (5 s) with
-    a variable initial gave 0.42-0.72× fixed time on every network of the benchmark
-    (seeds 5-7), against 0.45-0.89× with a 15 s minimum and 0.45-0.80× with a plain 5 s
-    one (docs/classical.md, "Why a variable initial").
+    empty ones (long). The family's short minimum (5 s) with a variable initial gave
+    0.42-0.72× fixed time on every network of the benchmark (seeds 5-7), against
+    0.45-0.89× with a 15 s minimum and 0.45-0.80× with a plain 5 s one
+    (docs/classical.md, "Why a variable initial").
 
     Deciding every second (as an actuated controller checks its detectors) matters most
     here: a queue-based pressure says when a queue has gone, and a decision every 5 s
