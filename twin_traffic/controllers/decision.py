@@ -228,11 +228,17 @@ class GreenChooser(ABC):
         raise NotImplementedError(f"{self.name} does not score greens")
 
     def claimed_scores(
-        self, layout: SignalLayout, snapshot: Snapshot, engine: PhaseEngine
+        self,
+        layout: SignalLayout,
+        snapshot: Snapshot,
+        engine: PhaseEngine,
+        open_links: np.ndarray | None = None,
     ) -> np.ndarray:
-        """Each green's score from the links with a claim to it: their exit has room,
-        and for the current green, their lane is not blocked (see :meth:`blocked`)."""
-        open_links = self.open_links(layout, snapshot)
+        """Each green's score from the links with a claim to it: their exit has room
+        (``open_links``, computed when not given), and for the current green, their lane
+        is not blocked (see :meth:`blocked`)."""
+        if open_links is None:
+            open_links = self.open_links(layout, snapshot)
         scores = self.scores(layout, snapshot, open_links)
         blocked = self.blocked(layout, snapshot, engine)
         if blocked.any():

@@ -190,9 +190,10 @@ class AdvancedMaxPressureController(EfficientMaxPressureController):
     def choose(self, layout: SignalLayout, snapshot: Snapshot, engine: PhaseEngine) -> int:
         """Keep the current green while its running vehicles outweigh the best pressure."""
         starved = self.starving(layout, snapshot, engine)
-        scores = self.claimed_scores(layout, snapshot, engine)
+        open_links = self.open_links(layout, snapshot)
+        scores = self.claimed_scores(layout, snapshot, engine, open_links)
         current = engine.current_green
-        running = running_vehicles(layout, snapshot, self.open_links(layout, snapshot))
+        running = running_vehicles(layout, snapshot, open_links)
         candidates = layout.maximal.copy()
         candidates[current] = True
         if not starved.any() and running[current] >= np.where(candidates, scores, 0).max():
